@@ -1,0 +1,331 @@
+//! Layout checks: a model tree in, findings with fixes out.
+//!
+//! Owns the finding vocabulary ([`Finding`], [`Severity`]), the rules that hold for every
+//! framework (empty artifact, a folder wrapping everything, stray files, special files),
+//! framework detection and the dispatch to the framework's own rules in
+//! [`crate::framework`]. Each finding names the path concerned and, where one helps, the
+//! exact command that repairs the artifact.
+//!
+//! Does not: unpack (the caller hands over a tree) or run any model code.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::tree::{NodeKind, Tree};
+use crate::framework::{self, tensorflow::TfModel, Framework};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One observation about the artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// Stable identifier, e.g. `mxnet.missing-shapes`, for CI filters.
+    pub code: &'static str,
+    /// The path concerned, relative to /opt/ml/model ("." for the root).
+    pub path: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    fn new(severity: Severity, code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        let path = path.into();
+        Finding {
+            severity,
+            code,
+            path: if path.is_empty() { ".".into() } else { path },
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    pub fn error(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Error, code, path, message)
+    }
+
+    pub fn warning(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Warning, code, path, message)
+    }
+
+    pub fn info(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Info, code, path, message)
+    }
+
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+/// Where the tree came from, so fixes can name the right command.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Directory(PathBuf),
+    Archive(PathBuf),
+}
+
+/// What the rules look at.
+pub struct Context<'a> {
+    pub tree: &'a Tree,
+    pub source: &'a Source,
+}
+
+impl Context<'_> {
+    /// The command that rebuilds the archive from `sub` (a folder of the tree, "" for its
+    /// root), with extra `pack` arguments.
+    pub fn repack(&self, sub: &str, extra: &str) -> String {
+        let extra = if extra.is_empty() { String::new() } else { format!(" {extra}") };
+        match self.source {
+            Source::Directory(dir) => {
+                let dir = if sub.is_empty() { dir.clone() } else { dir.join(sub) };
+                format!("sagedock pack {}{extra} -o model.tar.gz", quote(&dir))
+            }
+            Source::Archive(archive) => {
+                let inner = if sub.is_empty() { "model-dir".to_string() } else { format!("model-dir/{sub}") };
+                format!(
+                    "sagedock unpack {} model-dir && sagedock pack {}{extra} -o model.tar.gz",
+                    quote(archive),
+                    shell_word(&inner)
+                )
+            }
+        }
+    }
+}
+
+fn quote(path: &Path) -> String {
+    shell_word(&path.display().to_string())
+}
+
+fn shell_word(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Counts of findings by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+}
+
+/// The result of inspecting an artifact.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub artifact: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub framework: Framework,
+    /// The path that decided detection; `None` when the framework was given or none matched.
+    pub detected_from: Option<String>,
+    pub files: u64,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tensorflow_models: Vec<TfModel>,
+    pub findings: Vec<Finding>,
+    pub counts: Counts,
+}
+
+impl Report {
+    pub fn has_errors(&self) -> bool {
+        self.counts.errors > 0
+    }
+}
+
+/// Runs every rule on `tree`. `framework` forces a framework; `None` detects it.
+pub fn inspect(tree: &Tree, source: &Source, framework: Option<Framework>) -> Report {
+    let cx = Context { tree, source };
+    let (framework, detected_from) = match framework {
+        Some(f) => (f, None),
+        None => framework::detect(tree),
+    };
+    let mut findings = generic_rules(&cx, framework);
+    let mut tensorflow_models = Vec::new();
+    findings.extend(framework::lint(framework, &cx, &mut tensorflow_models));
+    findings.sort_by(|a, b| a.severity.cmp(&b.severity).then_with(|| a.path.cmp(&b.path)));
+    let counts = Counts {
+        errors: findings.iter().filter(|f| f.severity == Severity::Error).count(),
+        warnings: findings.iter().filter(|f| f.severity == Severity::Warning).count(),
+        infos: findings.iter().filter(|f| f.severity == Severity::Info).count(),
+    };
+    let artifact = match source {
+        Source::Directory(p) | Source::Archive(p) => p.clone(),
+    };
+    Report {
+        artifact,
+        sha256: None,
+        framework,
+        detected_from,
+        files: tree.files().count() as u64,
+        bytes: tree.file_bytes(),
+        tensorflow_models,
+        findings,
+        counts,
+    }
+}
+
+/// Names that never belong in a model artifact.
+const STRAY: &[(&str, &str)] = &[
+    (".DS_Store", "macOS Finder metadata"),
+    ("__MACOSX", "macOS archive metadata"),
+    ("._*", "macOS resource forks"),
+    ("__pycache__", "Python bytecode caches"),
+    ("*.pyc", "Python bytecode"),
+    (".ipynb_checkpoints", "Jupyter checkpoints"),
+    ("Thumbs.db", "Windows thumbnail cache"),
+    (".git", "a git repository"),
+];
+
+fn is_stray(name: &str) -> bool {
+    STRAY.iter().any(|(p, _)| super::pack::glob_match(p, name))
+}
+
+fn generic_rules(cx: &Context, framework: Framework) -> Vec<Finding> {
+    let tree = cx.tree;
+    let mut out = Vec::new();
+    if tree.files().next().is_none() {
+        out.push(
+            Finding::warning(
+                "layout.empty",
+                "",
+                "the artifact holds no files: the container would start with an empty /opt/ml/model",
+            )
+            .with_fix("pack the directory that holds the model files (its contents become /opt/ml/model)"),
+        );
+        return out;
+    }
+    if let Some(wrapper) = wrapping_folder(tree, framework) {
+        let message = if framework == Framework::Tensorflow {
+            format!(
+                "everything is inside the folder '{wrapper}/': TensorFlow Serving will serve it as a model named \
+                 '{wrapper}', and code/ would be looked for at /opt/ml/model/code, not inside '{wrapper}/'"
+            )
+        } else {
+            format!(
+                "everything is inside the folder '{wrapper}/': SageMaker extracts the archive root to \
+                 /opt/ml/model, so the files land in /opt/ml/model/{wrapper}/ where the serving container \
+                 does not look"
+            )
+        };
+        out.push(
+            Finding::warning("layout.wrapped", wrapper.clone(), message)
+                .with_fix(format!("pack the folder's contents, not the folder: {}", cx.repack(&wrapper, ""))),
+        );
+    }
+    let strays: Vec<&str> = tree
+        .nodes
+        .iter()
+        .filter(|n| is_stray(n.name()) && !tree.nodes.iter().any(|p| p.is_dir() && is_stray(p.name()) && n.path.starts_with(&format!("{}/", p.path))))
+        .map(|n| n.path.as_str())
+        .collect();
+    if !strays.is_empty() {
+        let mut names: Vec<&str> = strays.iter().map(|p| p.rsplit('/').next().unwrap_or(p)).collect();
+        names.sort_unstable();
+        names.dedup();
+        let exclude: Vec<String> = names
+            .iter()
+            .map(|n| {
+                let pattern = STRAY.iter().find(|(p, _)| super::pack::glob_match(p, n)).map_or(*n, |(p, _)| p);
+                format!("--exclude '{pattern}'")
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let shown: Vec<&str> = strays.iter().take(5).copied().collect();
+        let more = if strays.len() > 5 { format!(" and {} more", strays.len() - 5) } else { String::new() };
+        out.push(
+            Finding::warning(
+                "layout.stray-files",
+                strays[0],
+                format!("files that do not belong in a model artifact: {}{more}", shown.join(", ")),
+            )
+            .with_fix(cx.repack("", &exclude.join(" "))),
+        );
+    }
+    for node in &tree.nodes {
+        if node.kind == NodeKind::Special {
+            out.push(Finding::error(
+                "layout.special-file",
+                node.path.clone(),
+                "sockets, FIFOs and device nodes cannot be packed into model.tar.gz",
+            ));
+        }
+    }
+    out
+}
+
+/// The single top-level folder that wraps everything, when that folder has no meaning of
+/// its own to the serving container (`code/` does; so does a TensorFlow version folder).
+fn wrapping_folder(tree: &Tree, framework: Framework) -> Option<String> {
+    let top: Vec<_> = tree.children("").filter(|n| !is_stray(n.name())).collect();
+    let [only] = top.as_slice() else { return None };
+    if !only.is_dir() || only.name() == "code" {
+        return None;
+    }
+    if framework == Framework::Tensorflow && only.name().bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(only.path.clone())
+}
+
+/// The top-level function (and assignment) names of a Python module, from its text.
+pub fn python_defs(source: &str) -> std::collections::BTreeSet<String> {
+    let ident = |s: &str| -> Option<String> {
+        let name: String = s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        (!name.is_empty()).then_some(name)
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for line in source.lines() {
+        let line = line.strip_prefix("async ").unwrap_or(line);
+        if let Some(rest) = line.strip_prefix("def ") {
+            names.extend(ident(rest.trim_start()));
+        } else if line.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+            if let Some((lhs, rhs)) = line.split_once('=') {
+                let lhs = lhs.trim();
+                if !rhs.starts_with('=') && lhs.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                    names.insert(lhs.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_defs_finds_top_level_functions_and_aliases() {
+        let src = "import os\n\ndef model_fn(model_dir):\n    def inner():\n        pass\n\nasync def predict_fn(x, m):\n    pass\ninput_fn = other\nif x == 1:\n    pass\n";
+        let defs = python_defs(src);
+        assert!(defs.contains("model_fn"));
+        assert!(defs.contains("predict_fn"));
+        assert!(defs.contains("input_fn"));
+        assert!(!defs.contains("inner"));
+        assert!(!defs.contains("if x"));
+    }
+}

@@ -1,0 +1,190 @@
+//! Command-line interface: argument definitions (clap derive) and dispatch.
+//!
+//! Every command that prints results takes `--json` for machine-readable output on
+//! stdout; human text goes to stdout, diagnostics and logs (`RUST_LOG`) to stderr.
+
+mod artifact;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::artifact::Limits;
+use crate::framework::Framework;
+use crate::Result;
+
+/// Run Amazon SageMaker hosting on one machine.
+///
+/// sagedock takes what a SageMaker deployment takes (a model.tar.gz, a serving image,
+/// the hosting API calls) and runs it locally with real containers, so mistakes show up
+/// in seconds instead of after a 10-minute cloud round trip.
+#[derive(Debug, Parser)]
+#[command(name = "sagedock", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pack a model directory into a deterministic model.tar.gz.
+    ///
+    /// The directory's contents become /opt/ml/model. Entries are sorted, owners, times
+    /// and modes normalised, so the same directory always gives the same bytes.
+    Pack(PackArgs),
+    /// Unpack a model.tar.gz safely into DEST, which then holds exactly /opt/ml/model.
+    ///
+    /// Refuses entries that would escape DEST (absolute paths, '..', links that lead
+    /// outside, writes through links), device nodes and FIFOs, and archives over the
+    /// limits. Atomic: on any failure DEST does not exist.
+    Unpack(UnpackArgs),
+    /// Check a model artifact (a .tar.gz or a directory) against its serving stack.
+    ///
+    /// Detects the framework from the layout and prints findings (error, warning, info),
+    /// each with the path concerned and a fix. Exit status: 0 no errors, 1 errors found,
+    /// 2 the command could not run.
+    Validate(ValidateArgs),
+    /// List or prune the cache of unpacked artifacts.
+    ///
+    /// The cache lives in $SAGEDOCK_CACHE_DIR, else the user cache directory
+    /// (~/.cache/sagedock on Linux); entries are keyed by the archive's sha256.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The model directory; its contents become /opt/ml/model.
+    pub dir: PathBuf,
+    /// Where to write the archive.
+    #[arg(short, long, value_name = "FILE", default_value = "model.tar.gz")]
+    pub output: PathBuf,
+    /// Leave out files and folders with this name or pattern (`*`, `?`); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// gzip level, 0 (store) to 9 (smallest).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub level: u32,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Stop when the unpacked files exceed this many bytes (suffixes K, M, G, T).
+    #[arg(long, value_name = "BYTES", default_value = "100G", value_parser = crate::units::parse_bytes)]
+    pub max_unpacked_bytes: u64,
+    /// Stop when the archive holds more entries than this.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_MAX_ENTRIES)]
+    pub max_entries: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_unpacked_bytes: self.max_unpacked_bytes,
+            max_entries: self.max_entries,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// The model.tar.gz to unpack.
+    pub archive: PathBuf,
+    /// The directory to create (must not exist, or be empty).
+    pub dest: PathBuf,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which rules to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FrameworkChoice {
+    /// Detect from the layout.
+    Auto,
+    Tensorflow,
+    Mxnet,
+    Mms,
+    Pytorch,
+    Sklearn,
+    Xgboost,
+    Custom,
+}
+
+impl FrameworkChoice {
+    pub fn framework(self) -> Option<Framework> {
+        match self {
+            FrameworkChoice::Auto => None,
+            FrameworkChoice::Tensorflow => Some(Framework::Tensorflow),
+            FrameworkChoice::Mxnet => Some(Framework::Mxnet),
+            FrameworkChoice::Mms => Some(Framework::Mms),
+            FrameworkChoice::Pytorch => Some(Framework::Pytorch),
+            FrameworkChoice::Sklearn => Some(Framework::Sklearn),
+            FrameworkChoice::Xgboost => Some(Framework::Xgboost),
+            FrameworkChoice::Custom => Some(Framework::Custom),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A model.tar.gz (unpacked through the cache) or a model directory.
+    pub artifact: PathBuf,
+    /// The serving stack whose rules apply.
+    #[arg(long, value_enum, default_value_t = FrameworkChoice::Auto)]
+    pub framework: FrameworkChoice,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List cached artifacts, most recently used first.
+    Ls {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cached artifacts: all of them, or those unused for a while.
+    Prune {
+        /// Remove every entry.
+        #[arg(long, conflicts_with = "older_than")]
+        all: bool,
+        /// Remove entries last used longer ago than this (e.g. 7d, 12h, 30m).
+        #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a parsed command line; the exit code reflects the outcome.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Pack(args) => artifact::pack(&args),
+        Command::Unpack(args) => artifact::unpack(&args),
+        Command::Validate(args) => artifact::validate(&args),
+        Command::Cache(cmd) => artifact::cache(&cmd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,84 @@
+//! Frameworks served by the SageMaker inference toolkit (PyTorch, scikit-learn, XGBoost,
+//! and MXNet's hooks): `code/inference.py` with `model_fn`, `input_fn`, `predict_fn`,
+//! `output_fn` or `transform_fn` (CONTRACT §1.5 and §4.3).
+
+use crate::artifact::inspect::{python_defs, Context, Finding};
+
+use super::Framework;
+
+const ENTRY: &str = "code/inference.py";
+
+pub fn lint(framework: Framework, cx: &Context) -> Vec<Finding> {
+    let tree = cx.tree;
+    let mut out = Vec::new();
+    let model_files: Vec<&str> = tree
+        .files()
+        .filter(|n| super::signature(framework, n.name()))
+        .map(|n| n.path.as_str())
+        .collect();
+    if model_files.is_empty() {
+        out.push(Finding::warning(
+            "model.no-weights",
+            "",
+            format!("no {} model file found", framework.title()),
+        ));
+    }
+    for path in &model_files {
+        out.push(Finding::info("model.file", *path, format!("{} model file", framework.title())));
+    }
+    // PyTorch and scikit-learn have no default model_fn (outside the Elastic Inference
+    // images); the XGBoost container loads the booster files itself in algorithm mode.
+    let needs_model_fn = matches!(framework, Framework::Pytorch | Framework::Sklearn);
+    out.extend(hook_rules(cx, needs_model_fn));
+    out
+}
+
+/// Rules on `code/inference.py` shared by every toolkit-based framework.
+pub fn hook_rules(cx: &Context, needs_model_fn: bool) -> Vec<Finding> {
+    let tree = cx.tree;
+    let mut out = Vec::new();
+    if tree.is_file("code/requirements.txt") {
+        out.push(Finding::info(
+            "code.requirements",
+            "code/requirements.txt",
+            "pip-installed when the container starts: startup needs network access, and fails with network isolation",
+        ));
+    }
+    let Some(source) = tree.read_text(ENTRY) else {
+        let others: Vec<&str> = tree
+            .children("code")
+            .filter(|n| n.name().ends_with(".py"))
+            .map(|n| n.name())
+            .collect();
+        if let Some(first) = others.first() {
+            out.push(
+                Finding::warning("code.no-inference-py", "code", format!("code/ has {} but no inference.py, the toolkit's default entry point", others.join(", ")))
+                    .with_fix(format!("set SAGEMAKER_PROGRAM={first} in the model's Environment, or rename it to inference.py")),
+            );
+        } else if needs_model_fn {
+            out.push(
+                Finding::error("code.missing", ENTRY, "missing: this container has no default model_fn, so it cannot load the model without code/inference.py")
+                    .with_fix(format!("add code/inference.py defining model_fn(model_dir), then {}", cx.repack("", ""))),
+            );
+        }
+        return out;
+    };
+    let defs = python_defs(&source);
+    if needs_model_fn && !defs.contains("model_fn") {
+        out.push(
+            Finding::error("code.no-model-fn", ENTRY, "defines no model_fn(model_dir): the container cannot load the model")
+                .with_fix("define model_fn(model_dir) that loads and returns the model from model_dir"),
+        );
+    }
+    let trio: Vec<&str> = ["input_fn", "predict_fn", "output_fn"]
+        .into_iter()
+        .filter(|f| defs.contains(*f))
+        .collect();
+    if defs.contains("transform_fn") && !trio.is_empty() {
+        out.push(
+            Finding::error("code.transform-and-trio", ENTRY, format!("defines transform_fn and {}: the toolkit refuses both (ValueError at start)", trio.join(", ")))
+                .with_fix("keep transform_fn alone, or drop it and keep input_fn / predict_fn / output_fn"),
+        );
+    }
+    out
+}

@@ -1,0 +1,9 @@
+//! sagedock's integration tests: one binary, one module per subsystem.
+//! Helpers live in `util`: a sandbox directory per test, fixtures by name, the CLI.
+
+mod util;
+
+mod cache;
+mod pack;
+mod unpack;
+mod validate;

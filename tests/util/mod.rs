@@ -1,0 +1,118 @@
+//! Test helpers: a sandbox per test, fixtures by name, the sagedock CLI.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+/// A file or folder under `fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+/// A temporary directory for one test, with its own artifact cache.
+pub struct Sandbox {
+    dir: TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::Builder::new().prefix("sagedock-test-").tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.join("cache")
+    }
+
+    /// `sagedock` with this sandbox's cache and the sandbox as working directory.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("sagedock").unwrap();
+        cmd.env("SAGEDOCK_CACHE_DIR", self.cache_dir())
+            .env_remove("RUST_LOG")
+            .current_dir(self.path());
+        cmd
+    }
+
+    /// Copies a fixture model folder into the sandbox and returns the copy's path.
+    pub fn model(&self, fixture_name: &str, as_name: &str) -> PathBuf {
+        let dest = self.join(as_name);
+        copy_tree(&fixture(&format!("models/{fixture_name}")), &dest);
+        dest
+    }
+
+    /// Writes a file (creating parents) and returns its path.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+pub fn copy_tree(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    for entry in fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let target = dst.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// What a tree holds, for comparisons: path → file bytes (with the executable bit),
+/// link target, or directory marker.
+pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            out.insert(rel, "dir".into());
+            walk(root, &path, out);
+        } else if meta.file_type().is_symlink() {
+            out.insert(rel, format!("link -> {}", fs::read_link(&path).unwrap().display()));
+        } else {
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            let bytes = fs::read(&path).unwrap();
+            out.insert(rel, format!("file exec={exec} {}", String::from_utf8_lossy(&bytes)));
+        }
+    }
+}
+
+/// Every path under `root`, relative, recursively.
+pub fn all_paths(root: &Path) -> Vec<String> {
+    snapshot(root).into_keys().collect()
+}
+
+/// Parses a command's stdout as JSON.
+pub fn json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
+}
