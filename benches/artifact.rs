@@ -1,1 +1,200 @@
-fn main(){}
+//! Artifact throughput: sagedock pack / unpack against GNU tar on the same data, in the
+//! same run, and the cost of a second deployment through the cache.
+//!
+//! Run: `cargo bench --bench artifact` (needs GNU tar and gzip on PATH).
+//! Size: `SAGEDOCK_BENCH_BYTES` (default 1 GiB): one incompressible file of ~90% of the
+//! size plus 4,000 small files; `SAGEDOCK_BENCH_ROUNDS` rounds each (default 3), the
+//! median is reported. Each contender runs alternately on a warm page cache.
+//! Writes the figures as JSON to `target/bench-artifact.json`.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sagedock::artifact::{self, Cache, Limits, PackOptions};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// xorshift64*: fast incompressible bytes.
+fn fill_random(buf: &mut [u8], state: &mut u64) {
+    for chunk in buf.chunks_mut(8) {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        let v = state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+}
+
+fn make_tree(root: &Path, total: u64) -> (u64, u64) {
+    let small_files = 4_000u64;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut written = 0u64;
+    let mut small_total = 0u64;
+    // Small files: 1–16 KiB of text-like (compressible) content in 40 folders.
+    for i in 0..small_files {
+        let dir = root.join(format!("code/pkg{:02}", i % 40));
+        fs::create_dir_all(&dir).unwrap();
+        let len = 1024 + (i * 7919 % 15_360) as usize;
+        let line = format!("def f_{i}(x):\n    return x * {i} + {}\n", i % 97);
+        let body: Vec<u8> = line.bytes().cycle().take(len).collect();
+        fs::write(dir.join(format!("m{i:05}.py")), &body).unwrap();
+        small_total += len as u64;
+    }
+    written += small_total;
+    let big = total.saturating_sub(small_total);
+    let mut out =
+        BufWriter::with_capacity(1 << 20, fs::File::create(root.join("model.bin")).unwrap());
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = big;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        fill_random(&mut buf[..n], &mut state);
+        out.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    out.flush().unwrap();
+    written += big;
+    (written, small_files + 1)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Flushes dirty pages so each timed step starts from the same state (not timed).
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+fn run(cmd: &mut Command) {
+    let status = cmd.status().expect("running a command");
+    assert!(status.success(), "{cmd:?} failed");
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would pass nothing useful.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let total = env_u64("SAGEDOCK_BENCH_BYTES", 1 << 30);
+    let rounds = env_u64("SAGEDOCK_BENCH_ROUNDS", 3).max(1);
+    let work = tempfile::Builder::new()
+        .prefix("sagedock-bench-")
+        .tempdir_in(std::env::var("SAGEDOCK_BENCH_DIR").unwrap_or_else(|_| "target".into()))
+        .unwrap();
+    let src = work.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let t = Instant::now();
+    let (bytes, files) = make_tree(&src, total);
+    eprintln!("made {files} files, {bytes} bytes in {:.1?}", t.elapsed());
+
+    let gnu_tgz = work.path().join("gnu.tar.gz");
+    let ours_tgz = work.path().join("ours.tar.gz");
+    let (mut pack_gnu, mut pack_ours, mut unpack_gnu, mut unpack_ours) =
+        (vec![], vec![], vec![], vec![]);
+    for round in 0..rounds {
+        settle();
+        let t = Instant::now();
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .args(["-czf"])
+            .arg(&gnu_tgz)
+            .arg("."));
+        pack_gnu.push(t.elapsed());
+        settle();
+        let t = Instant::now();
+        artifact::pack(&src, &ours_tgz, &PackOptions::default()).unwrap();
+        pack_ours.push(t.elapsed());
+        eprintln!(
+            "round {round}: pack tar czf {:.2?}, sagedock {:.2?}",
+            pack_gnu[round as usize], pack_ours[round as usize]
+        );
+    }
+    for round in 0..rounds {
+        let dest = work.path().join(format!("gnu-out-{round}"));
+        fs::create_dir(&dest).unwrap();
+        settle();
+        let t = Instant::now();
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&dest)
+            .arg("-xzf")
+            .arg(&gnu_tgz));
+        unpack_gnu.push(t.elapsed());
+        let dest_ours = work.path().join(format!("ours-out-{round}"));
+        settle();
+        let t = Instant::now();
+        artifact::unpack(&gnu_tgz, &dest_ours, &Limits::default()).unwrap();
+        unpack_ours.push(t.elapsed());
+        eprintln!(
+            "round {round}: unpack tar xzf {:.2?}, sagedock {:.2?}",
+            unpack_gnu[round as usize], unpack_ours[round as usize]
+        );
+        fs::remove_dir_all(&dest).unwrap();
+        fs::remove_dir_all(&dest_ours).unwrap();
+    }
+    let cache = Cache::at(work.path().join("cache"));
+    settle();
+    let t = Instant::now();
+    let cold = cache.unpack(&gnu_tgz, &Limits::default()).unwrap();
+    let cache_cold = t.elapsed();
+    assert!(!cold.hit);
+    let mut warm = vec![];
+    for _ in 0..rounds.max(5) {
+        let t = Instant::now();
+        let hit = cache.unpack(&gnu_tgz, &Limits::default()).unwrap();
+        warm.push(t.elapsed());
+        assert!(hit.hit);
+    }
+    let (pg, po, ug, uo, cw) = (
+        median(pack_gnu),
+        median(pack_ours),
+        median(unpack_gnu),
+        median(unpack_ours),
+        median(warm),
+    );
+    let mib = bytes as f64 / (1 << 20) as f64;
+    let rate = |d: Duration| mib / d.as_secs_f64();
+    println!("artifact bench: {files} files, {:.0} MiB (one incompressible file + small files), median of {rounds}", mib);
+    println!("  pack    tar czf   {:>8.2?}  {:>7.1} MiB/s", pg, rate(pg));
+    println!(
+        "  pack    sagedock  {:>8.2?}  {:>7.1} MiB/s  ({:.2}x tar)",
+        po,
+        rate(po),
+        pg.as_secs_f64() / po.as_secs_f64()
+    );
+    println!("  unpack  tar xzf   {:>8.2?}  {:>7.1} MiB/s", ug, rate(ug));
+    println!(
+        "  unpack  sagedock  {:>8.2?}  {:>7.1} MiB/s  ({:.2}x tar)",
+        uo,
+        rate(uo),
+        ug.as_secs_f64() / uo.as_secs_f64()
+    );
+    println!(
+        "  cache   first deployment {:.2?}, second deployment {:.3} ms",
+        cache_cold,
+        cw.as_secs_f64() * 1e3
+    );
+    let report = serde_json::json!({
+        "bytes": bytes, "files": files, "rounds": rounds,
+        "pack_tar_s": pg.as_secs_f64(), "pack_sagedock_s": po.as_secs_f64(),
+        "unpack_tar_s": ug.as_secs_f64(), "unpack_sagedock_s": uo.as_secs_f64(),
+        "pack_speedup": pg.as_secs_f64() / po.as_secs_f64(),
+        "unpack_speedup": ug.as_secs_f64() / uo.as_secs_f64(),
+        "cache_first_s": cache_cold.as_secs_f64(), "cache_second_ms": cw.as_secs_f64() * 1e3,
+    });
+    let _ = fs::write(
+        "target/bench-artifact.json",
+        serde_json::to_vec_pretty(&report).unwrap(),
+    );
+}

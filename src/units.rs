@@ -6,16 +6,24 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim().replace('_', "");
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, suffix) = t.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is not a byte size (examples: 1048576, 512M, 100G, 2TiB)"))?;
-    let shift = match suffix.to_ascii_lowercase().trim_end_matches('b').trim_end_matches('i') {
+    let number: u64 = digits.parse().map_err(|_| {
+        format!("'{text}' is not a byte size (examples: 1048576, 512M, 100G, 2TiB)")
+    })?;
+    let shift = match suffix
+        .to_ascii_lowercase()
+        .trim_end_matches('b')
+        .trim_end_matches('i')
+    {
         "" => 0,
         "k" => 10,
         "m" => 20,
         "g" => 30,
         "t" => 40,
-        _ => return Err(format!("unknown unit in '{text}': use K, M, G or T (powers of 1024)")),
+        _ => {
+            return Err(format!(
+                "unknown unit in '{text}': use K, M, G or T (powers of 1024)"
+            ))
+        }
     };
     number
         .checked_mul(1u64 << shift)

@@ -11,7 +11,12 @@ fn ls(sb: &Sandbox) -> Vec<serde_json::Value> {
 }
 
 fn packed(sb: &Sandbox) -> String {
-    sb.cmd().arg("pack").arg(fixture("models/pytorch")).args(["-o", "model.tar.gz"]).assert().success();
+    sb.cmd()
+        .arg("pack")
+        .arg(fixture("models/pytorch"))
+        .args(["-o", "model.tar.gz"])
+        .assert()
+        .success();
     "model.tar.gz".into()
 }
 
@@ -27,11 +32,17 @@ fn a_second_validation_reuses_the_entry() {
     let marker = model_dir.join("marker");
     std::fs::write(&marker, "kept").unwrap();
     sb.cmd().args(["validate", &archive]).assert().success();
-    assert!(marker.exists(), "the second run unpacked again instead of reusing the entry");
+    assert!(
+        marker.exists(),
+        "the second run unpacked again instead of reusing the entry"
+    );
     assert_eq!(ls(&sb).len(), 1);
     let text = sb.cmd().args(["cache", "ls"]).output().unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
-    assert!(text.contains(&entries[0]["sha256"].as_str().unwrap()[..12]), "{text}");
+    assert!(
+        text.contains(&entries[0]["sha256"].as_str().unwrap()[..12]),
+        "{text}"
+    );
     assert!(text.contains("model.tar.gz"), "{text}");
 }
 
@@ -40,8 +51,16 @@ fn prune_by_age_and_all() {
     let sb = Sandbox::new();
     let archive = packed(&sb);
     sb.cmd().args(["validate", &archive]).assert().success();
-    sb.cmd().args(["cache", "prune"]).assert().code(2).stderr(predicates::str::contains("--older-than"));
-    let kept = sb.cmd().args(["cache", "prune", "--older-than", "1h", "--json"]).output().unwrap();
+    sb.cmd()
+        .args(["cache", "prune"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--older-than"));
+    let kept = sb
+        .cmd()
+        .args(["cache", "prune", "--older-than", "1h", "--json"])
+        .output()
+        .unwrap();
     assert_eq!(json(&kept)["removed"].as_array().unwrap().len(), 0);
     assert_eq!(ls(&sb).len(), 1);
     sb.cmd()
@@ -50,7 +69,10 @@ fn prune_by_age_and_all() {
         .success()
         .stdout(predicates::str::contains("removed 1 entries"));
     assert!(ls(&sb).is_empty());
-    sb.cmd().args(["cache", "prune", "--older-than", "soon"]).assert().code(2);
+    sb.cmd()
+        .args(["cache", "prune", "--older-than", "soon"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -69,12 +91,18 @@ fn concurrent_users_share_one_complete_entry() {
         .collect();
     for child in children {
         let out = child.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report = json(&out);
         assert_eq!(report["framework"], "pytorch");
         assert_eq!(report["files"], 3, "every user saw the complete tree");
     }
     assert_eq!(ls(&sb).len(), 1);
-    let staging = std::fs::read_dir(sb.cache_dir().join("tmp")).unwrap().count();
+    let staging = std::fs::read_dir(sb.cache_dir().join("tmp"))
+        .unwrap()
+        .count();
     assert_eq!(staging, 0);
 }

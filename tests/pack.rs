@@ -8,8 +8,17 @@ use std::process::Command as Std;
 use crate::util::{json, snapshot, Sandbox};
 
 fn pack(sb: &Sandbox, dir: &str, out: &str, extra: &[&str]) -> serde_json::Value {
-    let output = sb.cmd().args(["pack", dir, "-o", out, "--json"]).args(extra).output().unwrap();
-    assert!(output.status.success(), "pack failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = sb
+        .cmd()
+        .args(["pack", dir, "-o", out, "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "pack failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     json(&output)
 }
 
@@ -22,7 +31,10 @@ fn model_tree(sb: &Sandbox, name: &str) {
     fs::create_dir_all(sb.join(&format!("{name}/empty"))).unwrap();
     std::os::unix::fs::symlink("model.pth", sb.join(&format!("{name}/latest.pth"))).unwrap();
     let long = "d".repeat(120);
-    sb.write(&format!("{name}/{long}/weights-with-a-long-path-name.bin"), [0u8, 1, 2, 3]);
+    sb.write(
+        &format!("{name}/{long}/weights-with-a-long-path-name.bin"),
+        [0u8, 1, 2, 3],
+    );
 }
 
 #[test]
@@ -35,7 +47,10 @@ fn the_same_tree_always_gives_the_same_bytes() {
     fs::set_permissions(sb.join("b/code/run.sh"), fs::Permissions::from_mode(0o700)).unwrap();
     let second = pack(&sb, "b", "two.tar.gz", &[]);
     assert_eq!(first["sha256"], second["sha256"]);
-    assert_eq!(fs::read(sb.join("one.tar.gz")).unwrap(), fs::read(sb.join("two.tar.gz")).unwrap());
+    assert_eq!(
+        fs::read(sb.join("one.tar.gz")).unwrap(),
+        fs::read(sb.join("two.tar.gz")).unwrap()
+    );
     let again = pack(&sb, "a", "three.tar.gz", &[]);
     assert_eq!(first["sha256"], again["sha256"]);
 }
@@ -45,7 +60,10 @@ fn pack_then_unpack_gives_the_tree_back() {
     let sb = Sandbox::new();
     model_tree(&sb, "src");
     pack(&sb, "src", "model.tar.gz", &[]);
-    sb.cmd().args(["unpack", "model.tar.gz", "back"]).assert().success();
+    sb.cmd()
+        .args(["unpack", "model.tar.gz", "back"])
+        .assert()
+        .success();
     assert_eq!(snapshot(&sb.join("src")), snapshot(&sb.join("back")));
 }
 
@@ -54,19 +72,40 @@ fn gnu_tar_reads_sorted_root_owned_entries() {
     let sb = Sandbox::new();
     model_tree(&sb, "src");
     pack(&sb, "src", "model.tar.gz", &[]);
-    let gzip = Std::new("gzip").args(["-t", "model.tar.gz"]).current_dir(sb.path()).status().unwrap();
+    let gzip = Std::new("gzip")
+        .args(["-t", "model.tar.gz"])
+        .current_dir(sb.path())
+        .status()
+        .unwrap();
     assert!(gzip.success(), "gzip -t rejects the archive");
-    let listing = Std::new("tar").args(["-tvzf", "model.tar.gz"]).current_dir(sb.path()).output().unwrap();
+    let listing = Std::new("tar")
+        .args(["-tvzf", "model.tar.gz"])
+        .current_dir(sb.path())
+        .output()
+        .unwrap();
     assert!(listing.status.success());
     let text = String::from_utf8(listing.stdout).unwrap();
-    let names: Vec<&str> = text.lines().map(|l| l.rsplit_once(' ').unwrap().1).collect();
+    let names: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit_once(' ').unwrap().1)
+        .collect();
     let mut sorted = names.clone();
     sorted.sort();
-    assert!(text.lines().all(|l| l.contains(" 0/0 ")), "owners are not 0/0:\n{text}");
+    assert!(
+        text.lines().all(|l| l.contains(" 0/0 ")),
+        "owners are not 0/0:\n{text}"
+    );
     assert!(names.contains(&"code/run.sh"));
     assert!(text.contains("latest.pth -> model.pth"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with("code/run.sh")), "{text}");
-    let plain: Vec<&str> = text.lines().map(|l| l.split(" -> ").next().unwrap().rsplit(' ').next().unwrap()).collect();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with("code/run.sh")),
+        "{text}"
+    );
+    let plain: Vec<&str> = text
+        .lines()
+        .map(|l| l.split(" -> ").next().unwrap().rsplit(' ').next().unwrap())
+        .collect();
     let mut sorted_plain = plain.clone();
     sorted_plain.sort();
     assert_eq!(plain, sorted_plain, "entries are not sorted");
@@ -79,9 +118,20 @@ fn excluded_names_stay_out() {
     sb.model("sklearn", "src");
     sb.write("src/.DS_Store", "junk");
     sb.write("src/code/__pycache__/inference.cpython-311.pyc", "junk");
-    let v = pack(&sb, "src", "model.tar.gz", &["--exclude", ".DS_Store", "--exclude", "__pycache__"]);
-    assert_eq!(v["entries"], 3, "model.joblib, code/, code/inference.py and nothing else: {v}");
-    sb.cmd().args(["unpack", "model.tar.gz", "back"]).assert().success();
+    let v = pack(
+        &sb,
+        "src",
+        "model.tar.gz",
+        &["--exclude", ".DS_Store", "--exclude", "__pycache__"],
+    );
+    assert_eq!(
+        v["entries"], 3,
+        "model.joblib, code/, code/inference.py and nothing else: {v}"
+    );
+    sb.cmd()
+        .args(["unpack", "model.tar.gz", "back"])
+        .assert()
+        .success();
     assert!(!sb.join("back/.DS_Store").exists());
     assert!(!sb.join("back/code/__pycache__").exists());
 }
@@ -96,7 +146,11 @@ fn the_output_is_never_packed_into_itself() {
     let leftovers: Vec<_> = fs::read_dir(sb.join("src"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".sagedock-pack-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".sagedock-pack-")
+        })
         .collect();
     assert!(leftovers.is_empty());
 }
@@ -110,7 +164,9 @@ fn a_symlink_leaving_the_directory_is_refused() {
         .args(["pack", "src", "-o", "model.tar.gz"])
         .assert()
         .code(1)
-        .stderr(predicates::str::contains("passwd: symlink to '/etc/passwd' leaves the model directory"));
+        .stderr(predicates::str::contains(
+            "passwd: symlink to '/etc/passwd' leaves the model directory",
+        ));
     assert!(!sb.join("model.tar.gz").exists());
 }
 

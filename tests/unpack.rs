@@ -20,9 +20,16 @@ fn refuse(archive: &str, extra: &[&str], expected: &[&str]) {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{archive}: exit code; stderr: {stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{archive}: exit code; stderr: {stderr}"
+    );
     for text in expected {
-        assert!(stderr.contains(text), "{archive}: stderr lacks {text:?}: {stderr}");
+        assert!(
+            stderr.contains(text),
+            "{archive}: stderr lacks {text:?}: {stderr}"
+        );
     }
     assert!(!dest.exists(), "{archive}: DEST exists after a failure");
     let left: Vec<String> = all_paths(sb.path())
@@ -35,32 +42,64 @@ fn refuse(archive: &str, extra: &[&str], expected: &[&str]) {
 
 #[test]
 fn absolute_paths_are_refused() {
-    refuse("abs-path.tar.gz", &[], &["'/tmp/sagedock-evil.txt'", "absolute path"]);
+    refuse(
+        "abs-path.tar.gz",
+        &[],
+        &["'/tmp/sagedock-evil.txt'", "absolute path"],
+    );
 }
 
 #[test]
 fn dotdot_escapes_are_refused() {
     refuse("dotdot.tar.gz", &[], &["'../sagedock-evil.txt'", "'..'"]);
-    refuse("dotdot-nested.tar.gz", &[], &["'ok/../../sagedock-evil.txt'", "'..'"]);
+    refuse(
+        "dotdot-nested.tar.gz",
+        &[],
+        &["'ok/../../sagedock-evil.txt'", "'..'"],
+    );
 }
 
 #[test]
 fn escapes_hidden_in_pax_headers_and_gnu_long_names_are_refused() {
     refuse("pax-path.tar.gz", &[], &["'../sagedock-pax-evil.txt'"]);
-    refuse("gnu-longname.tar.gz", &[], &["/../../sagedock-gnu-evil.txt'", "'..'"]);
+    refuse(
+        "gnu-longname.tar.gz",
+        &[],
+        &["/../../sagedock-gnu-evil.txt'", "'..'"],
+    );
 }
 
 #[test]
 fn symlinks_leading_outside_are_refused() {
-    refuse("symlink-abs.tar.gz", &[], &["'etc-link'", "absolute path '/etc'"]);
-    refuse("symlink-escape.tar.gz", &[], &["'sub/link'", "'../../outside'"]);
-    refuse("symlink-chain-escape.tar.gz", &[], &["'a/b/t'", "chain of symlinks"]);
+    refuse(
+        "symlink-abs.tar.gz",
+        &[],
+        &["'etc-link'", "absolute path '/etc'"],
+    );
+    refuse(
+        "symlink-escape.tar.gz",
+        &[],
+        &["'sub/link'", "'../../outside'"],
+    );
+    refuse(
+        "symlink-chain-escape.tar.gz",
+        &[],
+        &["'a/b/t'", "chain of symlinks"],
+    );
 }
 
 #[test]
 fn writes_through_symlinks_are_refused() {
-    refuse("symlink-write-through.tar.gz", &[], &["'link/evil.txt'", "through the symlink 'link'"]);
-    refuse("dir-then-symlink.tar.gz", &[], &["'d'", "replace the directory 'd' with a symlink"]);
+    refuse(
+        "symlink-write-through.tar.gz",
+        &[],
+        &["'link/evil.txt'", "through the symlink 'link'"],
+    );
+    refuse(
+        "dir-then-symlink.tar.gz",
+        &[],
+        &["'d'", "replace the directory 'd' with a symlink"],
+    );
 }
 
 #[test]
@@ -86,8 +125,20 @@ fn broken_input_says_what_is_wrong() {
 
 #[test]
 fn limits_stop_bombs_while_streaming() {
-    refuse("bomb.tar.gz", &["--max-unpacked-bytes", "1M"], &["more than 1048576 bytes", "'zeros.bin'", "--max-unpacked-bytes"]);
-    refuse("many-entries.tar.gz", &["--max-entries", "1000"], &["more than 1000 entries", "--max-entries"]);
+    refuse(
+        "bomb.tar.gz",
+        &["--max-unpacked-bytes", "1M"],
+        &[
+            "more than 1048576 bytes",
+            "'zeros.bin'",
+            "--max-unpacked-bytes",
+        ],
+    );
+    refuse(
+        "many-entries.tar.gz",
+        &["--max-entries", "1000"],
+        &["more than 1000 entries", "--max-entries"],
+    );
 }
 
 #[test]
@@ -95,10 +146,17 @@ fn the_bomb_unpacks_when_the_limit_allows_it() {
     let sb = Sandbox::new();
     let dest = sb.join("model");
     sb.cmd()
-        .args(["unpack", fixture("archives/hostile/bomb.tar.gz").to_str().unwrap(), "model"])
+        .args([
+            "unpack",
+            fixture("archives/hostile/bomb.tar.gz").to_str().unwrap(),
+            "model",
+        ])
         .assert()
         .success();
-    assert_eq!(fs::metadata(dest.join("zeros.bin")).unwrap().len(), 64 << 20);
+    assert_eq!(
+        fs::metadata(dest.join("zeros.bin")).unwrap().len(),
+        64 << 20
+    );
 }
 
 fn unpack_valid(name: &str) -> (Sandbox, std::path::PathBuf) {
@@ -118,22 +176,40 @@ fn unpack_valid(name: &str) -> (Sandbox, std::path::PathBuf) {
 fn a_leading_dot_slash_is_accepted() {
     let (_sb, dest) = unpack_valid("dot-slash.tar.gz");
     assert_eq!(all_paths(&dest), ["code", "code/inference.py", "model.pth"]);
-    assert_eq!(fs::read_to_string(dest.join("model.pth")).unwrap(), "weights");
-    assert_eq!(fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        fs::read_to_string(dest.join("model.pth")).unwrap(),
+        "weights"
+    );
+    assert_eq!(
+        fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
 }
 
 #[test]
 fn symlinks_inside_the_root_are_kept() {
     let (_sb, dest) = unpack_valid("symlink-inside.tar.gz");
-    assert_eq!(fs::read_link(dest.join("latest")).unwrap().to_str(), Some("data/weights.bin"));
-    assert_eq!(fs::read_link(dest.join("sub/up")).unwrap().to_str(), Some("../data"));
-    assert_eq!(fs::read_to_string(dest.join("sub/up/weights.bin")).unwrap(), "w");
+    assert_eq!(
+        fs::read_link(dest.join("latest")).unwrap().to_str(),
+        Some("data/weights.bin")
+    );
+    assert_eq!(
+        fs::read_link(dest.join("sub/up")).unwrap().to_str(),
+        Some("../data")
+    );
+    assert_eq!(
+        fs::read_to_string(dest.join("sub/up/weights.bin")).unwrap(),
+        "w"
+    );
 }
 
 #[test]
 fn hardlinks_inside_the_root_are_kept() {
     let (_sb, dest) = unpack_valid("hardlink-inside.tar.gz");
-    let (a, b) = (fs::metadata(dest.join("a.bin")).unwrap(), fs::metadata(dest.join("b.bin")).unwrap());
+    let (a, b) = (
+        fs::metadata(dest.join("a.bin")).unwrap(),
+        fs::metadata(dest.join("b.bin")).unwrap(),
+    );
     assert_eq!(a.ino(), b.ino());
     assert_eq!(fs::read_to_string(dest.join("b.bin")).unwrap(), "same");
 }
@@ -141,18 +217,28 @@ fn hardlinks_inside_the_root_are_kept() {
 #[test]
 fn setuid_setgid_and_sticky_bits_are_stripped() {
     let (_sb, dest) = unpack_valid("setuid.tar.gz");
-    for (path, special) in [("bin/tool", 0o4000), ("bin/group", 0o2000), ("shared", 0o1000)] {
+    for (path, special) in [
+        ("bin/tool", 0o4000),
+        ("bin/group", 0o2000),
+        ("shared", 0o1000),
+    ] {
         let mode = fs::metadata(dest.join(path)).unwrap().permissions().mode();
         assert_eq!(mode & special, 0, "{path} kept mode {mode:o}");
     }
-    let tool = fs::metadata(dest.join("bin/tool")).unwrap().permissions().mode();
+    let tool = fs::metadata(dest.join("bin/tool"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(tool & 0o100, 0o100, "the owner execute bit stays");
 }
 
 #[test]
 fn later_duplicate_entries_win_like_gnu_tar() {
     let (_sb, dest) = unpack_valid("duplicate-entry.tar.gz");
-    assert_eq!(fs::read_to_string(dest.join("config.json")).unwrap(), "{\"v\": 2}");
+    assert_eq!(
+        fs::read_to_string(dest.join("config.json")).unwrap(),
+        "{\"v\": 2}"
+    );
 }
 
 #[test]
@@ -160,7 +246,11 @@ fn an_existing_non_empty_destination_is_left_alone() {
     let sb = Sandbox::new();
     sb.write("model/keep.txt", "mine");
     sb.cmd()
-        .args(["unpack", fixture("archives/valid/dot-slash.tar.gz").to_str().unwrap(), "model"])
+        .args([
+            "unpack",
+            fixture("archives/valid/dot-slash.tar.gz").to_str().unwrap(),
+            "model",
+        ])
         .assert()
         .code(2)
         .stderr(predicates::str::contains("already exists and is not empty"));
@@ -174,7 +264,9 @@ fn a_missing_archive_is_a_usage_error() {
         .args(["unpack", "nope.tar.gz", "model"])
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("nope.tar.gz: cannot read the archive"));
+        .stderr(predicates::str::contains(
+            "nope.tar.gz: cannot read the archive",
+        ));
     assert!(!sb.join("model").exists());
 }
 
@@ -183,7 +275,12 @@ fn json_output_reports_digest_and_counts() {
     let sb = Sandbox::new();
     let out = sb
         .cmd()
-        .args(["unpack", fixture("archives/valid/dot-slash.tar.gz").to_str().unwrap(), "model", "--json"])
+        .args([
+            "unpack",
+            fixture("archives/valid/dot-slash.tar.gz").to_str().unwrap(),
+            "model",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -191,8 +288,7 @@ fn json_output_reports_digest_and_counts() {
     assert_eq!(v["entries"], 4);
     assert_eq!(v["bytes"], 7 + 41);
     assert_eq!(
-        v["sha256"],
-        "73d542365e5548d97d6e52d90524ddd754915b29b55b34d939ac245656faee3a",
+        v["sha256"], "73d542365e5548d97d6e52d90524ddd754915b29b55b34d939ac245656faee3a",
         "the digest of the archive file"
     );
 }

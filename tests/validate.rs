@@ -9,7 +9,12 @@ use crate::util::{fixture, json, Sandbox};
 
 /// Runs `validate --json` and returns (exit code, report).
 fn validate(sb: &Sandbox, artifact: &str, extra: &[&str]) -> (i32, Value) {
-    let out = sb.cmd().args(["validate", artifact, "--json"]).args(extra).output().unwrap();
+    let out = sb
+        .cmd()
+        .args(["validate", artifact, "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
     (out.status.code().unwrap(), json(&out))
 }
 
@@ -44,12 +49,23 @@ fn assert_clean(sb: &Sandbox, artifact: &str, framework: &str) -> Value {
 #[test]
 fn the_savedmodel_signatures_are_listed() {
     let sb = Sandbox::new();
-    let out = sb.cmd().arg("validate").arg(fixture("models/tensorflow")).output().unwrap();
+    let out = sb
+        .cmd()
+        .arg("validate")
+        .arg(fixture("models/tensorflow"))
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("framework: tensorflow (TensorFlow Serving), detected from 1/saved_model.pb"), "{text}");
+    assert!(
+        text.contains("framework: tensorflow (TensorFlow Serving), detected from 1/saved_model.pb"),
+        "{text}"
+    );
     assert!(text.contains("model 'model' version 1 (1/)"), "{text}");
-    assert!(text.contains("  serving_default: inputs {x: float32[-1,4]} -> outputs {y: float32[-1,4]}"), "{text}");
+    assert!(
+        text.contains("  serving_default: inputs {x: float32[-1,4]} -> outputs {y: float32[-1,4]}"),
+        "{text}"
+    );
     assert!(
         text.contains("  classify_ids: inputs {ids: int64[-1], names: string[-1]} -> outputs {labels: string[-1], scores: float32[-1]}"),
         "{text}"
@@ -60,15 +76,26 @@ fn the_savedmodel_signatures_are_listed() {
 #[test]
 fn a_packed_savedmodel_reports_its_digest_and_signatures_as_json() {
     let sb = Sandbox::new();
-    sb.cmd().arg("pack").arg(fixture("models/tensorflow")).args(["-o", "model.tar.gz"]).assert().success();
+    sb.cmd()
+        .arg("pack")
+        .arg(fixture("models/tensorflow"))
+        .args(["-o", "model.tar.gz"])
+        .assert()
+        .success();
     let report = assert_clean(&sb, "model.tar.gz", "tensorflow");
     assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
     let model = &report["tensorflow_models"][0];
     assert_eq!(model["name"], "model");
     assert_eq!(model["version"], "1");
     let sigs = model["saved_model"]["signatures"].as_array().unwrap();
-    let default = sigs.iter().find(|s| s["name"] == "serving_default").unwrap();
-    assert_eq!(default["inputs"][0], serde_json::json!({"name": "x", "dtype": "float32", "shape": [-1, 4]}));
+    let default = sigs
+        .iter()
+        .find(|s| s["name"] == "serving_default")
+        .unwrap();
+    assert_eq!(
+        default["inputs"][0],
+        serde_json::json!({"name": "x", "dtype": "float32", "shape": [-1, 4]})
+    );
     assert_eq!(default["method"], "tensorflow/serving/predict");
     assert_eq!(model["saved_model"]["tags"], serde_json::json!(["serve"]));
 }
@@ -76,13 +103,25 @@ fn a_packed_savedmodel_reports_its_digest_and_signatures_as_json() {
 #[test]
 fn the_legacy_estimator_export_is_explained() {
     let sb = Sandbox::new();
-    crate::util::copy_tree(&fixture("models/tensorflow/1"), &sb.join("m/export/Servo/1527887769"));
+    crate::util::copy_tree(
+        &fixture("models/tensorflow/1"),
+        &sb.join("m/export/Servo/1527887769"),
+    );
     let (code, report) = validate(&sb, "m", &[]);
     assert_eq!(code, 0);
     let f = finding(&report, "tf.legacy-export-servo");
     assert_eq!(f["severity"], "warning");
-    assert!(f["message"].as_str().unwrap().contains("model named 'Servo'"));
-    assert!(f["fix"].as_str().unwrap().contains("sagedock pack m/export/Servo -o model.tar.gz"), "{f}");
+    assert!(f["message"]
+        .as_str()
+        .unwrap()
+        .contains("model named 'Servo'"));
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("sagedock pack m/export/Servo -o model.tar.gz"),
+        "{f}"
+    );
     assert_eq!(report["tensorflow_models"][0]["name"], "Servo");
     assert_eq!(report["tensorflow_models"][0]["version"], "1527887769");
 }
@@ -92,16 +131,31 @@ fn a_wrapping_folder_is_flagged_with_the_repack_command() {
     let sb = Sandbox::new();
     sb.model("pytorch", "m/model");
     let (code, report) = validate(&sb, "m", &[]);
-    assert_eq!(code, 1, "code/inference.py is not where the container looks");
+    assert_eq!(
+        code, 1,
+        "code/inference.py is not where the container looks"
+    );
     let f = finding(&report, "layout.wrapped");
     assert_eq!(f["path"], "model");
-    assert!(f["fix"].as_str().unwrap().ends_with("sagedock pack m/model -o model.tar.gz"), "{f}");
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .ends_with("sagedock pack m/model -o model.tar.gz"),
+        "{f}"
+    );
     assert!(codes(&report, "error").contains(&"code.missing".to_string()));
 
     // Through an archive, the fix unpacks first.
-    sb.cmd().args(["pack", "m", "-o", "wrapped.tar.gz"]).assert().success();
+    sb.cmd()
+        .args(["pack", "m", "-o", "wrapped.tar.gz"])
+        .assert()
+        .success();
     let (_, report) = validate(&sb, "wrapped.tar.gz", &[]);
-    let fix = finding(&report, "layout.wrapped")["fix"].as_str().unwrap().to_string();
+    let fix = finding(&report, "layout.wrapped")["fix"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(fix.contains("sagedock unpack wrapped.tar.gz model-dir && sagedock pack model-dir/model -o model.tar.gz"), "{fix}");
 }
 
@@ -123,18 +177,30 @@ fn a_corrupt_savedmodel_is_an_error() {
     fs::write(sb.join("m/1/saved_model.pb"), b"\x12\xff\xff\xff\x7f").unwrap();
     let (code, report) = validate(&sb, "m", &[]);
     assert_eq!(code, 1);
-    assert_eq!(finding(&report, "tf.bad-savedmodel")["path"], "1/saved_model.pb");
+    assert_eq!(
+        finding(&report, "tf.bad-savedmodel")["path"],
+        "1/saved_model.pb"
+    );
 }
 
 #[test]
 fn tensorflow_inference_code_needs_both_handlers() {
     let sb = Sandbox::new();
     sb.model("tensorflow", "m");
-    sb.write("m/code/inference.py", "def input_handler(data, context):\n    return data\n");
+    sb.write(
+        "m/code/inference.py",
+        "def input_handler(data, context):\n    return data\n",
+    );
     let (code, report) = validate(&sb, "m", &[]);
     assert_eq!(code, 1);
-    assert!(finding(&report, "tf.half-handler")["message"].as_str().unwrap().contains("without output_handler"));
-    sb.write("m/code/inference.py", "def handler(data, context):\n    return data\n");
+    assert!(finding(&report, "tf.half-handler")["message"]
+        .as_str()
+        .unwrap()
+        .contains("without output_handler"));
+    sb.write(
+        "m/code/inference.py",
+        "def handler(data, context):\n    return data\n",
+    );
     assert_clean(&sb, "m", "tensorflow");
 }
 
@@ -157,17 +223,30 @@ fn mxnet_shapes_and_names_are_checked() {
     sb.model("mxnet", "m");
     fs::write(sb.join("m/model-shapes.json"), r#"{"data": [1, 4]}"#).unwrap();
     let (_, report) = validate(&sb, "m", &[]);
-    assert!(codes(&report, "error").contains(&"mxnet.bad-shapes".into()), "{report:#}");
+    assert!(
+        codes(&report, "error").contains(&"mxnet.bad-shapes".into()),
+        "{report:#}"
+    );
 
     let sb = Sandbox::new();
     sb.model("mxnet", "m");
-    for (from, to) in [("model-symbol.json", "resnet-symbol.json"), ("model-0000.params", "resnet-0012.params"), ("model-shapes.json", "resnet-shapes.json")] {
+    for (from, to) in [
+        ("model-symbol.json", "resnet-symbol.json"),
+        ("model-0000.params", "resnet-0012.params"),
+        ("model-shapes.json", "resnet-shapes.json"),
+    ] {
         fs::rename(sb.join("m").join(from), sb.join("m").join(to)).unwrap();
     }
     let (code, report) = validate(&sb, "m", &[]);
     assert_eq!(code, 1);
-    assert_eq!(finding(&report, "mxnet.default-names")["path"], "resnet-symbol.json");
-    sb.write("m/code/inference.py", "def model_fn(model_dir):\n    pass\n");
+    assert_eq!(
+        finding(&report, "mxnet.default-names")["path"],
+        "resnet-symbol.json"
+    );
+    sb.write(
+        "m/code/inference.py",
+        "def model_fn(model_dir):\n    pass\n",
+    );
     assert_clean(&sb, "m", "mxnet");
 }
 
@@ -178,12 +257,19 @@ fn mms_handlers_must_exist_in_the_archive() {
     assert_eq!(report["detected_from"], "MAR-INF/MANIFEST.json");
     sb.model("mms", "m");
     let manifest = fs::read_to_string(sb.join("m/MAR-INF/MANIFEST.json")).unwrap();
-    fs::write(sb.join("m/MAR-INF/MANIFEST.json"), manifest.replace("sentiment_handler:handle", "missing_module:handle")).unwrap();
+    fs::write(
+        sb.join("m/MAR-INF/MANIFEST.json"),
+        manifest.replace("sentiment_handler:handle", "missing_module:handle"),
+    )
+    .unwrap();
     let (code, report) = validate(&sb, "m", &[]);
     assert_eq!(code, 1);
     let f = finding(&report, "mms.handler-missing");
     assert_eq!(f["path"], "missing_module.py");
-    assert!(f["message"].as_str().unwrap().contains("\"missing_module:handle\""));
+    assert!(f["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"missing_module:handle\""));
     fs::write(sb.join("m/MAR-INF/MANIFEST.json"), "{not json").unwrap();
     let (code, report) = validate(&sb, "m", &[]);
     assert_eq!(code, 1);
@@ -196,20 +282,32 @@ fn pytorch_needs_a_model_fn() {
     let report = assert_clean(&sb, fixture("models/pytorch").to_str().unwrap(), "pytorch");
     assert!(codes(&report, "info").contains(&"code.requirements".into()));
     sb.model("pytorch", "m");
-    sb.write("m/code/inference.py", "def predict_fn(data, model):\n    return model(data)\n");
+    sb.write(
+        "m/code/inference.py",
+        "def predict_fn(data, model):\n    return model(data)\n",
+    );
     let (code, report) = validate(&sb, "m", &[]);
     assert_eq!(code, 1);
-    assert_eq!(finding(&report, "code.no-model-fn")["path"], "code/inference.py");
+    assert_eq!(
+        finding(&report, "code.no-model-fn")["path"],
+        "code/inference.py"
+    );
     sb.write(
         "m/code/inference.py",
         "def model_fn(d):\n    pass\ndef transform_fn(m, data, ct, accept):\n    pass\ndef input_fn(b, ct):\n    pass\n",
     );
     let (_, report) = validate(&sb, "m", &[]);
-    assert!(finding(&report, "code.transform-and-trio")["message"].as_str().unwrap().contains("input_fn"));
+    assert!(finding(&report, "code.transform-and-trio")["message"]
+        .as_str()
+        .unwrap()
+        .contains("input_fn"));
     fs::remove_dir_all(sb.join("m/code")).unwrap();
     let (code, report) = validate(&sb, "m", &[]);
     assert_eq!(code, 1);
-    assert_eq!(finding(&report, "code.missing")["path"], "code/inference.py");
+    assert_eq!(
+        finding(&report, "code.missing")["path"],
+        "code/inference.py"
+    );
 }
 
 #[test]
@@ -238,9 +336,19 @@ fn stray_files_are_flagged_and_the_suggested_repack_removes_them() {
     let f = finding(&report, "layout.stray-files");
     assert_eq!(f["severity"], "warning");
     let fix = f["fix"].as_str().unwrap();
-    assert_eq!(fix, "sagedock pack m --exclude '.DS_Store' --exclude '__pycache__' -o model.tar.gz");
+    assert_eq!(
+        fix,
+        "sagedock pack m --exclude '.DS_Store' --exclude '__pycache__' -o model.tar.gz"
+    );
     let status = std::process::Command::new("sh")
-        .args(["-c", &fix.replacen("sagedock", assert_cmd::cargo::cargo_bin("sagedock").to_str().unwrap(), 1)])
+        .args([
+            "-c",
+            &fix.replacen(
+                "sagedock",
+                assert_cmd::cargo::cargo_bin("sagedock").to_str().unwrap(),
+                1,
+            ),
+        ])
         .current_dir(sb.path())
         .env("SAGEDOCK_CACHE_DIR", sb.cache_dir())
         .status()
@@ -260,7 +368,11 @@ fn an_empty_artifact_is_flagged() {
 #[test]
 fn a_forced_framework_applies_its_rules() {
     let sb = Sandbox::new();
-    let (code, report) = validate(&sb, fixture("models/tensorflow").to_str().unwrap(), &["--framework", "mxnet"]);
+    let (code, report) = validate(
+        &sb,
+        fixture("models/tensorflow").to_str().unwrap(),
+        &["--framework", "mxnet"],
+    );
     assert_eq!(code, 1);
     assert_eq!(report["framework"], "mxnet");
     assert_eq!(report["detected_from"], Value::Null);
@@ -274,9 +386,20 @@ fn a_hostile_archive_is_an_error_finding_not_a_crash() {
     let (code, report) = validate(&sb, archive.to_str().unwrap(), &[]);
     assert_eq!(code, 1);
     let f = finding(&report, "archive.unreadable");
-    assert!(f["message"].as_str().unwrap().contains("entry 'sub/link' is unsafe"), "{f}");
-    let leftovers = fs::read_dir(sb.cache_dir().join("tmp")).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(leftovers, 0, "a failed unpack leaves no staging directory in the cache");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("entry 'sub/link' is unsafe"),
+        "{f}"
+    );
+    let leftovers = fs::read_dir(sb.cache_dir().join("tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(
+        leftovers, 0,
+        "a failed unpack leaves no staging directory in the cache"
+    );
 }
 
 #[test]
@@ -286,6 +409,11 @@ fn exit_status_two_when_the_command_cannot_run() {
         .args(["validate", "no-such-artifact.tar.gz"])
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("cannot read no-such-artifact.tar.gz"));
-    sb.cmd().args(["validate", ".", "--framework", "caffe"]).assert().code(2);
+        .stderr(predicates::str::contains(
+            "cannot read no-such-artifact.tar.gz",
+        ));
+    sb.cmd()
+        .args(["validate", ".", "--framework", "caffe"])
+        .assert()
+        .code(2);
 }

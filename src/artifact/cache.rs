@@ -157,7 +157,9 @@ impl Cache {
         let unpacked = unpack_into(archive, &model_dir, limits)?;
         let entry_meta = EntryMeta {
             sha256: unpacked.sha256.clone(),
-            source: archive.canonicalize().unwrap_or_else(|_| archive.to_path_buf()),
+            source: archive
+                .canonicalize()
+                .unwrap_or_else(|_| archive.to_path_buf()),
             archive_bytes: meta.len(),
             unpacked_bytes: unpacked.bytes,
             entries: unpacked.entries,
@@ -166,7 +168,8 @@ impl Cache {
         write_json(&staging.path().join("entry.json"), &entry_meta)?;
         File::create(staging.path().join("last-used")).map_err(io_err(staging.path()))?;
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&model_dir, fs::Permissions::from_mode(0o755)).map_err(io_err(&model_dir))?;
+        fs::set_permissions(&model_dir, fs::Permissions::from_mode(0o755))
+            .map_err(io_err(&model_dir))?;
         let entry = self.entry_dir(&unpacked.sha256);
         let hit = match fs::rename(staging.path(), &entry) {
             Ok(()) => {
@@ -192,7 +195,8 @@ impl Cache {
     fn lookup(&self, index: &Path) -> Option<CachedArtifact> {
         let sha256 = fs::read_to_string(index).ok()?;
         let entry = self.entry_dir(sha256.trim());
-        let meta: EntryMeta = serde_json::from_slice(&fs::read(entry.join("entry.json")).ok()?).ok()?;
+        let meta: EntryMeta =
+            serde_json::from_slice(&fs::read(entry.join("entry.json")).ok()?).ok()?;
         if !entry.join("model").is_dir() {
             return None;
         }
@@ -217,8 +221,12 @@ impl Cache {
         let mut entries = Vec::new();
         for item in read {
             let path = item.map_err(io_err(&dir))?.path();
-            let Ok(bytes) = fs::read(path.join("entry.json")) else { continue };
-            let Ok(meta) = serde_json::from_slice::<EntryMeta>(&bytes) else { continue };
+            let Ok(bytes) = fs::read(path.join("entry.json")) else {
+                continue;
+            };
+            let Ok(meta) = serde_json::from_slice::<EntryMeta>(&bytes) else {
+                continue;
+            };
             let last_used_unix = fs::metadata(path.join("last-used"))
                 .and_then(|m| m.modified())
                 .map(unix_secs)
@@ -233,7 +241,11 @@ impl Cache {
                 path: path.join("model"),
             });
         }
-        entries.sort_by(|a, b| b.last_used_unix.cmp(&a.last_used_unix).then(a.sha256.cmp(&b.sha256)));
+        entries.sort_by(|a, b| {
+            b.last_used_unix
+                .cmp(&a.last_used_unix)
+                .then(a.sha256.cmp(&b.sha256))
+        });
         Ok(entries)
     }
 
@@ -267,7 +279,9 @@ impl Cache {
 
     fn prune_index(&self) -> Result<(), CacheError> {
         let dir = self.root.join("index");
-        let Ok(read) = fs::read_dir(&dir) else { return Ok(()) };
+        let Ok(read) = fs::read_dir(&dir) else {
+            return Ok(());
+        };
         for item in read.flatten() {
             let target = fs::read_to_string(item.path()).unwrap_or_default();
             if target.is_empty() || !self.entry_dir(target.trim()).is_dir() {
@@ -278,7 +292,9 @@ impl Cache {
     }
 
     fn prune_staging(&self, tmp: &Path, now: u64) -> Result<(), CacheError> {
-        let Ok(read) = fs::read_dir(tmp) else { return Ok(()) };
+        let Ok(read) = fs::read_dir(tmp) else {
+            return Ok(());
+        };
         for item in read.flatten() {
             let age = item
                 .metadata()
@@ -296,7 +312,9 @@ impl Cache {
 /// A key for "this exact file, unchanged": path, device, inode, size, mtime and ctime.
 /// ctime cannot be set back by tools that preserve mtimes, so a rewrite changes the key.
 fn stat_key(archive: &Path, meta: &fs::Metadata) -> String {
-    let path = archive.canonicalize().unwrap_or_else(|_| archive.to_path_buf());
+    let path = archive
+        .canonicalize()
+        .unwrap_or_else(|_| archive.to_path_buf());
     let mut hasher = Sha256::new();
     hasher.update(path.as_os_str().as_encoded_bytes());
     for n in [
@@ -334,13 +352,20 @@ fn remove_tree(path: &Path) -> Result<(), CacheError> {
 }
 
 fn touch(path: &Path) {
-    if let Ok(file) = File::options().write(true).create(true).truncate(false).open(path) {
+    if let Ok(file) = File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+    {
         let _ = file.set_modified(SystemTime::now());
     }
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn unix_now() -> u64 {
@@ -355,7 +380,11 @@ mod tests {
         let src = dir.join("src");
         fs::create_dir_all(src.join("code")).unwrap();
         fs::write(src.join("model.pth"), b"weights").unwrap();
-        fs::write(src.join("code/inference.py"), b"def model_fn(d):\n    pass\n").unwrap();
+        fs::write(
+            src.join("code/inference.py"),
+            b"def model_fn(d):\n    pass\n",
+        )
+        .unwrap();
         let out = dir.join("model.tar.gz");
         super::super::pack(&src, &out, &Default::default()).unwrap();
         out
@@ -368,7 +397,10 @@ mod tests {
         let tgz = archive(dir.path());
         let first = cache.unpack(&tgz, &Limits::default()).unwrap();
         assert!(!first.hit);
-        assert_eq!(fs::read(first.model_dir.join("model.pth")).unwrap(), b"weights");
+        assert_eq!(
+            fs::read(first.model_dir.join("model.pth")).unwrap(),
+            b"weights"
+        );
         let second = cache.unpack(&tgz, &Limits::default()).unwrap();
         assert!(second.hit);
         assert_eq!(second.model_dir, first.model_dir);
@@ -395,6 +427,9 @@ mod tests {
         assert_eq!(a.model_dir, b.model_dir);
         assert!(b.hit);
         assert_eq!(cache.list().unwrap().len(), 1);
-        assert_eq!(fs::read_dir(dir.path().join("cache/tmp")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path().join("cache/tmp")).unwrap().count(),
+            0
+        );
     }
 }

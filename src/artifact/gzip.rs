@@ -28,7 +28,8 @@ pub enum GzipError {
 impl GzipError {
     /// Recovers a `GzipError` carried by an `io::Error` from [`Gunzip`].
     pub fn from_io(err: &io::Error) -> Option<&GzipError> {
-        err.get_ref().and_then(|inner| inner.downcast_ref::<GzipError>())
+        err.get_ref()
+            .and_then(|inner| inner.downcast_ref::<GzipError>())
     }
 
     fn into_io(self) -> io::Error {
@@ -47,7 +48,9 @@ const FLAG_COMMENT: u8 = 0x10;
 
 enum State {
     /// Expecting a member header; `first` is true before the first member.
-    Header { first: bool },
+    Header {
+        first: bool,
+    },
     Body,
     Done,
 }
@@ -109,7 +112,9 @@ impl<R: BufRead> Gunzip<R> {
         }
         let [method, flags] = self.need_bytes::<2>()?;
         if method != 8 {
-            return Err(GzipError::Corrupt(format!("unknown compression method {method}")).into_io());
+            return Err(
+                GzipError::Corrupt(format!("unknown compression method {method}")).into_io(),
+            );
         }
         self.need_bytes::<6>()?; // mtime, extra flags, OS
         if flags & FLAG_EXTRA != 0 {
@@ -182,7 +187,11 @@ impl<R: BufRead> Read for Gunzip<R> {
         loop {
             match self.state {
                 State::Header { first } => {
-                    self.state = if self.read_header(first)? { State::Body } else { State::Done };
+                    self.state = if self.read_header(first)? {
+                        State::Body
+                    } else {
+                        State::Done
+                    };
                 }
                 State::Body => {
                     let n = self.inflate_into(out)?;

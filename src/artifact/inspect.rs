@@ -48,7 +48,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(severity: Severity, code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+    fn new(
+        severity: Severity,
+        code: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         let path = path.into();
         Finding {
             severity,
@@ -63,7 +68,11 @@ impl Finding {
         Self::new(Severity::Error, code, path, message)
     }
 
-    pub fn warning(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        code: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(Severity::Warning, code, path, message)
     }
 
@@ -94,14 +103,26 @@ impl Context<'_> {
     /// The command that rebuilds the archive from `sub` (a folder of the tree, "" for its
     /// root), with extra `pack` arguments.
     pub fn repack(&self, sub: &str, extra: &str) -> String {
-        let extra = if extra.is_empty() { String::new() } else { format!(" {extra}") };
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" {extra}")
+        };
         match self.source {
             Source::Directory(dir) => {
-                let dir = if sub.is_empty() { dir.clone() } else { dir.join(sub) };
+                let dir = if sub.is_empty() {
+                    dir.clone()
+                } else {
+                    dir.join(sub)
+                };
                 format!("sagedock pack {}{extra} -o model.tar.gz", quote(&dir))
             }
             Source::Archive(archive) => {
-                let inner = if sub.is_empty() { "model-dir".to_string() } else { format!("model-dir/{sub}") };
+                let inner = if sub.is_empty() {
+                    "model-dir".to_string()
+                } else {
+                    format!("model-dir/{sub}")
+                };
                 format!(
                     "sagedock unpack {} model-dir && sagedock pack {}{extra} -o model.tar.gz",
                     quote(archive),
@@ -117,7 +138,9 @@ fn quote(path: &Path) -> String {
 }
 
 fn shell_word(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -165,11 +188,24 @@ pub fn inspect(tree: &Tree, source: &Source, framework: Option<Framework>) -> Re
     let mut findings = generic_rules(&cx, framework);
     let mut tensorflow_models = Vec::new();
     findings.extend(framework::lint(framework, &cx, &mut tensorflow_models));
-    findings.sort_by(|a, b| a.severity.cmp(&b.severity).then_with(|| a.path.cmp(&b.path)));
+    findings.sort_by(|a, b| {
+        a.severity
+            .cmp(&b.severity)
+            .then_with(|| a.path.cmp(&b.path))
+    });
     let counts = Counts {
-        errors: findings.iter().filter(|f| f.severity == Severity::Error).count(),
-        warnings: findings.iter().filter(|f| f.severity == Severity::Warning).count(),
-        infos: findings.iter().filter(|f| f.severity == Severity::Info).count(),
+        errors: findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count(),
+        warnings: findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .count(),
+        infos: findings
+            .iter()
+            .filter(|f| f.severity == Severity::Info)
+            .count(),
     };
     let artifact = match source {
         Source::Directory(p) | Source::Archive(p) => p.clone(),
@@ -231,36 +267,56 @@ fn generic_rules(cx: &Context, framework: Framework) -> Vec<Finding> {
             )
         };
         out.push(
-            Finding::warning("layout.wrapped", wrapper.clone(), message)
-                .with_fix(format!("pack the folder's contents, not the folder: {}", cx.repack(&wrapper, ""))),
+            Finding::warning("layout.wrapped", wrapper.clone(), message).with_fix(format!(
+                "pack the folder's contents, not the folder: {}",
+                cx.repack(&wrapper, "")
+            )),
         );
     }
     let strays: Vec<&str> = tree
         .nodes
         .iter()
-        .filter(|n| is_stray(n.name()) && !tree.nodes.iter().any(|p| p.is_dir() && is_stray(p.name()) && n.path.starts_with(&format!("{}/", p.path))))
+        .filter(|n| {
+            is_stray(n.name())
+                && !tree.nodes.iter().any(|p| {
+                    p.is_dir() && is_stray(p.name()) && n.path.starts_with(&format!("{}/", p.path))
+                })
+        })
         .map(|n| n.path.as_str())
         .collect();
     if !strays.is_empty() {
-        let mut names: Vec<&str> = strays.iter().map(|p| p.rsplit('/').next().unwrap_or(p)).collect();
+        let mut names: Vec<&str> = strays
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap_or(p))
+            .collect();
         names.sort_unstable();
         names.dedup();
         let exclude: Vec<String> = names
             .iter()
             .map(|n| {
-                let pattern = STRAY.iter().find(|(p, _)| super::pack::glob_match(p, n)).map_or(*n, |(p, _)| p);
+                let pattern = STRAY
+                    .iter()
+                    .find(|(p, _)| super::pack::glob_match(p, n))
+                    .map_or(*n, |(p, _)| p);
                 format!("--exclude '{pattern}'")
             })
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
         let shown: Vec<&str> = strays.iter().take(5).copied().collect();
-        let more = if strays.len() > 5 { format!(" and {} more", strays.len() - 5) } else { String::new() };
+        let more = if strays.len() > 5 {
+            format!(" and {} more", strays.len() - 5)
+        } else {
+            String::new()
+        };
         out.push(
             Finding::warning(
                 "layout.stray-files",
                 strays[0],
-                format!("files that do not belong in a model artifact: {}{more}", shown.join(", ")),
+                format!(
+                    "files that do not belong in a model artifact: {}{more}",
+                    shown.join(", ")
+                ),
             )
             .with_fix(cx.repack("", &exclude.join(" "))),
         );
@@ -294,7 +350,10 @@ fn wrapping_folder(tree: &Tree, framework: Framework) -> Option<String> {
 /// The top-level function (and assignment) names of a Python module, from its text.
 pub fn python_defs(source: &str) -> std::collections::BTreeSet<String> {
     let ident = |s: &str| -> Option<String> {
-        let name: String = s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let name: String = s
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         (!name.is_empty()).then_some(name)
     };
     let mut names = std::collections::BTreeSet::new();

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod gzip;
 pub mod inspect;
 pub mod pack;
+mod pgzip;
 mod pipe;
 pub mod savedmodel;
 pub mod tree;
@@ -51,8 +52,10 @@ impl Default for Limits {
 /// Lowercase hex of a digest.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

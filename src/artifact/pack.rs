@@ -4,7 +4,8 @@
 //! sorted by path, directories before their contents; owners are 0/root, mtimes fixed,
 //! modes normalised to 0755 (directories and executables) or 0644, and the gzip header
 //! carries no name or time — so the same tree always gives the same bytes and sha256
-//! (for one version of the compressor). Long names use GNU long-name records.
+//! (for one version of the compressor, on any number of cores: see `pgzip`). Long names
+//! use GNU long-name records.
 //!
 //! Refuses what a safe unpacker would refuse: symlinks leaving the directory and special
 //! files. The output is written to a temporary file beside it and renamed at the end.
@@ -13,9 +14,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
+use super::pgzip::ParallelGzWriter;
 use super::tree::{NodeKind, Tree};
 
 /// mtime written for every entry: 2020-09-13T12:26:40Z, a fixed, plausible date
@@ -128,10 +129,7 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
         hasher: Sha256::new(),
         written: 0,
     };
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(sink, Compression::new(options.level));
+    let gz = ParallelGzWriter::new(sink, options.level).map_err(|e| write_err(output, e))?;
     let mut builder = tar::Builder::new(gz);
     builder.mode(tar::HeaderMode::Deterministic);
     builder.follow_symlinks(false);
@@ -140,7 +138,10 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
     let mut bytes = 0u64;
     let mut excluded_dirs: Vec<String> = Vec::new();
     for node in &tree.nodes {
-        if excluded_dirs.iter().any(|d| node.path.starts_with(&format!("{d}/"))) {
+        if excluded_dirs
+            .iter()
+            .any(|d| node.path.starts_with(&format!("{d}/")))
+        {
             continue;
         }
         if options.exclude.iter().any(|p| glob_match(p, node.name())) {
@@ -198,7 +199,8 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
         .map_err(|e| write_err(output, e))?;
     let compressed_bytes = sink.written;
     let sha256 = super::hex(&sink.hasher.finalize());
-    temp.persist(output).map_err(|e| write_err(output, e.error))?;
+    temp.persist(output)
+        .map_err(|e| write_err(output, e.error))?;
     Ok(Packed {
         output: output.to_path_buf(),
         sha256,

@@ -94,7 +94,9 @@ fn produce(
     };
     let mut gunzip = Gunzip::new(BufReader::with_capacity(READ_BUFFER, hashing));
     loop {
-        let mut block = recycle.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK));
+        let mut block = recycle
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
         block.resize(BLOCK, 0);
         let (filled, failure) = fill(&mut gunzip, &mut block);
         block.truncate(filled);
@@ -111,7 +113,9 @@ fn produce(
             break;
         }
         if blocks.send(Ok(block)).is_err() {
-            return Err(io::Error::other("unpack stopped before the end of the archive"));
+            return Err(io::Error::other(
+                "unpack stopped before the end of the archive",
+            ));
         }
     }
     drop(blocks);

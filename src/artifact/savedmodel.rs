@@ -112,7 +112,12 @@ pub struct SignatureSummary {
 
 impl fmt::Display for SignatureSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |ts: &[TensorSummary]| ts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let list = |ts: &[TensorSummary]| {
+            ts.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         write!(
             f,
             "{}: inputs {{{}}} -> outputs {{{}}}",
@@ -138,7 +143,11 @@ pub fn summarize(bytes: &[u8]) -> Result<SavedModelSummary, prost::DecodeError> 
     let serving = model
         .meta_graphs
         .iter()
-        .find(|m| m.meta_info_def.as_ref().is_some_and(|i| i.tags.iter().any(|t| t == "serve")))
+        .find(|m| {
+            m.meta_info_def
+                .as_ref()
+                .is_some_and(|i| i.tags.iter().any(|t| t == "serve"))
+        })
         .or_else(|| model.meta_graphs.first());
     let Some(graph) = serving else {
         return Ok(SavedModelSummary {
@@ -172,7 +181,9 @@ fn tensors(map: &BTreeMap<String, TensorInfo>) -> Vec<TensorSummary> {
             name: name.clone(),
             dtype: dtype_name(info.dtype).to_string(),
             shape: match &info.tensor_shape {
-                Some(shape) if !shape.unknown_rank => Some(shape.dim.iter().map(|d| d.size).collect()),
+                Some(shape) if !shape.unknown_rank => {
+                    Some(shape.dim.iter().map(|d| d.size).collect())
+                }
                 Some(_) => None,
                 None => None,
             },
@@ -183,10 +194,37 @@ fn tensors(map: &BTreeMap<String, TensorInfo>) -> Vec<TensorSummary> {
 /// The NumPy-style name of a TensorFlow `DataType` value (`_REF` variants included).
 pub fn dtype_name(value: i32) -> &'static str {
     const NAMES: [&str; 31] = [
-        "invalid", "float32", "float64", "int32", "uint8", "int16", "int8", "string", "complex64", "int64",
-        "bool", "qint8", "quint8", "qint32", "bfloat16", "qint16", "quint16", "uint16", "complex128",
-        "float16", "resource", "variant", "uint32", "uint64", "float8_e5m2", "float8_e4m3fn",
-        "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e5m2fnuz", "int4", "uint4",
+        "invalid",
+        "float32",
+        "float64",
+        "int32",
+        "uint8",
+        "int16",
+        "int8",
+        "string",
+        "complex64",
+        "int64",
+        "bool",
+        "qint8",
+        "quint8",
+        "qint32",
+        "bfloat16",
+        "qint16",
+        "quint16",
+        "uint16",
+        "complex128",
+        "float16",
+        "resource",
+        "variant",
+        "uint32",
+        "uint64",
+        "float8_e5m2",
+        "float8_e4m3fn",
+        "float8_e4m3fnuz",
+        "float8_e4m3b11fnuz",
+        "float8_e5m2fnuz",
+        "int4",
+        "uint4",
     ];
     let base = if value > 100 { value - 100 } else { value };
     usize::try_from(base)
@@ -204,7 +242,13 @@ mod tests {
             name: Some("t:0".into()),
             dtype,
             tensor_shape: Some(TensorShapeProto {
-                dim: dims.iter().map(|&size| Dim { size, name: String::new() }).collect(),
+                dim: dims
+                    .iter()
+                    .map(|&size| Dim {
+                        size,
+                        name: String::new(),
+                    })
+                    .collect(),
                 unknown_rank: false,
             }),
             coo_sparse: None,
@@ -228,7 +272,9 @@ mod tests {
             ..Default::default()
         };
         graph.signature_def.insert("serving_default".into(), sig);
-        graph.signature_def.insert(INIT_OP_SIGNATURE.into(), SignatureDef::default());
+        graph
+            .signature_def
+            .insert(INIT_OP_SIGNATURE.into(), SignatureDef::default());
         let bytes = SavedModel {
             saved_model_schema_version: 1,
             meta_graphs: vec![graph],

@@ -10,9 +10,14 @@ use std::path::{Path, PathBuf};
 /// What a path is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeKind {
-    File { size: u64, executable: bool },
+    File {
+        size: u64,
+        executable: bool,
+    },
     Dir,
-    Symlink { target: PathBuf },
+    Symlink {
+        target: PathBuf,
+    },
     /// A socket, FIFO or device node: never valid in a model.
     Special,
 }

@@ -70,7 +70,11 @@ pub enum UnpackErrorKind {
     #[error("entry '{entry}' conflicts with an earlier entry: {reason}")]
     Conflict { entry: String, reason: String },
     #[error("entry '{entry}' is cut short: the header says {expected} bytes, the archive holds {actual}")]
-    ShortEntry { entry: String, expected: u64, actual: u64 },
+    ShortEntry {
+        entry: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("more than {limit} entries (reached at '{entry}'); raise --max-entries if this archive is expected")]
     TooManyEntries { limit: u64, entry: String },
     #[error("more than {limit} bytes unpacked (reached in '{entry}'); raise --max-unpacked-bytes if this archive is expected")]
@@ -90,7 +94,9 @@ impl UnpackErrorKind {
     pub fn is_artifact_fault(&self) -> bool {
         !matches!(
             self,
-            UnpackErrorKind::Open(_) | UnpackErrorKind::DestinationExists(_) | UnpackErrorKind::Write { .. }
+            UnpackErrorKind::Open(_)
+                | UnpackErrorKind::DestinationExists(_)
+                | UnpackErrorKind::Write { .. }
         )
     }
 }
@@ -169,9 +175,11 @@ pub fn unpack_into(archive: &Path, root: &Path, limits: &Limits) -> Result<Unpac
             })
         }
         // The producer's error is the root cause whenever it has one.
-        (_, Err(err)) if GzipError::from_io(&err).is_some() => {
-            Err(fail(gzip_kind(archive, GzipError::from_io(&err).unwrap(), after)))
-        }
+        (_, Err(err)) if GzipError::from_io(&err).is_some() => Err(fail(gzip_kind(
+            archive,
+            GzipError::from_io(&err).unwrap(),
+            after,
+        ))),
         (Err(kind), _) => Err(fail(kind)),
         (Ok(()), Err(err)) => Err(fail(UnpackErrorKind::Open(err))),
     }
@@ -303,9 +311,15 @@ impl<'a> Extractor<'a> {
             EntryType::Symlink => self.symlink(entry, &rel, &name)?,
             EntryType::Link => self.hardlink(entry, &rel, &name)?,
             EntryType::Char | EntryType::Block => {
-                return Err(unsafe_entry("device nodes are not allowed in a model archive".into()))
+                return Err(unsafe_entry(
+                    "device nodes are not allowed in a model archive".into(),
+                ))
             }
-            EntryType::Fifo => return Err(unsafe_entry("FIFOs are not allowed in a model archive".into())),
+            EntryType::Fifo => {
+                return Err(unsafe_entry(
+                    "FIFOs are not allowed in a model archive".into(),
+                ))
+            }
             other => {
                 return Err(unsafe_entry(format!(
                     "unsupported entry type {:?} (only files, directories and links are allowed)",
@@ -327,7 +341,9 @@ impl<'a> Extractor<'a> {
 
     /// Makes sure every parent of `rel` is a real directory, creating missing ones.
     fn ensure_parents(&mut self, rel: &Path, name: &str) -> Result<(), UnpackErrorKind> {
-        let Some(parent) = rel.parent() else { return Ok(()) };
+        let Some(parent) = rel.parent() else {
+            return Ok(());
+        };
         if parent.as_os_str().is_empty() || self.dirs.contains(parent) {
             return Ok(());
         }
@@ -342,7 +358,10 @@ impl<'a> Extractor<'a> {
                 Ok(meta) if meta.file_type().is_symlink() => {
                     return Err(UnpackErrorKind::Unsafe {
                         entry: name.to_string(),
-                        reason: format!("it would be written through the symlink '{}'", cur.display()),
+                        reason: format!(
+                            "it would be written through the symlink '{}'",
+                            cur.display()
+                        ),
                     })
                 }
                 Ok(meta) if meta.is_dir() => {}
@@ -376,7 +395,10 @@ impl<'a> Extractor<'a> {
                 if meta.file_type().is_symlink() {
                     return Err(UnpackErrorKind::Unsafe {
                         entry: name.to_string(),
-                        reason: format!("'{}' is a symlink, so the directory would be reached through it", rel.display()),
+                        reason: format!(
+                            "'{}' is a symlink, so the directory would be reached through it",
+                            rel.display()
+                        ),
                     });
                 }
                 if !meta.is_dir() {
@@ -398,7 +420,10 @@ impl<'a> Extractor<'a> {
         let full = self.root.join(rel);
         let meta = fs::symlink_metadata(&full).map_err(|e| self.write_err(rel, e))?;
         if meta.is_dir() {
-            let reason = format!("it would replace the directory '{}' with a {what}", rel.display());
+            let reason = format!(
+                "it would replace the directory '{}' with a {what}",
+                rel.display()
+            );
             return Err(if what == "symlink" {
                 UnpackErrorKind::Unsafe {
                     entry: name.to_string(),
@@ -471,7 +496,8 @@ impl<'a> Extractor<'a> {
                     entry: name.to_string(),
                 });
             }
-            out.write_all(&self.buf[..n]).map_err(|e| self.write_err(rel, e))?;
+            out.write_all(&self.buf[..n])
+                .map_err(|e| self.write_err(rel, e))?;
             written += n as u64;
         }
         let expected = entry.header().entry_size().unwrap_or(written);
@@ -485,7 +511,12 @@ impl<'a> Extractor<'a> {
         Ok(())
     }
 
-    fn symlink(&mut self, entry: &tar::Entry<impl Read>, rel: &Path, name: &str) -> Result<(), UnpackErrorKind> {
+    fn symlink(
+        &mut self,
+        entry: &tar::Entry<impl Read>,
+        rel: &Path,
+        name: &str,
+    ) -> Result<(), UnpackErrorKind> {
         let target_bytes = entry.link_name_bytes().unwrap_or_default();
         let target = Path::new(OsStr::from_bytes(&target_bytes)).to_path_buf();
         let unsafe_link = |reason: String| UnpackErrorKind::Unsafe {
@@ -509,25 +540,38 @@ impl<'a> Extractor<'a> {
         }
         self.ensure_parents(rel, name)?;
         let full = self.root.join(rel);
-        self.create_slot(rel, name, "symlink", || std::os::unix::fs::symlink(&target, &full))?;
+        self.create_slot(rel, name, "symlink", || {
+            std::os::unix::fs::symlink(&target, &full)
+        })?;
         self.symlinks.push((rel.to_path_buf(), name.to_string()));
         Ok(())
     }
 
-    fn hardlink(&mut self, entry: &tar::Entry<impl Read>, rel: &Path, name: &str) -> Result<(), UnpackErrorKind> {
+    fn hardlink(
+        &mut self,
+        entry: &tar::Entry<impl Read>,
+        rel: &Path,
+        name: &str,
+    ) -> Result<(), UnpackErrorKind> {
         let target_bytes = entry.link_name_bytes().unwrap_or_default();
         let unsafe_link = |reason: String| UnpackErrorKind::Unsafe {
             entry: name.to_string(),
             reason,
         };
-        let target = sanitize(&target_bytes)
-            .map_err(|r| unsafe_link(format!("hardlink target '{}': {r}", String::from_utf8_lossy(&target_bytes))))?;
+        let target = sanitize(&target_bytes).map_err(|r| {
+            unsafe_link(format!(
+                "hardlink target '{}': {r}",
+                String::from_utf8_lossy(&target_bytes)
+            ))
+        })?;
         // The target's directories must be real directories we made: no detour through a symlink.
         let through_dirs = target
             .parent()
             .is_none_or(|p| p.as_os_str().is_empty() || self.dirs.contains(p));
         let target_full = self.root.join(&target);
-        let is_file = fs::symlink_metadata(&target_full).map(|m| m.is_file()).unwrap_or(false);
+        let is_file = fs::symlink_metadata(&target_full)
+            .map(|m| m.is_file())
+            .unwrap_or(false);
         if !through_dirs || !is_file {
             return Err(unsafe_link(format!(
                 "hardlink target '{}' is not a regular file extracted earlier from this archive",
@@ -547,7 +591,8 @@ impl<'a> Extractor<'a> {
             if escapes {
                 return Err(UnpackErrorKind::Unsafe {
                     entry: name.clone(),
-                    reason: "following its chain of symlinks leads outside the model directory".into(),
+                    reason: "following its chain of symlinks leads outside the model directory"
+                        .into(),
                 });
             }
         }
@@ -561,7 +606,9 @@ fn sanitize(name: &[u8]) -> Result<PathBuf, &'static str> {
     for part in Path::new(OsStr::from_bytes(name)).components() {
         match part {
             Component::Prefix(_) | Component::RootDir => {
-                return Err("absolute path; entries must be relative to the archive root (/opt/ml/model)")
+                return Err(
+                    "absolute path; entries must be relative to the archive root (/opt/ml/model)",
+                )
             }
             Component::ParentDir => return Err("'..' in the path would escape the archive root"),
             Component::CurDir => {}
@@ -593,7 +640,11 @@ fn resolves_outside(root: &Path, link: &Path) -> io::Result<bool> {
     const MAX_HOPS: usize = 40;
     let mut stack: Vec<PathBuf> = link
         .parent()
-        .map(|p| p.components().map(|c| PathBuf::from(c.as_os_str())).collect())
+        .map(|p| {
+            p.components()
+                .map(|c| PathBuf::from(c.as_os_str()))
+                .collect()
+        })
         .unwrap_or_default();
     let mut pending: Vec<PathBuf> = components_rev(&fs::read_link(root.join(link))?);
     let mut hops = 1;
@@ -626,7 +677,10 @@ fn resolves_outside(root: &Path, link: &Path) -> io::Result<bool> {
 
 /// A path's components in reverse order, so that `pop` yields them first to last.
 fn components_rev(path: &Path) -> Vec<PathBuf> {
-    let mut parts: Vec<PathBuf> = path.components().map(|c| PathBuf::from(c.as_os_str())).collect();
+    let mut parts: Vec<PathBuf> = path
+        .components()
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
     parts.reverse();
     parts
 }
@@ -646,7 +700,10 @@ mod tests {
 
     #[test]
     fn sanitize_keeps_relative_paths_and_refuses_escapes() {
-        assert_eq!(sanitize(b"./code/inference.py").unwrap(), PathBuf::from("code/inference.py"));
+        assert_eq!(
+            sanitize(b"./code/inference.py").unwrap(),
+            PathBuf::from("code/inference.py")
+        );
         assert_eq!(sanitize(b"./").unwrap(), PathBuf::new());
         assert!(sanitize(b"/etc/passwd").is_err());
         assert!(sanitize(b"a/../../b").is_err());

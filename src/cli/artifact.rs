@@ -87,7 +87,9 @@ pub fn validate(args: &ValidateArgs) -> Result<ExitCode> {
                 report.sha256 = Some(cached.sha256);
                 report
             }
-            Err(art::CacheError::Unpack(err)) if err.kind.is_artifact_fault() => unreadable_archive(path, &err.kind),
+            Err(art::CacheError::Unpack(err)) if err.kind.is_artifact_fault() => {
+                unreadable_archive(path, &err.kind)
+            }
             Err(err) => return Err(err.into()),
         }
     };
@@ -96,7 +98,11 @@ pub fn validate(args: &ValidateArgs) -> Result<ExitCode> {
     } else {
         print_report(&report)?;
     }
-    Ok(if report.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn scan(dir: &std::path::Path) -> Result<Tree> {
@@ -135,12 +141,21 @@ fn print_report(report: &Report) -> Result<()> {
         report.framework.name(),
         report.framework.title()
     )?;
-    writeln!(out, "files: {} ({})", report.files, format_bytes(report.bytes))?;
+    writeln!(
+        out,
+        "files: {} ({})",
+        report.files,
+        format_bytes(report.bytes)
+    )?;
     if let Some(sha) = &report.sha256 {
         writeln!(out, "sha256: {sha}")?;
     }
     for model in &report.tensorflow_models {
-        writeln!(out, "model '{}' version {} ({}/)", model.name, model.version, model.path)?;
+        writeln!(
+            out,
+            "model '{}' version {} ({}/)",
+            model.name, model.version, model.path
+        )?;
         for sig in model.saved_model.iter().flat_map(|s| &s.signatures) {
             writeln!(out, "  {sig}")?;
         }
@@ -150,7 +165,14 @@ fn print_report(report: &Report) -> Result<()> {
         if f.code == "tf.signature" {
             continue; // shown with its model above
         }
-        writeln!(out, "{}[{}] {}: {}", f.severity.as_str(), f.code, f.path, f.message)?;
+        writeln!(
+            out,
+            "{}[{}] {}: {}",
+            f.severity.as_str(),
+            f.code,
+            f.path,
+            f.message
+        )?;
         if let Some(fix) = &f.fix {
             writeln!(out, "  fix: {fix}")?;
         }
@@ -180,7 +202,11 @@ pub fn cache(cmd: &CacheCommand) -> Result<ExitCode> {
                 writeln!(out, "cache {} is empty", cache.root().display())?;
                 return Ok(ExitCode::SUCCESS);
             }
-            writeln!(out, "{:<14} {:>10} {:>8} {:>12}  SOURCE", "SHA256", "SIZE", "FILES", "LAST USED")?;
+            writeln!(
+                out,
+                "{:<14} {:>10} {:>8} {:>12}  SOURCE",
+                "SHA256", "SIZE", "FILES", "LAST USED"
+            )?;
             let now = unix_now();
             for e in &entries {
                 writeln!(
@@ -194,9 +220,19 @@ pub fn cache(cmd: &CacheCommand) -> Result<ExitCode> {
                 )?;
             }
             let total: u64 = entries.iter().map(|e| e.unpacked_bytes).sum();
-            writeln!(out, "{} entries, {} in {}", entries.len(), format_bytes(total), cache.root().display())?;
+            writeln!(
+                out,
+                "{} entries, {} in {}",
+                entries.len(),
+                format_bytes(total),
+                cache.root().display()
+            )?;
         }
-        CacheCommand::Prune { all, older_than, json } => {
+        CacheCommand::Prune {
+            all,
+            older_than,
+            json,
+        } => {
             if !*all && older_than.is_none() {
                 return Err(Error::Usage(
                     "say what to prune: --all, or --older-than AGE (e.g. --older-than 7d)".into(),

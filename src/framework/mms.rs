@@ -22,19 +22,39 @@ pub fn lint(cx: &Context) -> Vec<Finding> {
     let manifest: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(err) => {
-            out.push(Finding::error("mms.bad-manifest", MANIFEST, format!("not valid JSON ({err})")));
+            out.push(Finding::error(
+                "mms.bad-manifest",
+                MANIFEST,
+                format!("not valid JSON ({err})"),
+            ));
             return out;
         }
     };
-    for field in ["specificationVersion", "implementationVersion", "modelServerVersion"] {
+    for field in [
+        "specificationVersion",
+        "implementationVersion",
+        "modelServerVersion",
+    ] {
         if manifest.get(field).is_none() {
-            out.push(Finding::warning("mms.manifest-field", MANIFEST, format!("no \"{field}\" (model-archiver writes \"1.0\")")));
+            out.push(Finding::warning(
+                "mms.manifest-field",
+                MANIFEST,
+                format!("no \"{field}\" (model-archiver writes \"1.0\")"),
+            ));
         }
     }
     match manifest.get("runtime").and_then(Value::as_str) {
         Some("python" | "python2" | "python3") => {}
-        Some(other) => out.push(Finding::error("mms.runtime", MANIFEST, format!("runtime \"{other}\" is not one MMS knows (python, python2, python3)"))),
-        None => out.push(Finding::warning("mms.runtime", MANIFEST, "no \"runtime\": MMS assumes python")),
+        Some(other) => out.push(Finding::error(
+            "mms.runtime",
+            MANIFEST,
+            format!("runtime \"{other}\" is not one MMS knows (python, python2, python3)"),
+        )),
+        None => out.push(Finding::warning(
+            "mms.runtime",
+            MANIFEST,
+            "no \"runtime\": MMS assumes python",
+        )),
     }
     let model = manifest.get("model").unwrap_or(&Value::Null);
     match model.get("modelName").and_then(Value::as_str) {
@@ -44,13 +64,21 @@ pub fn lint(cx: &Context) -> Vec<Finding> {
             MANIFEST,
             format!("modelName \"{name}\" must match ^[A-Za-z0-9][A-Za-z0-9_\\-.]*$"),
         )),
-        None => out.push(Finding::error("mms.model-name", MANIFEST, "no model.modelName")),
+        None => out.push(Finding::error(
+            "mms.model-name",
+            MANIFEST,
+            "no model.modelName",
+        )),
     }
     match model.get("handler").and_then(Value::as_str) {
         Some(handler) => check_handler(cx, handler, &mut out),
         None => out.push(
-            Finding::error("mms.no-handler", MANIFEST, "no model.handler: MMS does not know which code serves the model")
-                .with_fix("archive again with model-archiver --handler module:function"),
+            Finding::error(
+                "mms.no-handler",
+                MANIFEST,
+                "no model.handler: MMS does not know which code serves the model",
+            )
+            .with_fix("archive again with model-archiver --handler module:function"),
         ),
     }
     out
@@ -66,7 +94,11 @@ fn check_handler(cx: &Context, handler: &str, out: &mut Vec<Finding>) {
     let (module, function) = handler.split_once(':').unwrap_or((handler, "handle"));
     let file = format!("{}.py", module.replace('.', "/"));
     let package = format!("{}/__init__.py", module.replace('.', "/"));
-    let Some(source) = cx.tree.read_text(&file).or_else(|| cx.tree.read_text(&package)) else {
+    let Some(source) = cx
+        .tree
+        .read_text(&file)
+        .or_else(|| cx.tree.read_text(&package))
+    else {
         out.push(
             Finding::error(
                 "mms.handler-missing",

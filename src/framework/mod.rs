@@ -90,7 +90,8 @@ const DETECTION_ORDER: [Framework; 6] = [
 pub fn detect(tree: &Tree) -> (Framework, Option<String>) {
     for framework in DETECTION_ORDER {
         let hit = tree.files().find(|n| {
-            signature(framework, n.name()) && (framework != Framework::Mms || n.parent().ends_with("MAR-INF"))
+            signature(framework, n.name())
+                && (framework != Framework::Mms || n.parent().ends_with("MAR-INF"))
         });
         if let Some(node) = hit {
             return (framework, Some(node.path.clone()));
@@ -100,7 +101,11 @@ pub fn detect(tree: &Tree) -> (Framework, Option<String>) {
 }
 
 /// Runs the framework's own rules. TensorFlow models found are added to `tf_models`.
-pub fn lint(framework: Framework, cx: &Context, tf_models: &mut Vec<tensorflow::TfModel>) -> Vec<Finding> {
+pub fn lint(
+    framework: Framework,
+    cx: &Context,
+    tf_models: &mut Vec<tensorflow::TfModel>,
+) -> Vec<Finding> {
     match framework {
         Framework::Tensorflow => tensorflow::lint(cx, tf_models),
         Framework::Mxnet => mxnet::lint(cx),

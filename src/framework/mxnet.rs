@@ -34,14 +34,22 @@ pub fn lint(cx: &Context) -> Vec<Finding> {
                 n.path
                     .strip_prefix(&format!("{prefix}-"))
                     .and_then(|rest| rest.strip_suffix(".params"))
-                    .is_some_and(|epoch| epoch.len() == 4 && epoch.bytes().all(|b| b.is_ascii_digit()))
+                    .is_some_and(|epoch| {
+                        epoch.len() == 4 && epoch.bytes().all(|b| b.is_ascii_digit())
+                    })
             })
             .map(|n| n.path.as_str())
             .collect();
         if params.is_empty() {
             out.push(
-                Finding::error("mxnet.no-params", symbol, format!("no {name}-NNNN.params beside it: the network has no weights"))
-                    .with_fix(format!("add the checkpoint's {name}-0000.params (from save_checkpoint('{name}', 0))")),
+                Finding::error(
+                    "mxnet.no-params",
+                    symbol,
+                    format!("no {name}-NNNN.params beside it: the network has no weights"),
+                )
+                .with_fix(format!(
+                    "add the checkpoint's {name}-0000.params (from save_checkpoint('{name}', 0))"
+                )),
             );
         }
         let shapes = format!("{prefix}-shapes.json");
@@ -72,26 +80,35 @@ pub fn lint(cx: &Context) -> Vec<Finding> {
 }
 
 fn check_symbol(cx: &Context, path: &str, out: &mut Vec<Finding>) {
-    let parsed = cx.tree.read_text(path).and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let parsed = cx
+        .tree
+        .read_text(path)
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     if !parsed.is_some_and(|v| v.get("nodes").is_some_and(|n| n.is_array())) {
-        out.push(Finding::error("mxnet.bad-symbol", path, "not an MXNet symbol file (JSON with a \"nodes\" list)"));
+        out.push(Finding::error(
+            "mxnet.bad-symbol",
+            path,
+            "not an MXNet symbol file (JSON with a \"nodes\" list)",
+        ));
     }
 }
 
 fn check_shapes(cx: &Context, path: &str, out: &mut Vec<Finding>) {
     let text = cx.tree.read_text(path).unwrap_or_default();
-    let valid = serde_json::from_str::<serde_json::Value>(&text).ok().is_some_and(|v| {
-        v.as_array().is_some_and(|items| {
-            !items.is_empty()
-                && items.iter().all(|item| {
-                    item.get("name").is_some_and(|n| n.is_string())
-                        && item
-                            .get("shape")
-                            .and_then(|s| s.as_array())
-                            .is_some_and(|dims| dims.iter().all(|d| d.as_u64().is_some()))
-                })
-        })
-    });
+    let valid = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .is_some_and(|v| {
+            v.as_array().is_some_and(|items| {
+                !items.is_empty()
+                    && items.iter().all(|item| {
+                        item.get("name").is_some_and(|n| n.is_string())
+                            && item
+                                .get("shape")
+                                .and_then(|s| s.as_array())
+                                .is_some_and(|dims| dims.iter().all(|d| d.as_u64().is_some()))
+                    })
+            })
+        });
     if !valid {
         out.push(
             Finding::error("mxnet.bad-shapes", path, "must be a JSON list of {\"name\": <input name>, \"shape\": [<ints>]}")

@@ -24,7 +24,11 @@ pub fn lint(framework: Framework, cx: &Context) -> Vec<Finding> {
         ));
     }
     for path in &model_files {
-        out.push(Finding::info("model.file", *path, format!("{} model file", framework.title())));
+        out.push(Finding::info(
+            "model.file",
+            *path,
+            format!("{} model file", framework.title()),
+        ));
     }
     // PyTorch and scikit-learn have no default model_fn (outside the Elastic Inference
     // images); the XGBoost container loads the booster files itself in algorithm mode.
@@ -66,8 +70,12 @@ pub fn hook_rules(cx: &Context, needs_model_fn: bool) -> Vec<Finding> {
     let defs = python_defs(&source);
     if needs_model_fn && !defs.contains("model_fn") {
         out.push(
-            Finding::error("code.no-model-fn", ENTRY, "defines no model_fn(model_dir): the container cannot load the model")
-                .with_fix("define model_fn(model_dir) that loads and returns the model from model_dir"),
+            Finding::error(
+                "code.no-model-fn",
+                ENTRY,
+                "defines no model_fn(model_dir): the container cannot load the model",
+            )
+            .with_fix("define model_fn(model_dir) that loads and returns the model from model_dir"),
         );
     }
     let trio: Vec<&str> = ["input_fn", "predict_fn", "output_fn"]
@@ -76,8 +84,17 @@ pub fn hook_rules(cx: &Context, needs_model_fn: bool) -> Vec<Finding> {
         .collect();
     if defs.contains("transform_fn") && !trio.is_empty() {
         out.push(
-            Finding::error("code.transform-and-trio", ENTRY, format!("defines transform_fn and {}: the toolkit refuses both (ValueError at start)", trio.join(", ")))
-                .with_fix("keep transform_fn alone, or drop it and keep input_fn / predict_fn / output_fn"),
+            Finding::error(
+                "code.transform-and-trio",
+                ENTRY,
+                format!(
+                    "defines transform_fn and {}: the toolkit refuses both (ValueError at start)",
+                    trio.join(", ")
+                ),
+            )
+            .with_fix(
+                "keep transform_fn alone, or drop it and keep input_fn / predict_fn / output_fn",
+            ),
         );
     }
     out

@@ -53,7 +53,11 @@ pub fn lint(cx: &Context, models: &mut Vec<TfModel>) -> Vec<Finding> {
             out.push(not_versioned(cx, pb, version_dir));
             continue;
         }
-        let name = if base.is_empty() { "model" } else { split(base).1 };
+        let name = if base.is_empty() {
+            "model"
+        } else {
+            split(base).1
+        };
         if base.ends_with("export/Servo") || base == "Servo" {
             out.push(legacy_servo(cx, pb, base));
         }
@@ -61,7 +65,11 @@ pub fn lint(cx: &Context, models: &mut Vec<TfModel>) -> Vec<Finding> {
         let saved_model = if file == "saved_model.pb" {
             read_signatures(tree, pb, name, strip_zeros(version), &mut out)
         } else {
-            out.push(Finding::info("tf.text-savedmodel", pb, "text SavedModel (saved_model.pbtxt): signatures are not listed"));
+            out.push(Finding::info(
+                "tf.text-savedmodel",
+                pb,
+                "text SavedModel (saved_model.pbtxt): signatures are not listed",
+            ));
             None
         };
         models.push(TfModel {
@@ -85,9 +93,16 @@ fn strip_zeros(version: &str) -> &str {
 }
 
 fn not_versioned(cx: &Context, pb: &str, dir: &str) -> Finding {
-    let shown = if dir.is_empty() { "the root".to_string() } else { format!("'{dir}/'") };
+    let shown = if dir.is_empty() {
+        "the root".to_string()
+    } else {
+        format!("'{dir}/'")
+    };
     let fix = if dir.is_empty() {
-        format!("move saved_model.pb and variables/ into a folder named 1/, then {}", cx.repack("", ""))
+        format!(
+            "move saved_model.pb and variables/ into a folder named 1/, then {}",
+            cx.repack("", "")
+        )
     } else {
         format!("put the SavedModel in a numeric version folder, e.g. {dir}/1/, then repack")
     };
@@ -114,7 +129,11 @@ fn legacy_servo(cx: &Context, pb: &str, base: &str) -> Finding {
 }
 
 fn check_variables(tree: &Tree, version_dir: &str, out: &mut Vec<Finding>) {
-    let vars = if version_dir.is_empty() { "variables".to_string() } else { format!("{version_dir}/variables") };
+    let vars = if version_dir.is_empty() {
+        "variables".to_string()
+    } else {
+        format!("{version_dir}/variables")
+    };
     if !tree.is_dir(&vars) {
         out.push(Finding::warning(
             "tf.no-variables",
@@ -124,12 +143,22 @@ fn check_variables(tree: &Tree, version_dir: &str, out: &mut Vec<Finding>) {
         return;
     }
     let index = tree.is_file(&format!("{vars}/variables.index"));
-    let data = tree.children(&vars).any(|n| n.name().starts_with("variables.data-"));
+    let data = tree
+        .children(&vars)
+        .any(|n| n.name().starts_with("variables.data-"));
     if index != data {
-        let missing = if index { "variables.data-* shards" } else { "variables.index" };
+        let missing = if index {
+            "variables.data-* shards"
+        } else {
+            "variables.index"
+        };
         out.push(
-            Finding::error("tf.incomplete-variables", vars, format!("{missing} missing: TensorFlow Serving cannot restore the variables"))
-                .with_fix("export the SavedModel again and pack the whole version folder"),
+            Finding::error(
+                "tf.incomplete-variables",
+                vars,
+                format!("{missing} missing: TensorFlow Serving cannot restore the variables"),
+            )
+            .with_fix("export the SavedModel again and pack the whole version folder"),
         );
     }
 }
@@ -145,9 +174,17 @@ fn read_signatures(
     match savedmodel::summarize(&bytes) {
         Ok(summary) => {
             for sig in &summary.signatures {
-                out.push(Finding::info("tf.signature", pb, format!("model '{name}' v{version}: {sig}")));
+                out.push(Finding::info(
+                    "tf.signature",
+                    pb,
+                    format!("model '{name}' v{version}: {sig}"),
+                ));
             }
-            if !summary.signatures.iter().any(|s| s.name == "serving_default") {
+            if !summary
+                .signatures
+                .iter()
+                .any(|s| s.name == "serving_default")
+            {
                 out.push(Finding::warning(
                     "tf.no-serving-default",
                     pb,
@@ -158,8 +195,12 @@ fn read_signatures(
         }
         Err(err) => {
             out.push(
-                Finding::error("tf.bad-savedmodel", pb, format!("not a valid SavedModel protobuf ({err})"))
-                    .with_fix("export it again with tf.saved_model.save; the file may be truncated"),
+                Finding::error(
+                    "tf.bad-savedmodel",
+                    pb,
+                    format!("not a valid SavedModel protobuf ({err})"),
+                )
+                .with_fix("export it again with tf.saved_model.save; the file may be truncated"),
             );
             None
         }

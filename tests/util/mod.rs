@@ -12,7 +12,9 @@ use tempfile::TempDir;
 
 /// A file or folder under `fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
 
 /// A temporary directory for one test, with its own artifact cache.
@@ -23,7 +25,10 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new() -> Sandbox {
         Sandbox {
-            dir: tempfile::Builder::new().prefix("sagedock-test-").tempdir().unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("sagedock-test-")
+                .tempdir()
+                .unwrap(),
         }
     }
 
@@ -97,11 +102,17 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
             out.insert(rel, "dir".into());
             walk(root, &path, out);
         } else if meta.file_type().is_symlink() {
-            out.insert(rel, format!("link -> {}", fs::read_link(&path).unwrap().display()));
+            out.insert(
+                rel,
+                format!("link -> {}", fs::read_link(&path).unwrap().display()),
+            );
         } else {
             let exec = meta.permissions().mode() & 0o111 != 0;
             let bytes = fs::read(&path).unwrap();
-            out.insert(rel, format!("file exec={exec} {}", String::from_utf8_lossy(&bytes)));
+            out.insert(
+                rel,
+                format!("file exec={exec} {}", String::from_utf8_lossy(&bytes)),
+            );
         }
     }
 }
@@ -113,6 +124,10 @@ pub fn all_paths(root: &Path) -> Vec<String> {
 
 /// Parses a command's stdout as JSON.
 pub fn json(output: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
 }
