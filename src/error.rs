@@ -11,6 +11,8 @@ pub enum Error {
     Pack(#[from] PackError),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
     #[error("cannot read {path}: {source}")]
     Read {
         path: std::path::PathBuf,
@@ -33,6 +35,10 @@ impl Error {
             Error::Unpack(e) => e.kind.is_artifact_fault(),
             Error::Cache(CacheError::Unpack(e)) => e.kind.is_artifact_fault(),
             Error::Pack(PackError::EscapingSymlink { .. } | PackError::SpecialFile(_)) => true,
+            // The deployment itself failed: the image or model does not come up.
+            Error::Runtime(
+                crate::runtime::RuntimeError::ExitedAtStart { .. } | crate::runtime::RuntimeError::HealthTimeout { .. },
+            ) => true,
             _ => false,
         };
         if artifact_fault {

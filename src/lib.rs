@@ -6,13 +6,17 @@
 //! cloud.
 //!
 //! Modules: [`artifact`] (pack, safe unpack, cache, layout checks), [`framework`] (what
-//! each serving stack expects of `/opt/ml/model`), [`cli`] (argument parsing and output).
+//! each serving stack expects of `/opt/ml/model`), [`runtime`] (serving containers through
+//! the Docker Engine API), [`endpoint`] (the local port in front of an endpoint's
+//! instances), [`cli`] (argument parsing and output).
 //! The binary is a thin wrapper around [`run`].
 
 pub mod artifact;
 pub mod cli;
+pub mod endpoint;
 mod error;
 pub mod framework;
+pub mod runtime;
 pub mod units;
 
 pub use cli::{run, Cli};

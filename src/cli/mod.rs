@@ -4,6 +4,7 @@
 //! stdout; human text goes to stdout, diagnostics and logs (`RUST_LOG`) to stderr.
 
 mod artifact;
+mod runtime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,100 @@ pub enum Command {
     /// (~/.cache/sagedock on Linux); entries are keyed by the archive's sha256.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Serve a model with a serving image, as a SageMaker endpoint would.
+    ///
+    /// Unpacks the artifact (through the cache), starts the containers with the SageMaker
+    /// container contract (`serve`, /opt/ml/model read-only, port 8080, instance-type
+    /// limits), waits until each answers GET /ping, then forwards requests from --port and
+    /// streams the containers' logs. Ctrl-C or SIGTERM stops and removes every container.
+    Serve(ServeArgs),
+    /// List the containers sagedock manages.
+    Ps(PsArgs),
+    /// Show the logs of a managed container, or of every container of an endpoint.
+    Logs(LogsArgs),
+    /// Remove containers left behind by sagedock runs that are gone.
+    Gc(GcArgs),
+}
+
+/// The port `sagedock serve` (and later `sagedock up`) listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 9474;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The serving image (it must answer `serve`, see the SageMaker container contract).
+    #[arg(long)]
+    pub image: String,
+    /// The model: a model.tar.gz (unpacked through the cache) or a directory; mounted
+    /// read-only at /opt/ml/model.
+    #[arg(long, value_name = "ARTIFACT")]
+    pub model: Option<PathBuf>,
+    /// The endpoint name (used in container names and labels).
+    #[arg(long, default_value = "local")]
+    pub name: String,
+    /// The production variant name.
+    #[arg(long, default_value = "AllTraffic")]
+    pub variant: String,
+    /// The instance type whose vCPUs and memory become container limits (`local`: none).
+    #[arg(long, default_value = "ml.m5.large")]
+    pub instance_type: String,
+    /// How many containers to run.
+    #[arg(long, default_value_t = 1)]
+    pub instance_count: u32,
+    /// An environment variable for the containers, NAME=VALUE; repeatable.
+    #[arg(long, short = 'e', value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// The local port that forwards to the containers (0: any free port).
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// How long each container may take to answer GET /ping with 200.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub health_timeout: std::time::Duration,
+    /// EnableNetworkIsolation: the containers get no route outside this machine.
+    #[arg(long)]
+    pub network_isolation: bool,
+    /// Pull the image if the engine does not have it.
+    #[arg(long)]
+    pub pull: bool,
+    /// Run GPU and Inferentia instance types without their accelerators.
+    #[arg(long)]
+    pub cpu_only: bool,
+    /// The region containers see in AWS_REGION.
+    #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
+    pub region: String,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A container name (or id prefix), or an endpoint name for all its containers.
+    pub name: String,
+    /// Keep following new output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Remove every sagedock container, including those of runs still alive.
+    #[arg(long)]
+    pub all: bool,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -175,7 +270,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Unpack(args) => artifact::unpack(&args),
         Command::Validate(args) => artifact::validate(&args),
         Command::Cache(cmd) => artifact::cache(&cmd),
+        Command::Serve(args) => block_on(runtime::serve(&args)),
+        Command::Ps(args) => block_on(runtime::ps(&args)),
+        Command::Logs(args) => block_on(runtime::logs(&args)),
+        Command::Gc(args) => block_on(runtime::gc(&args)),
     }
+}
+
+/// Runs an async command on a multi-threaded runtime.
+fn block_on<F: std::future::Future<Output = Result<ExitCode>>>(future: F) -> Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(crate::Error::Output)?
+        .block_on(future)
 }
 
 #[cfg(test)]

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds every test image this repository needs (idempotent: images that are up to date
+# are left alone). Needs a Docker engine (harness/ci/docker.sh) and, for the Debian base
+# of the MMS image, network access to Debian's package mirror and PyPI.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+bash "$here/echo/build.sh"
+bash "$here/mms/build.sh"

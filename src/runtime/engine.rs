@@ -1,0 +1,139 @@
+//! The Docker engine, reached through the Docker Engine API (bollard).
+//!
+//! Honours `DOCKER_HOST` (`unix://…`, `tcp://…`, `http://…`), else the local socket.
+//! The client pins API 1.41 (Docker 20.10, the oldest engine we support) and negotiates
+//! down from there, so any newer engine accepts it too. Errors name the engine address and
+//! say how to start one; a missing image names the image and how to get it.
+
+use std::collections::HashMap;
+
+use bollard::errors::Error as DockerError;
+use bollard::query_parameters::CreateImageOptionsBuilder;
+use bollard::{ClientVersion, Docker};
+use futures_util::StreamExt;
+
+use super::RuntimeError;
+
+const API_1_41: &ClientVersion = &ClientVersion {
+    major_version: 1,
+    minor_version: 41,
+};
+const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+
+/// A connected engine and what it offers.
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    /// Where the engine is, as the user would name it.
+    pub host: String,
+    /// True when the engine runs on this machine (a unix socket), so container bridge
+    /// addresses are reachable from here on Linux.
+    pub local: bool,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    pub nvidia_runtime: bool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("host", &self.host).field("cpus", &self.cpus).finish()
+    }
+}
+
+impl Engine {
+    /// Connects to the engine named by `DOCKER_HOST` (or the local socket) and checks
+    /// that it answers.
+    pub async fn connect() -> Result<Engine, RuntimeError> {
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| DEFAULT_SOCKET.to_string());
+        let unreachable = |detail: String| RuntimeError::EngineUnreachable {
+            host: host.clone(),
+            detail,
+        };
+        let docker = if host.starts_with("unix://") {
+            Docker::connect_with_unix(&host, 120, API_1_41)
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            Docker::connect_with_http(&host, 120, API_1_41)
+        } else {
+            return Err(unreachable("only unix:// and tcp:// engine addresses are supported".into()));
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
+        let docker = docker.negotiate_version().await.map_err(|e| unreachable(e.to_string()))?;
+        let info = docker.info().await.map_err(|e| unreachable(e.to_string()))?;
+        let nvidia_runtime = info
+            .runtimes
+            .as_ref()
+            .is_some_and(|r| r.keys().any(|k| k.contains("nvidia")));
+        Ok(Engine {
+            local: host.starts_with("unix://"),
+            docker,
+            host,
+            cpus: info.ncpu.unwrap_or(1).max(1) as u32,
+            memory_bytes: info.mem_total.unwrap_or(0).max(0) as u64,
+            nvidia_runtime,
+        })
+    }
+
+    /// Makes sure `image` is present; pulls it only when `pull` is set.
+    pub async fn ensure_image(&self, image: &str, pull: bool) -> Result<(), RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(RuntimeError::docker("inspect image", image, e)),
+        }
+        if !pull {
+            return Err(RuntimeError::ImageMissing {
+                image: image.to_string(),
+            });
+        }
+        let (repo, tag) = split_image(image);
+        let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
+        let mut progress = self.docker.create_image(Some(options), None, None);
+        while let Some(step) = progress.next().await {
+            step.map_err(|e| RuntimeError::Pull {
+                image: image.to_string(),
+                detail: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Labels of an image (capabilities such as `accept-bind-to-port`).
+    pub async fn image_labels(&self, image: &str) -> HashMap<String, String> {
+        self.docker
+            .inspect_image(image)
+            .await
+            .ok()
+            .and_then(|i| i.config)
+            .and_then(|c| c.labels)
+            .unwrap_or_default()
+    }
+}
+
+/// `repo[:tag]` → (repo, tag), keeping registry ports (`host:5000/repo`) intact.
+fn split_image(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
+/// True for the engine's 404 (no such container, image or network).
+pub fn is_not_found(err: &DockerError) -> bool {
+    matches!(err, DockerError::DockerResponseServerError { status_code: 404, .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_split_at_the_tag_not_the_registry_port() {
+        assert_eq!(split_image("sagedock/echo:latest"), ("sagedock/echo", "latest"));
+        assert_eq!(split_image("sagedock/echo"), ("sagedock/echo", "latest"));
+        assert_eq!(split_image("localhost:5000/echo"), ("localhost:5000/echo", "latest"));
+        assert_eq!(split_image("localhost:5000/echo:v2"), ("localhost:5000/echo", "v2"));
+    }
+}

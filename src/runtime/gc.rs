@@ -1,0 +1,82 @@
+//! Finding sagedock's containers by label, and removing those whose run is gone.
+//!
+//! A container's owner label names the process that created it (`runtime::owner`); when
+//! that process no longer exists (it was killed, or the machine restarted) the container
+//! is an orphan. `gc` removes orphans of this host; `gc --all` removes every sagedock
+//! container, including those of live runs.
+
+use std::collections::HashMap;
+
+use bollard::query_parameters::ListContainersOptionsBuilder;
+
+use super::{labels, owner, Engine, RuntimeError};
+
+/// A container carrying sagedock's labels.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Managed {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub endpoint: String,
+    pub variant: String,
+    pub instance: String,
+    pub state: String,
+    pub status: String,
+    pub created_unix: i64,
+    pub host_port: Option<u16>,
+    pub owner_alive: bool,
+    pub labels: HashMap<String, String>,
+}
+
+/// Every container labelled `sagedock.managed=true`, oldest first.
+pub async fn list(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
+    let filters: HashMap<&str, Vec<String>> = HashMap::from([("label", vec![format!("{}=true", labels::MANAGED)])]);
+    let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    let found = engine
+        .docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| RuntimeError::docker("list containers", "labelled sagedock.managed", e))?;
+    let mut out: Vec<Managed> = found
+        .into_iter()
+        .map(|c| {
+            let labels = c.labels.unwrap_or_default();
+            let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            let owner_label = get(labels::OWNER);
+            Managed {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+                endpoint: get(labels::ENDPOINT),
+                variant: get(labels::VARIANT),
+                instance: get(labels::INSTANCE),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                status: c.status.unwrap_or_default(),
+                created_unix: c.created.unwrap_or(0),
+                host_port: c.ports.unwrap_or_default().iter().find_map(|p| p.public_port),
+                owner_alive: owner::is_alive(&owner_label),
+                labels,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.created_unix.cmp(&b.created_unix).then(a.name.cmp(&b.name)));
+    Ok(out)
+}
+
+/// Removes orphaned containers (all sagedock containers with `all`); returns their names.
+pub async fn gc(engine: &Engine, all: bool) -> Result<Vec<String>, RuntimeError> {
+    let mut removed = Vec::new();
+    for c in list(engine).await? {
+        let owner_label = c.labels.get(labels::OWNER).cloned().unwrap_or_default();
+        let orphan = !c.owner_alive && (owner::is_local(&owner_label) || owner_label.is_empty());
+        if all || orphan {
+            super::guard::remove_container(engine, &c.id, &c.name).await?;
+            removed.push(c.name);
+        }
+    }
+    Ok(removed)
+}

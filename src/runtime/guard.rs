@@ -1,0 +1,102 @@
+//! Ownership of a container from the instant `create` returns.
+//!
+//! A [`ContainerGuard`] removes its container when dropped (on error paths, panics, or a
+//! cancelled future), unless it was removed explicitly with [`ContainerGuard::remove`]
+//! or kept with [`ContainerGuard::keep`] (`SAGEDOCK_KEEP=1` keeps every container, for
+//! debugging). The drop path uses a fresh client on its own thread, since it may run
+//! while the async runtime is shutting down.
+
+use bollard::query_parameters::{RemoveContainerOptionsBuilder, StopContainerOptionsBuilder};
+
+use super::engine::is_not_found;
+use super::{Engine, RuntimeError};
+
+/// Seconds between SIGTERM and SIGKILL when stopping, as SageMaker does.
+pub const STOP_GRACE_SECS: i32 = 30;
+
+/// Whether `SAGEDOCK_KEEP` asks to keep containers.
+pub fn keep_requested() -> bool {
+    std::env::var("SAGEDOCK_KEEP").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Owns one container.
+pub struct ContainerGuard {
+    engine: Engine,
+    pub id: String,
+    pub name: String,
+    armed: bool,
+}
+
+impl std::fmt::Debug for ContainerGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerGuard").field("name", &self.name).field("armed", &self.armed).finish()
+    }
+}
+
+impl ContainerGuard {
+    pub fn new(engine: Engine, id: String, name: String) -> Self {
+        ContainerGuard {
+            engine,
+            id,
+            name,
+            armed: !keep_requested(),
+        }
+    }
+
+    /// Stops (SIGTERM, then SIGKILL after the grace period) and removes the container.
+    pub async fn remove(mut self) -> Result<(), RuntimeError> {
+        if !self.armed {
+            return Ok(());
+        }
+        self.armed = false;
+        remove_container(&self.engine, &self.id, &self.name).await
+    }
+
+    /// Leaves the container running after the guard is gone.
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+/// Stops and removes a container; a container already gone is not an error.
+pub async fn remove_container(engine: &Engine, id: &str, name: &str) -> Result<(), RuntimeError> {
+    let stop = StopContainerOptionsBuilder::default().t(STOP_GRACE_SECS).build();
+    match engine.docker.stop_container(id, Some(stop)).await {
+        Ok(()) => {}
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) => tracing::debug!(container = name, error = %e, "stop failed; removing by force"),
+    }
+    let remove = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    match engine.docker.remove_container(id, Some(remove)).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        // 409: removal already in progress.
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+        Err(e) => Err(RuntimeError::docker("remove container", name, e)),
+    }
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (id, name) = (self.id.clone(), self.name.clone());
+        tracing::debug!(container = %name, "guard dropped: removing container");
+        let done = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let Ok(runtime) = runtime else { return };
+            runtime.block_on(async {
+                match Engine::connect().await {
+                    Ok(engine) => {
+                        if let Err(e) = remove_container(&engine, &id, &name).await {
+                            tracing::warn!(container = %name, error = %e, "could not remove container; `sagedock gc` will");
+                        }
+                    }
+                    Err(e) => tracing::warn!(container = %name, error = %e, "could not remove container; `sagedock gc` will"),
+                }
+            });
+        });
+        let _ = done.join();
+    }
+}

@@ -1,0 +1,239 @@
+//! Starting one serving container and waiting until it is healthy.
+//!
+//! Readiness is one explicit condition — `GET /ping` answers 200 — polled every 10 ms at
+//! first, backing off to 500 ms, under one deadline. While it polls, it also waits on the
+//! container: an exit (or OOM kill) during start-up is reported at once with the exit code,
+//! the OOM flag and the last 50 log lines; a timeout reports the last `/ping` answer and
+//! the log tail.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bollard::models::ContainerInspectResponse;
+use bollard::query_parameters::{CreateContainerOptionsBuilder, WaitContainerOptionsBuilder};
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::guard::ContainerGuard;
+use super::spec::{ContainerSpec, SERVING_PORT};
+use super::{logs, Engine, RuntimeError};
+
+/// How long and how often to wait for health.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadyPolicy {
+    pub deadline: Duration,
+    pub first_interval: Duration,
+    pub max_interval: Duration,
+}
+
+impl Default for ReadyPolicy {
+    fn default() -> Self {
+        ReadyPolicy {
+            deadline: Duration::from_secs(600),
+            first_interval: Duration::from_millis(10),
+            max_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A running, healthy serving container.
+#[derive(Debug)]
+pub struct Instance {
+    pub guard: ContainerGuard,
+    /// Where sagedock sends requests.
+    pub addr: SocketAddr,
+    /// The port published on 127.0.0.1, when there is one.
+    pub published: Option<SocketAddr>,
+    /// Time from create to the first healthy `/ping`.
+    pub ready_after: Duration,
+}
+
+/// Creates, starts and waits for one container. On any failure the container is removed.
+pub async fn launch(engine: &Engine, spec: &ContainerSpec, policy: ReadyPolicy) -> Result<Instance, RuntimeError> {
+    let t0 = Instant::now();
+    if spec.network_isolation {
+        ensure_isolated_network(engine).await?;
+    }
+    let body = spec.create_body(engine.cpus, engine.nvidia_runtime)?;
+    let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+    let created = engine
+        .docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(|e| RuntimeError::docker("create container for image", &spec.image, e))?;
+    let guard = ContainerGuard::new(engine.clone(), created.id, spec.name.clone());
+    engine
+        .docker
+        .start_container(&guard.id, None)
+        .await
+        .map_err(|e| RuntimeError::docker("start container", &spec.name, e))?;
+    let info = inspect(engine, &guard).await?;
+    if !info.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+        return Err(exit_error(engine, &guard).await);
+    }
+    let (addr, published) = address(engine, &info, spec.network_isolation, &spec.name)?;
+    wait_until_healthy(engine, &guard, addr, policy).await?;
+    Ok(Instance {
+        guard,
+        addr,
+        published,
+        ready_after: t0.elapsed(),
+    })
+}
+
+async fn inspect(engine: &Engine, guard: &ContainerGuard) -> Result<ContainerInspectResponse, RuntimeError> {
+    engine
+        .docker
+        .inspect_container(&guard.id, None)
+        .await
+        .map_err(|e| RuntimeError::docker("inspect container", &guard.name, e))
+}
+
+/// The address to use (the bridge address when the engine is local and the platform
+/// routes to it, else the published port) and the published port.
+fn address(
+    engine: &Engine,
+    info: &ContainerInspectResponse,
+    isolated: bool,
+    name: &str,
+) -> Result<(SocketAddr, Option<SocketAddr>), RuntimeError> {
+    let net = info.network_settings.as_ref();
+    let published: Option<SocketAddr> = net
+        .and_then(|n| n.ports.as_ref())
+        .and_then(|p| p.get(&format!("{SERVING_PORT}/tcp")))
+        .and_then(|b| b.as_ref())
+        .and_then(|v| v.iter().find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok()))
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+    let bridge: Option<SocketAddr> = net
+        .and_then(|n| n.networks.as_ref())
+        .and_then(|m| m.values().find_map(|e| e.ip_address.as_deref()?.parse().ok()))
+        .map(|ip: std::net::IpAddr| SocketAddr::new(ip, SERVING_PORT));
+    let direct = engine.local && cfg!(target_os = "linux");
+    let chosen = match (direct || isolated, bridge, published) {
+        (true, Some(b), _) => Some(b),
+        (_, _, Some(p)) => Some(p),
+        (false, Some(b), None) => Some(b),
+        _ => None,
+    };
+    let detail = if isolated && !direct {
+        "network isolation needs a local engine on Linux, where container addresses are reachable"
+    } else {
+        "no published port and no network address"
+    };
+    chosen
+        .map(|a| (a, published))
+        .ok_or_else(|| RuntimeError::NoAddress {
+            name: name.to_string(),
+            detail: detail.into(),
+        })
+}
+
+async fn ensure_isolated_network(engine: &Engine) -> Result<(), RuntimeError> {
+    use super::spec::ISOLATED_NETWORK;
+    match engine.docker.inspect_network(ISOLATED_NETWORK, None).await {
+        Ok(_) => return Ok(()),
+        Err(e) if super::engine::is_not_found(&e) => {}
+        Err(e) => return Err(RuntimeError::docker("inspect network", ISOLATED_NETWORK, e)),
+    }
+    let request = bollard::models::NetworkCreateRequest {
+        name: ISOLATED_NETWORK.to_string(),
+        driver: Some("bridge".into()),
+        internal: Some(true),
+        labels: Some([(super::labels::MANAGED.to_string(), "true".to_string())].into()),
+        ..Default::default()
+    };
+    match engine.docker.create_network(request).await {
+        Ok(_) => Ok(()),
+        // Another sagedock created it meanwhile.
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+        Err(e) => Err(RuntimeError::docker("create network", ISOLATED_NETWORK, e)),
+    }
+}
+
+/// Polls `/ping` until it answers 200, the container exits, or the deadline passes.
+pub async fn wait_until_healthy(
+    engine: &Engine,
+    guard: &ContainerGuard,
+    addr: SocketAddr,
+    policy: ReadyPolicy,
+) -> Result<(), RuntimeError> {
+    let wait_options = WaitContainerOptionsBuilder::default().condition("not-running").build();
+    let mut exited = engine.docker.wait_container(&guard.id, Some(wait_options));
+    let mut last_ping: String;
+    let mut interval = policy.first_interval;
+    let deadline = tokio::time::Instant::now() + policy.deadline;
+    loop {
+        match ping(addr).await {
+            Ok(200) => return Ok(()),
+            Ok(status) => last_ping = format!("HTTP {status}"),
+            Err(e) => last_ping = e,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = exited.next() => return Err(exit_error(engine, guard).await),
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(RuntimeError::HealthTimeout {
+                    name: guard.name.clone(),
+                    waited: humantime::format_duration(policy.deadline).to_string(),
+                    last_ping,
+                    logs: logs::tail(engine, &guard.id, 50).await,
+                });
+            }
+        }
+        interval = (interval * 3 / 2).min(policy.max_interval);
+    }
+}
+
+async fn exit_error(engine: &Engine, guard: &ContainerGuard) -> RuntimeError {
+    let state = inspect(engine, guard).await.ok().and_then(|i| i.state);
+    let exit_code = state.as_ref().and_then(|s| s.exit_code).unwrap_or(-1);
+    let oom = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
+    RuntimeError::ExitedAtStart {
+        name: guard.name.clone(),
+        exit_code,
+        oom: if oom { " (OOM-killed: the instance type has too little memory)" } else { "" },
+        logs: logs::tail(engine, &guard.id, 50).await,
+    }
+}
+
+/// One `GET /ping`: the status code, or why there was none. Connect within 250 ms and
+/// answer within 2 s, as SageMaker expects.
+pub async fn ping(addr: SocketAddr) -> Result<u16, String> {
+    let connect = tokio::time::timeout(Duration::from_millis(250), tokio::net::TcpStream::connect(addr));
+    let mut stream = match connect.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("connect {addr}: {e}")),
+        Err(_) => return Err(format!("connect {addr}: no answer within 250 ms")),
+    };
+    let exchange = async {
+        stream
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = Vec::with_capacity(256);
+        let mut buf = [0u8; 256];
+        while !head.windows(2).any(|w| w == b"\r\n") {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 || head.len() > 4096 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = match tokio::time::timeout(Duration::from_secs(2), exchange).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(e)) => return Err(format!("GET /ping: {e}")),
+        Err(_) => return Err("GET /ping: no answer within 2 s".into()),
+    };
+    let line = String::from_utf8_lossy(&head);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            if head.is_empty() {
+                "GET /ping: connection closed without an answer".to_string()
+            } else {
+                format!("GET /ping: not HTTP: {}", line.lines().next().unwrap_or(""))
+            }
+        })
+}

@@ -1,0 +1,214 @@
+//! What one serving container is: image, model mount, environment, limits, labels.
+//!
+//! The environment is checked against SageMaker's own limits (CONTRACT §1.1) before
+//! anything starts: at most 100 variables, keys matching `[a-zA-Z_][a-zA-Z0-9_]*`, keys and
+//! values of at most 1024 characters, at most 32 KiB in all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, PortBinding};
+
+use super::instance::{Accelerator, InstanceType};
+use super::{labels, RuntimeError};
+
+/// The port a serving container listens on.
+pub const SERVING_PORT: u16 = 8080;
+/// The network isolated containers join: no route outside the host.
+pub const ISOLATED_NETWORK: &str = "sagedock-isolated";
+
+/// One serving container to create.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// Mounted read-only at /opt/ml/model; `None` for images that need no model data.
+    pub model_dir: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
+    pub instance_type: InstanceType,
+    pub labels: BTreeMap<String, String>,
+    /// EnableNetworkIsolation: join [`ISOLATED_NETWORK`] and publish nothing.
+    pub network_isolation: bool,
+    /// Run accelerator instance types without their devices.
+    pub cpu_only: bool,
+}
+
+impl ContainerSpec {
+    pub fn new(name: impl Into<String>, image: impl Into<String>, instance_type: InstanceType) -> Self {
+        let mut labels = BTreeMap::new();
+        labels.insert(labels::MANAGED.to_string(), "true".to_string());
+        labels.insert(labels::OWNER.to_string(), super::owner::current());
+        labels.insert(labels::INSTANCE_TYPE.to_string(), instance_type.name.to_string());
+        ContainerSpec {
+            name: name.into(),
+            image: image.into(),
+            model_dir: None,
+            env: BTreeMap::new(),
+            instance_type,
+            labels,
+            network_isolation: false,
+            cpu_only: false,
+        }
+    }
+
+    pub fn with_model_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.model_dir = Some(dir.into());
+        self
+    }
+
+    pub fn with_env(mut self, env: BTreeMap<String, String>) -> Self {
+        self.env.extend(env);
+        self
+    }
+
+    pub fn with_label(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.labels.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn with_network_isolation(mut self, on: bool) -> Self {
+        self.network_isolation = on;
+        self
+    }
+
+    pub fn with_cpu_only(mut self, on: bool) -> Self {
+        self.cpu_only = on;
+        self
+    }
+
+    /// The Docker create request for this container on an engine with `host_cpus`.
+    pub fn create_body(&self, host_cpus: u32, nvidia_runtime: bool) -> Result<ContainerCreateBody, RuntimeError> {
+        validate_env(&self.env)?;
+        let device_requests = self.device_requests(nvidia_runtime)?;
+        let port = format!("{SERVING_PORT}/tcp");
+        let mut host = HostConfig {
+            binds: self
+                .model_dir
+                .as_ref()
+                .map(|dir| vec![format!("{}:/opt/ml/model:ro", dir.display())]),
+            device_requests,
+            auto_remove: Some(false),
+            ..Default::default()
+        };
+        if !self.instance_type.is_local() {
+            // An instance bigger than this machine gets what the machine has.
+            let cpus = self.instance_type.vcpus.min(host_cpus).max(1);
+            host.nano_cpus = Some(i64::from(cpus) * 1_000_000_000);
+            let memory = (self.instance_type.memory_mib * 1024 * 1024) as i64;
+            host.memory = Some(memory);
+            host.memory_swap = Some(memory);
+        }
+        if self.network_isolation {
+            host.network_mode = Some(ISOLATED_NETWORK.to_string());
+        } else {
+            host.port_bindings = Some(HashMap::from([(
+                port.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            )]));
+        }
+        Ok(ContainerCreateBody {
+            image: Some(self.image.clone()),
+            cmd: Some(vec!["serve".into()]),
+            env: Some(self.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(self.labels.clone().into_iter().collect()),
+            exposed_ports: Some(vec![port]),
+            host_config: Some(host),
+            ..Default::default()
+        })
+    }
+
+    fn device_requests(&self, nvidia_runtime: bool) -> Result<Option<Vec<DeviceRequest>>, RuntimeError> {
+        let name = self.instance_type.name;
+        match self.instance_type.accelerator {
+            Accelerator::None => Ok(None),
+            _ if self.cpu_only => Ok(None),
+            Accelerator::NvidiaGpu(n) if nvidia_runtime => Ok(Some(vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                count: Some(i64::from(n)),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                ..Default::default()
+            }])),
+            Accelerator::NvidiaGpu(n) => Err(RuntimeError::InstanceType(format!(
+                "{name} has {n} NVIDIA GPU(s), but the Docker engine has no NVIDIA runtime (install nvidia-container-toolkit); pass --cpu-only to run it without GPUs, or choose a CPU type such as ml.m5.xlarge"
+            ))),
+            Accelerator::Inferentia(_) => Err(RuntimeError::InstanceType(format!(
+                "{name} has AWS Inferentia chips, which no local engine provides; pass --cpu-only to run it without them, or choose a CPU type such as ml.m5.xlarge"
+            ))),
+        }
+    }
+}
+
+/// Checks an environment against SageMaker's limits for `ContainerDefinition.Environment`.
+pub fn validate_env(env: &BTreeMap<String, String>) -> Result<(), RuntimeError> {
+    let fail = |m: String| Err(RuntimeError::Environment(m));
+    if env.len() > 100 {
+        return fail(format!("{} environment variables; SageMaker allows at most 100", env.len()));
+    }
+    let mut total = 0;
+    for (key, value) in env {
+        let mut chars = key.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return fail(format!("environment variable name '{key}' must match [a-zA-Z_][a-zA-Z0-9_]*"));
+        }
+        if key.len() > 1024 || value.len() > 1024 {
+            return fail(format!("environment variable {key}: names and values are limited to 1024 characters"));
+        }
+        total += key.len() + value.len();
+    }
+    if total > 32 * 1024 {
+        return fail(format!("environment holds {total} bytes of names and values; SageMaker allows at most 32768"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::instance::lookup;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn environment_limits_follow_sagemaker() {
+        assert!(validate_env(&env(&[("SAGEMAKER_PROGRAM", "inference.py")])).is_ok());
+        assert!(validate_env(&env(&[("1BAD", "x")])).is_err());
+        assert!(validate_env(&env(&[("BAD-NAME", "x")])).is_err());
+        let long = "v".repeat(1025);
+        assert!(validate_env(&env(&[("K", &long)])).is_err());
+        let many: BTreeMap<String, String> = (0..101).map(|i| (format!("K{i}"), "v".into())).collect();
+        assert!(validate_env(&many).unwrap_err().to_string().contains("at most 100"));
+        let big: BTreeMap<String, String> = (0..40).map(|i| (format!("K{i}"), "v".repeat(1000))).collect();
+        assert!(validate_env(&big).unwrap_err().to_string().contains("32768"));
+    }
+
+    #[test]
+    fn limits_follow_the_instance_type_and_fit_the_host() {
+        let spec = ContainerSpec::new("c", "img", lookup("ml.m5.xlarge").unwrap()).with_model_dir("/m");
+        let body = spec.create_body(2, false).unwrap();
+        let host = body.host_config.unwrap();
+        assert_eq!(host.nano_cpus, Some(2_000_000_000), "4 vCPUs clamped to the host's 2");
+        assert_eq!(host.memory, Some(16 << 30));
+        assert_eq!(host.binds.unwrap(), vec!["/m:/opt/ml/model:ro"]);
+        assert_eq!(body.cmd.unwrap(), vec!["serve"]);
+        let local = ContainerSpec::new("c", "img", lookup("local").unwrap()).create_body(2, false).unwrap();
+        assert_eq!(local.host_config.unwrap().memory, None);
+    }
+
+    #[test]
+    fn gpu_types_need_a_gpu_runtime_or_cpu_only() {
+        let gpu = lookup("ml.g4dn.xlarge").unwrap();
+        let err = ContainerSpec::new("c", "img", gpu).create_body(2, false).unwrap_err();
+        assert!(err.to_string().contains("--cpu-only"));
+        let ok = ContainerSpec::new("c", "img", gpu).create_body(2, true).unwrap();
+        assert_eq!(ok.host_config.unwrap().device_requests.unwrap()[0].count, Some(1));
+        let cpu = ContainerSpec::new("c", "img", gpu).with_cpu_only(true).create_body(2, false).unwrap();
+        assert!(cpu.host_config.unwrap().device_requests.is_none());
+    }
+}
