@@ -5,5 +5,6 @@ mod util;
 
 mod cache;
 mod pack;
+mod serve;
 mod unpack;
 mod validate;
