@@ -13,6 +13,7 @@
 
 pub mod artifact;
 pub mod cli;
+pub mod control;
 pub mod endpoint;
 mod error;
 pub mod framework;

@@ -91,7 +91,7 @@ fn echo_serves_under_the_container_contract_and_is_removed_on_sigterm() {
         let handles: Vec<_> = (0..4)
             .map(|_| s.spawn(|| http("POST", &url, &[("X-Amzn-SageMaker-Custom-Attributes", "sleep_ms=300")], b"x")))
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap().header("x-echo-instance").unwrap().to_string()).collect()
+        handles.into_iter().map(|h| h.join().unwrap().header("x-sagedock-instance").unwrap().to_string()).collect()
     });
     let mut distinct = answered.clone();
     distinct.sort();

@@ -5,6 +5,7 @@
 
 mod artifact;
 mod runtime;
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,46 @@ pub enum Command {
     Logs(LogsArgs),
     /// Remove containers left behind by sagedock runs that are gone.
     Gc(GcArgs),
+    /// Run the SageMaker control plane and runtime API on one port (for boto3, the AWS
+    /// CLI, the SageMaker SDK), backed by real containers.
+    ///
+    /// CreateModel / CreateEndpointConfig / CreateEndpoint deploy containers; DescribeEndpoint
+    /// reports Creating, InService or Failed with a reason; InvokeEndpoint reaches them.
+    /// State persists in --data-dir; runs in the foreground until Ctrl-C or SIGTERM.
+    Up(UpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The port for both APIs (0: any free port).
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Where models, endpoint configs, endpoints and tags are kept (default: the user
+    /// data directory, ~/.local/share/sagedock on Linux).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// s3://BUCKET/KEY model data is read from DIR/BUCKET/KEY.
+    #[arg(long, value_name = "DIR")]
+    pub s3_root: Option<PathBuf>,
+    /// The region in ARNs and in the containers' AWS_REGION.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// The account id in ARNs and error messages.
+    #[arg(long, default_value = "123456789012")]
+    pub account: String,
+    /// How long a container may take to answer GET /ping with 200 when the variant does
+    /// not set ContainerStartupHealthCheckTimeoutInSeconds.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub health_timeout: std::time::Duration,
+    /// Pull images the engine does not have.
+    #[arg(long)]
+    pub pull: bool,
+    /// Run GPU and Inferentia instance types without their accelerators.
+    #[arg(long)]
+    pub cpu_only: bool,
 }
 
 /// The port `sagedock serve` (and later `sagedock up`) listens on unless told otherwise.
@@ -274,6 +315,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ps(args) => block_on(runtime::ps(&args)),
         Command::Logs(args) => block_on(runtime::logs(&args)),
         Command::Gc(args) => block_on(runtime::gc(&args)),
+        Command::Up(args) => block_on(up::up(&args)),
     }
 }
 

@@ -13,7 +13,7 @@ use super::{GcArgs, LogsArgs, PsArgs, ServeArgs};
 use crate::artifact::inspect::{self, Severity, Source};
 use crate::artifact::tree::Tree;
 use crate::artifact::Cache;
-use crate::endpoint::{self, Backend, Forwarder};
+use crate::endpoint::{self, App, Backend, LiveEndpoint, LiveVariant, Router};
 use crate::runtime::{self, gc, instance, labels, ContainerSpec, Engine, Instance, ReadyPolicy, RuntimeError};
 use crate::{Error, Result};
 
@@ -132,9 +132,16 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         let prefix = format!("{}/{}/{i}", args.name, args.variant);
         tokio::spawn(runtime::logs::follow(engine.clone(), inst.guard.id.clone(), prefix, "all".into(), true));
     }
-    let backends = instances.iter().map(|i| Backend::new(&i.guard.name, i.addr)).collect();
-    let forwarder = Forwarder::new(&args.name, backends);
-    let server = tokio::spawn(endpoint::serve(listener, forwarder));
+    let router = Router::new("123456789012", &args.region);
+    router.publish(LiveEndpoint {
+        name: args.name.clone(),
+        variants: vec![LiveVariant {
+            name: args.variant.clone(),
+            weight: 1.0,
+            backends: instances.iter().map(|i| Backend::new(&i.guard.name, i.addr)).collect(),
+        }],
+    });
+    let server = tokio::spawn(endpoint::serve(listener, App::new(router, None)));
     let code = tokio::select! {
         () = shutdown_signal() => ExitCode::SUCCESS,
         name = first_exit(&engine, &instances) => {

@@ -1,145 +1,137 @@
-//! The local endpoint: one HTTP port in front of an endpoint's instances.
+//! The one HTTP port sagedock serves: the sagemaker-runtime API (InvokeEndpoint) and,
+//! under `sagedock up`, the SageMaker control plane (AWS JSON 1.1, `POST /` with
+//! `X-Amz-Target: SageMaker.<Operation>`), so boto3, the AWS CLI and the SageMaker SDK need
+//! a single `endpoint_url`.
 //!
-//! Owns: accepting requests, choosing an instance (least outstanding requests), and
-//! forwarding `GET /ping` and `POST /invocations` (also under the runtime API's path
-//! `/endpoints/{name}/invocations`) over pooled keep-alive connections, passing through
-//! the headers SageMaker passes through.
+//! Owns: parsing requests into the two APIs and writing their answers, including every
+//! error in its AWS shape. Routing invocations is [`router`]'s job; operations are the
+//! control plane's.
 //!
-//! Does not: own container lifecycles (it is handed addresses), or speak the full
-//! sagemaker-runtime API.
+//! Does not: own container lifecycles.
+
+pub mod router;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+
+pub use router::{Backend, LiveEndpoint, LiveVariant, Router};
+
+use crate::control::{error::AwsError, ControlPlane};
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
-/// Request headers SageMaker forwards to the container (CONTRACT §1.3).
-const FORWARDED: &[&str] = &[
-    "content-type",
-    "accept",
-    "x-amzn-sagemaker-custom-attributes",
-    "x-amzn-sagemaker-target-model",
-    "x-amzn-sagemaker-target-variant",
-    "x-amzn-sagemaker-inference-id",
-    "content-length",
-    "transfer-encoding",
-];
-
-/// One instance behind the endpoint.
-#[derive(Debug)]
-pub struct Backend {
-    pub name: String,
-    pub addr: SocketAddr,
-    outstanding: AtomicUsize,
+/// A complete body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
-impl Backend {
-    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Self {
-        Backend {
-            name: name.into(),
-            addr,
-            outstanding: AtomicUsize::new(0),
-        }
-    }
+/// What the port serves.
+pub struct App {
+    pub router: Arc<Router>,
+    pub control: Option<Arc<ControlPlane>>,
+    request_ids: AtomicU64,
 }
 
-/// Forwards requests to the instances of one endpoint.
-pub struct Forwarder {
-    endpoint: String,
-    backends: Vec<Backend>,
-    client: Client<HttpConnector, Incoming>,
-}
-
-impl Forwarder {
-    pub fn new(endpoint: impl Into<String>, backends: Vec<Backend>) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(256)
-            .build(connector);
-        Arc::new(Forwarder {
-            endpoint: endpoint.into(),
-            backends,
-            client,
+impl App {
+    pub fn new(router: Arc<Router>, control: Option<Arc<ControlPlane>>) -> Arc<Self> {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Arc::new(App {
+            router,
+            control,
+            request_ids: AtomicU64::new(seed),
         })
     }
 
-    /// The backend with the fewest requests in flight (the first on ties).
-    fn pick(&self) -> Option<&Backend> {
-        self.backends.iter().min_by_key(|b| b.outstanding.load(Ordering::Relaxed))
+    /// A request id in AWS's UUID form.
+    fn request_id(&self) -> String {
+        let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
+        let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+            (h >> 32) as u32,
+            (h >> 16) as u16,
+            h & 0xfff,
+            (n >> 4) & 0xfff,
+            n & 0xffff_ffff_ffff
+        )
     }
 
     /// Handles one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-        let path = req.uri().path();
-        let invocations = path == "/invocations"
-            || path
-                .strip_prefix("/endpoints/")
-                .and_then(|rest| rest.strip_suffix("/invocations"))
-                .is_some_and(|name| name == self.endpoint);
-        let target = match (req.method(), path) {
-            (&Method::GET, "/ping") => "/ping",
-            (&Method::POST, _) if invocations => "/invocations",
-            _ => {
-                return Ok(text(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "sagedock serves GET /ping and POST /invocations (or /endpoints/{}/invocations)\n",
-                        self.endpoint
-                    ),
-                ))
-            }
+        let request_id = self.request_id();
+        let path = req.uri().path().to_string();
+        let mut response = match (req.method(), path.as_str()) {
+            (&Method::POST, "/") if req.headers().contains_key("x-amz-target") => self.control(req).await,
+            (&Method::POST, p) if p.starts_with("/endpoints/") => match p.strip_prefix("/endpoints/").and_then(|r| r.split_once('/')) {
+                Some((name, "invocations")) => {
+                    let name = percent_decode(name);
+                    self.router.invoke(&name, req).await
+                }
+                _ => not_found(&path),
+            },
+            (&Method::POST, "/invocations") => match self.router.only() {
+                Some(endpoint) => self.router.invoke(&endpoint.name.clone(), req).await,
+                None => not_found(&path),
+            },
+            (&Method::GET, "/ping") => plain(StatusCode::OK, "ok\n"),
+            _ => not_found(&path),
         };
-        let Some(backend) = self.pick() else {
-            return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "no instance is running\n".into()));
-        };
-        backend.outstanding.fetch_add(1, Ordering::Relaxed);
-        let result = self.forward(backend, req, target).await;
-        backend.outstanding.fetch_sub(1, Ordering::Relaxed);
-        Ok(result)
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-amzn-requestid", value);
+        }
+        Ok(response)
     }
 
-    async fn forward(&self, backend: &Backend, req: Request<Incoming>, path: &str) -> Response<Body> {
-        let (parts, body) = req.into_parts();
-        let mut out = Request::builder()
-            .method(parts.method)
-            .uri(format!("http://{}{path}", backend.addr));
-        for name in FORWARDED {
-            if let Some(value) = parts.headers.get(*name) {
-                out = out.header(*name, value);
+    async fn control(&self, req: Request<Incoming>) -> Response<Body> {
+        let Some(control) = &self.control else {
+            return aws_json_error(&AwsError::unknown_operation("the SageMaker control plane (run `sagedock up`)"));
+        };
+        let target = req
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = match Limited::new(req.into_body(), 16 << 20).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return aws_json_error(&AwsError::validation("request body over 16 MiB")),
+        };
+        match control.handle(&target, &body).await {
+            Ok(value) => {
+                let mut response = Response::new(full(serde_json::to_vec(&value).expect("json")));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+                response
             }
-        }
-        let out = out.body(body).expect("a valid request");
-        match self.client.request(out).await {
-            Ok(response) => {
-                let (mut parts, body) = response.into_parts();
-                parts.headers.insert(
-                    HeaderName::from_static("x-sagedock-instance"),
-                    HeaderValue::from_str(&backend.name).unwrap_or(HeaderValue::from_static("?")),
-                );
-                Response::from_parts(parts, body.boxed())
-            }
-            Err(e) => text(
-                StatusCode::BAD_GATEWAY,
-                format!("instance {} at {} did not answer: {e}\n", backend.name, backend.addr),
-            ),
+            Err(err) => aws_json_error(&err),
         }
     }
 }
 
-fn text(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+fn aws_json_error(err: &AwsError) -> Response<Body> {
+    let mut response = Response::new(full(err.json_body()));
+    *response.status_mut() = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(text));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -147,17 +139,60 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
     response
 }
 
-/// Serves `forwarder` on `listener` until the task is cancelled.
-pub async fn serve(listener: TcpListener, forwarder: Arc<Forwarder>) {
+fn not_found(path: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "message": format!("sagedock serves POST / (SageMaker API, X-Amz-Target), POST /endpoints/NAME/invocations and GET /ping; not {path}")
+    });
+    let mut response = Response::new(full(serde_json::to_vec(&body).expect("json")));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("UnknownOperationException"));
+    response
+}
+
+/// Decodes `%XX` escapes in a path segment.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Serves `app` on `listener` until the task is cancelled.
+pub async fn serve(listener: TcpListener, app: Arc<App>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
-        let forwarder = forwarder.clone();
+        let app = app.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| forwarder.clone().handle(req));
+            let service = hyper::service::service_fn(move |req| app.clone().handle(req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_escapes_are_decoded() {
+        assert_eq!(percent_decode("my%2Dendpoint"), "my-endpoint");
+        assert_eq!(percent_decode("plain"), "plain");
+        assert_eq!(percent_decode("bad%zz"), "bad%zz");
+        assert_eq!(percent_decode("end%4"), "end%4");
     }
 }

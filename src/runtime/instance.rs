@@ -142,9 +142,7 @@ pub fn lookup(name: &str) -> Result<InstanceType, String> {
     scored.sort();
     let close: Vec<&str> = scored.iter().take_while(|(d, _)| *d <= 4).take(5).map(|(_, n)| *n).collect();
     let hint = if close.is_empty() {
-        format!(
-            "known families: t2, t3, m4, m5, m6i, c5, c6i, r5, g4dn, g5, p3, inf1 (e.g. ml.m5.xlarge), or local"
-        )
+        "known families: t2, t3, m4, m5, m6i, c5, c6i, r5, g4dn, g5, p3, inf1 (e.g. ml.m5.xlarge), or local".to_string()
     } else {
         format!("did you mean {}?", close.join(", "))
     };

@@ -91,7 +91,7 @@ async fn inspect(engine: &Engine, guard: &ContainerGuard) -> Result<ContainerIns
 
 /// The address to use (the bridge address when the engine is local and the platform
 /// routes to it, else the published port) and the published port.
-fn address(
+pub fn address(
     engine: &Engine,
     info: &ContainerInspectResponse,
     isolated: bool,

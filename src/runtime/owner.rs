@@ -1,34 +1,62 @@
-//! Which process owns a container: `host/pid/start-time`, written into a label at create
-//! time, so that leftovers of a run that was killed (SIGKILL, power loss) can be told from
-//! containers of a run that is still alive, even after the pid is reused.
+//! Who owns a container, written into its `sagedock.owner` label at create time, so that
+//! leftovers of a run that is gone (SIGKILL, power loss) can be told from containers that
+//! still have an owner — even after a pid is reused.
+//!
+//! Two kinds of owner:
+//! - `pid:<host>:<pid>:<start time>` — one process (`sagedock serve`);
+//! - `dir:<host>:<data dir>` — whichever `sagedock up` holds that data directory's lock
+//!   file, so a restarted `up` owns (and re-adopts) the containers of the one before.
 
 use std::fs;
+use std::path::Path;
 
-/// This process's owner string.
+/// This process as owner.
 pub fn current() -> String {
     let pid = std::process::id();
-    format!("{}/{pid}/{}", hostname(), start_time(pid).unwrap_or(0))
+    format!("pid:{}:{pid}:{}", hostname(), start_time(pid).unwrap_or(0))
+}
+
+/// The holder of a data directory's lock as owner.
+pub fn data_dir(dir: &Path) -> String {
+    format!("dir:{}:{}", hostname(), dir.display())
 }
 
 /// Whether the owner named by `label` is alive. Owners on other hosts are assumed alive:
 /// this machine cannot tell.
 pub fn is_alive(label: &str) -> bool {
-    let mut parts = label.rsplitn(3, '/');
-    let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    if host != hostname() {
-        return true;
+    if let Some(rest) = label.strip_prefix("pid:") {
+        let mut parts = rest.rsplitn(3, ':');
+        let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        if host != hostname() {
+            return true;
+        }
+        let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+            return false;
+        };
+        return start_time(pid) == Some(start);
     }
-    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
-        return false;
-    };
-    start_time(pid) == Some(start)
+    if let Some((host, dir)) = label.strip_prefix("dir:").and_then(|r| r.split_once(':')) {
+        if host != hostname() {
+            return true;
+        }
+        let Ok(lock) = fs::File::open(Path::new(dir).join(crate::control::store::LOCK_FILE)) else {
+            return false;
+        };
+        // Someone holds the lock exactly when we cannot take it.
+        return lock.try_lock().is_err();
+    }
+    false
 }
 
 /// Whether the owner runs on this host.
 pub fn is_local(label: &str) -> bool {
-    label.rsplitn(3, '/').nth(2) == Some(hostname().as_str())
+    let host = label
+        .strip_prefix("pid:")
+        .or_else(|| label.strip_prefix("dir:"))
+        .and_then(|r| r.split(':').next());
+    host == Some(hostname().as_str())
 }
 
 fn hostname() -> String {
@@ -54,9 +82,23 @@ mod tests {
         let me = current();
         assert!(is_alive(&me), "{me}");
         assert!(is_local(&me));
-        let (prefix, _) = me.rsplit_once('/').unwrap();
-        assert!(!is_alive(&format!("{prefix}/1")), "same pid, other start time");
-        assert!(is_alive("some-other-host/1/1"));
+        let (prefix, _) = me.rsplit_once(':').unwrap();
+        assert!(!is_alive(&format!("{prefix}:1")), "same pid, other start time");
+        assert!(is_alive("pid:some-other-host:1:1"));
         assert!(!is_alive("garbage"));
+    }
+
+    #[test]
+    fn a_data_dir_owner_is_alive_while_its_lock_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let label = data_dir(dir.path());
+        assert!(!is_alive(&label), "no lock file yet");
+        let lock = fs::File::create(dir.path().join(crate::control::store::LOCK_FILE)).unwrap();
+        assert!(!is_alive(&label), "lock file, not held");
+        lock.lock().unwrap();
+        assert!(is_alive(&label));
+        drop(lock);
+        assert!(!is_alive(&label));
+        assert!(is_local(&label));
     }
 }

@@ -1,0 +1,92 @@
+//! `sagedock up`: the SageMaker control plane and runtime API on one port.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use super::runtime::shutdown_signal;
+use super::UpArgs;
+use crate::artifact::Cache;
+use crate::control::deploy::{DeployOptions, Deployer};
+use crate::control::store::Store;
+use crate::control::{ControlPlane, Settings};
+use crate::endpoint::{self, App, Router};
+use crate::runtime::{gc, owner, Engine};
+use crate::{Error, Result};
+
+/// Where `up` keeps its state unless told otherwise.
+pub fn default_data_dir() -> std::path::PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("sagedock"))
+        .unwrap_or_else(|| std::path::PathBuf::from(".sagedock"))
+}
+
+pub async fn up(args: &UpArgs) -> Result<ExitCode> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir).map_err(|source| Error::Read { path: data_dir.clone(), source })?;
+    let data_dir = data_dir.canonicalize().map_err(|source| Error::Read { path: data_dir.clone(), source })?;
+    let store = Arc::new(Store::open(&data_dir).map_err(|e| Error::Usage(e.to_string()))?);
+    let listener = TcpListener::bind((args.bind.as_str(), args.port)).await.map_err(|e| {
+        Error::Usage(format!("cannot listen on {}:{} ({e}); choose another --port", args.bind, args.port))
+    })?;
+    let local = listener.local_addr()?;
+    let engine = Engine::connect().await?;
+    let orphans = gc::gc(&engine, false).await?;
+    if !orphans.is_empty() {
+        eprintln!("removed {} container(s) left by runs that are gone", orphans.len());
+    }
+    let settings = Settings {
+        region: args.region.clone(),
+        account: args.account.clone(),
+        s3_root: args.s3_root.clone(),
+    };
+    let router = Router::new(&args.account, &args.region);
+    let deployer = Deployer::new(
+        settings.clone(),
+        store.clone(),
+        router.clone(),
+        engine,
+        Cache::from_env()?,
+        owner::data_dir(&data_dir),
+        DeployOptions {
+            health_timeout: args.health_timeout,
+            pull: args.pull,
+            cpu_only: args.cpu_only,
+        },
+    );
+    deployer.restore().await.map_err(|e| Error::Usage(e.to_string()))?;
+    let control = Arc::new(ControlPlane {
+        settings,
+        store,
+        deployer: deployer.clone(),
+    });
+    let app = App::new(router, Some(control));
+    print_banner(local, &data_dir)?;
+    let server = tokio::spawn(endpoint::serve(listener, app));
+    shutdown_signal().await;
+    server.abort();
+    eprintln!("stopping: removing this run's containers (endpoints stay in {}; the next `sagedock up` redeploys them)", data_dir.display());
+    deployer.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(local: std::net::SocketAddr, data_dir: &std::path::Path) -> Result<()> {
+    let url = format!("http://{local}");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {url}")?;
+    writeln!(out, "  SageMaker API and sagemaker-runtime on one port; state in {}", data_dir.display())?;
+    writeln!(out, "  to point unmodified AWS clients at it:")?;
+    writeln!(out, "    export AWS_ENDPOINT_URL_SAGEMAKER={url}")?;
+    writeln!(out, "    export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={url}")?;
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        writeln!(out, "    export AWS_ACCESS_KEY_ID=sagedock AWS_SECRET_ACCESS_KEY=sagedock")?;
+    }
+    if std::env::var_os("AWS_DEFAULT_REGION").is_none() && std::env::var_os("AWS_REGION").is_none() {
+        writeln!(out, "    export AWS_DEFAULT_REGION=us-east-1")?;
+    }
+    writeln!(out, "Ctrl-C stops it.")?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,614 @@
+//! Endpoint lifecycles, reconciled into containers.
+//!
+//! The endpoint operations write desired state to the store and return at once; a task per
+//! deployment drives the runtime toward it and writes the outcome back: `Creating` →
+//! `InService` when every instance answers `/ping`, or `Failed` with a FailureReason a user
+//! can act on. An update brings a new fleet up beside the old one and shifts traffic only
+//! when it is healthy; a failed update leaves the old fleet serving (InService with
+//! FailureReason). Deletion takes the endpoint out of the router, removes its containers,
+//! then its record.
+//!
+//! Containers carry the endpoint, variant, generation and the data directory's owner
+//! label; after a restart, [`Deployer::restore`] re-adopts the healthy containers of each
+//! endpoint's current generation and redeploys what is missing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::{join_all, try_join_all};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use super::error::AwsError;
+use super::records::{now, EndpointConfigRecord, EndpointRecord, ModelRecord, VariantRecord};
+use super::store::{Kind, Store};
+use super::{data, validate, Settings};
+use crate::artifact::Cache;
+use crate::endpoint::{Backend, LiveEndpoint, LiveVariant, Router};
+use crate::runtime::{self, gc, instance, labels, ContainerGuard, ContainerSpec, Engine, Instance, ReadyPolicy};
+
+/// Label carrying the deployment generation.
+const GENERATION: &str = "sagedock.generation";
+/// FailureReason is at most 1024 characters in SageMaker.
+const MAX_REASON: usize = 1024;
+
+/// How deployments run.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// Default for ContainerStartupHealthCheckTimeoutInSeconds.
+    pub health_timeout: Duration,
+    pub pull: bool,
+    pub cpu_only: bool,
+}
+
+/// The running instances of one variant.
+struct FleetVariant {
+    name: String,
+    weight: f64,
+    instances: Vec<Instance>,
+}
+
+/// The running instances of one endpoint.
+struct Fleet {
+    variants: Vec<FleetVariant>,
+}
+
+impl Fleet {
+    fn live(&self, name: &str) -> LiveEndpoint {
+        LiveEndpoint {
+            name: name.to_string(),
+            variants: self
+                .variants
+                .iter()
+                .map(|v| LiveVariant {
+                    name: v.name.clone(),
+                    weight: v.weight,
+                    backends: v.instances.iter().map(|i| Backend::new(&i.guard.name, i.addr)).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    async fn remove(self) {
+        let all = self.variants.into_iter().flat_map(|v| v.instances).map(|i| i.guard.remove());
+        for result in join_all(all).await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "removing a container failed; `sagedock gc` will retry");
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Create,
+    Update,
+}
+
+/// Drives endpoints toward their desired state.
+pub struct Deployer {
+    settings: Settings,
+    store: Arc<Store>,
+    router: Arc<Router>,
+    engine: Engine,
+    cache: Cache,
+    owner: String,
+    options: DeployOptions,
+    fleets: Mutex<HashMap<String, Fleet>>,
+    tasks: Mutex<HashMap<String, JoinHandle<()>>>,
+}
+
+type OpResult = Result<Value, AwsError>;
+
+impl Deployer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: Settings,
+        store: Arc<Store>,
+        router: Arc<Router>,
+        engine: Engine,
+        cache: Cache,
+        owner: String,
+        options: DeployOptions,
+    ) -> Arc<Self> {
+        Arc::new(Deployer {
+            settings,
+            store,
+            router,
+            engine,
+            cache,
+            owner,
+            options,
+            fleets: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn not_found(&self, name: &str) -> AwsError {
+        AwsError::validation(format!("Could not find endpoint \"{}\".", self.settings.arn("endpoint", name)))
+    }
+
+    fn endpoint(&self, name: &str) -> Result<EndpointRecord, AwsError> {
+        self.store.get(Kind::Endpoint, name)?.ok_or_else(|| self.not_found(name))
+    }
+
+    fn config(&self, name: &str) -> Result<EndpointConfigRecord, AwsError> {
+        self.store.get(Kind::EndpointConfig, name)?.ok_or_else(|| {
+            AwsError::validation(format!(
+                "Could not find endpoint configuration \"{}\".",
+                self.settings.arn("endpoint-config", name)
+            ))
+        })
+    }
+
+    fn variant_records(config: &EndpointConfigRecord) -> Vec<VariantRecord> {
+        config
+            .variants()
+            .iter()
+            .map(|v| {
+                let weight = v.get("InitialVariantWeight").and_then(Value::as_f64).unwrap_or(1.0);
+                VariantRecord {
+                    name: v["VariantName"].as_str().unwrap_or_default().to_string(),
+                    image: String::new(),
+                    current_weight: weight,
+                    desired_weight: weight,
+                    current_count: 0,
+                    desired_count: v.get("InitialInstanceCount").and_then(Value::as_u64).unwrap_or(1) as u32,
+                }
+            })
+            .collect()
+    }
+
+    pub async fn create_endpoint(self: &Arc<Self>, input: &Value) -> OpResult {
+        let name = validate::required_str(input, "EndpointName")?;
+        validate::hyphenated_name(name, "endpointName")?;
+        let config = self.config(validate::required_str(input, "EndpointConfigName")?)?;
+        let t = now();
+        let record = EndpointRecord {
+            name: name.to_string(),
+            arn: self.settings.arn("endpoint", name),
+            config_name: config.name.clone(),
+            status: "Creating".into(),
+            failure_reason: None,
+            created: t,
+            last_modified: t,
+            variants: Self::variant_records(&config),
+            generation: 1,
+        };
+        if !self.store.insert_new(Kind::Endpoint, name, &record)? {
+            return Err(AwsError::validation(format!(
+                "Cannot create already existing endpoint \"{}\".",
+                record.arn
+            )));
+        }
+        if let Some(Value::Array(tags)) = input.get("Tags") {
+            self.store.put(Kind::Tags, &record.arn, tags)?;
+        }
+        self.spawn(name, config, 1, Mode::Create);
+        Ok(json!({ "EndpointArn": record.arn }))
+    }
+
+    pub fn describe_endpoint(&self, input: &Value) -> OpResult {
+        Ok(self.endpoint(validate::required_str(input, "EndpointName")?)?.describe())
+    }
+
+    pub async fn delete_endpoint(self: &Arc<Self>, input: &Value) -> OpResult {
+        let name = validate::required_str(input, "EndpointName")?;
+        let mut record = self.endpoint(name)?;
+        if let Some(task) = self.tasks.lock().expect("tasks").remove(name) {
+            task.abort();
+        }
+        self.router.withdraw(name);
+        let fleet = self.fleets.lock().expect("fleets").remove(name);
+        record.status = "Deleting".into();
+        record.last_modified = now();
+        self.store.put(Kind::Endpoint, name, &record)?;
+        let this = self.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            if let Some(fleet) = fleet {
+                fleet.remove().await;
+            }
+            this.remove_labelled(&name, None).await;
+            let _ = this.store.delete(Kind::Endpoint, &name);
+            let _ = this.store.delete(Kind::Tags, &this.settings.arn("endpoint", &name));
+        });
+        Ok(json!({}))
+    }
+
+    pub async fn update_endpoint(self: &Arc<Self>, input: &Value) -> OpResult {
+        let name = validate::required_str(input, "EndpointName")?;
+        let mut record = self.endpoint(name)?;
+        let config = self.config(validate::required_str(input, "EndpointConfigName")?)?;
+        if record.status != "InService" {
+            return Err(AwsError::validation(format!(
+                "Cannot update in-progress endpoint \"{}\".",
+                record.arn
+            )));
+        }
+        record.status = "Updating".into();
+        record.generation += 1;
+        record.last_modified = now();
+        self.store.put(Kind::Endpoint, name, &record)?;
+        self.spawn(name, config, record.generation, Mode::Update);
+        Ok(json!({ "EndpointArn": record.arn }))
+    }
+
+    pub async fn update_weights_and_capacities(self: &Arc<Self>, input: &Value) -> OpResult {
+        let name = validate::required_str(input, "EndpointName")?;
+        let mut record = self.endpoint(name)?;
+        if record.status != "InService" {
+            return Err(AwsError::validation(format!("Cannot update in-progress endpoint \"{}\".", record.arn)));
+        }
+        let desired = input
+            .get("DesiredWeightsAndCapacities")
+            .and_then(Value::as_array)
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| AwsError::validation("DesiredWeightsAndCapacities must not be empty."))?;
+        let mut seen = std::collections::HashSet::new();
+        for d in desired {
+            let variant = validate::required_str(d, "VariantName")?;
+            if !seen.insert(variant) {
+                return Err(AwsError::validation(format!("The variant name {variant} appears more than once.")));
+            }
+            let Some(v) = record.variants.iter_mut().find(|v| v.name == variant) else {
+                return Err(AwsError::validation(format!(
+                    "The variant name(s) [{variant}] is/are not present in the endpoint \"{}\".",
+                    record.arn
+                )));
+            };
+            if let Some(w) = d.get("DesiredWeight").and_then(Value::as_f64) {
+                v.desired_weight = w;
+            }
+            if let Some(c) = d.get("DesiredInstanceCount").and_then(Value::as_u64) {
+                v.desired_count = c as u32;
+            }
+        }
+        record.status = "Updating".into();
+        record.last_modified = now();
+        self.store.put(Kind::Endpoint, name, &record)?;
+        let this = self.clone();
+        let owned = name.to_string();
+        let task = tokio::spawn(async move { this.rescale(&owned, record).await });
+        self.tasks.lock().expect("tasks").insert(name.to_string(), task);
+        Ok(json!({ "EndpointArn": self.settings.arn("endpoint", name) }))
+    }
+
+    fn spawn(self: &Arc<Self>, name: &str, config: EndpointConfigRecord, generation: u64, mode: Mode) {
+        let this = self.clone();
+        let owned = name.to_string();
+        let task = tokio::spawn(async move { this.deploy(&owned, config, generation, mode).await });
+        if let Some(old) = self.tasks.lock().expect("tasks").insert(name.to_string(), task) {
+            old.abort();
+        }
+    }
+
+    /// Applies `f` to the endpoint's record if it is still at `generation`.
+    fn finish(&self, name: &str, generation: u64, f: impl FnOnce(&mut EndpointRecord)) -> bool {
+        let Ok(Some(mut record)) = self.store.get::<EndpointRecord>(Kind::Endpoint, name) else {
+            return false;
+        };
+        if record.generation != generation || record.status == "Deleting" {
+            return false;
+        }
+        f(&mut record);
+        record.last_modified = now();
+        self.store.put(Kind::Endpoint, name, &record).is_ok()
+    }
+
+    async fn deploy(self: Arc<Self>, name: &str, config: EndpointConfigRecord, generation: u64, mode: Mode) {
+        let built = self.build_fleet(name, &config, generation).await;
+        match built {
+            Ok(fleet) => {
+                let live = fleet.live(name);
+                let images: HashMap<String, String> = config
+                    .variants()
+                    .iter()
+                    .filter_map(|v| Some((v["VariantName"].as_str()?.to_string(), self.image_of(v).ok()?)))
+                    .collect();
+                let published = self.finish(name, generation, |r| {
+                    r.status = "InService".into();
+                    r.failure_reason = None;
+                    r.config_name = config.name.clone();
+                    r.variants = Self::variant_records(&config);
+                    for v in &mut r.variants {
+                        v.current_count = v.desired_count;
+                        v.image = images.get(&v.name).cloned().unwrap_or_default();
+                    }
+                });
+                if !published {
+                    fleet.remove().await;
+                    return;
+                }
+                self.router.publish(live);
+                let old = self.fleets.lock().expect("fleets").insert(name.to_string(), fleet);
+                if let Some(old) = old {
+                    old.remove().await;
+                }
+                tracing::info!(endpoint = name, generation, "endpoint in service");
+            }
+            Err(reason) => {
+                let reason: String = reason.chars().take(MAX_REASON).collect();
+                tracing::warn!(endpoint = name, %reason, "deployment failed");
+                self.finish(name, generation, |r| {
+                    r.failure_reason = Some(reason.clone());
+                    if mode == Mode::Create {
+                        r.status = "Failed".into();
+                    } else {
+                        // The old fleet keeps serving.
+                        r.status = "InService".into();
+                        r.generation = generation;
+                    }
+                });
+            }
+        }
+    }
+
+    fn image_of(&self, variant: &Value) -> Result<String, String> {
+        let model = self.model_of(variant)?;
+        let container = model.containers().into_iter().next().ok_or("the model has no container")?;
+        container["Image"].as_str().map(str::to_string).ok_or_else(|| "the model's container has no Image".to_string())
+    }
+
+    fn model_of(&self, variant: &Value) -> Result<ModelRecord, String> {
+        let model_name = variant["ModelName"].as_str().unwrap_or_default();
+        self.store
+            .get::<ModelRecord>(Kind::Model, model_name)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("Model {model_name} of variant {} no longer exists.", variant["VariantName"]))
+    }
+
+    async fn build_fleet(&self, name: &str, config: &EndpointConfigRecord, generation: u64) -> Result<Fleet, String> {
+        let mut variants = Vec::new();
+        for variant in config.variants() {
+            let count = variant.get("InitialInstanceCount").and_then(Value::as_u64).unwrap_or(1) as u32;
+            let instances = self.launch_variant(name, &variant, generation, 0, count).await?;
+            variants.push(FleetVariant {
+                name: variant["VariantName"].as_str().unwrap_or_default().to_string(),
+                weight: variant.get("InitialVariantWeight").and_then(Value::as_f64).unwrap_or(1.0),
+                instances,
+            });
+        }
+        Ok(Fleet { variants })
+    }
+
+    /// Starts instances `first..first+count` of one variant.
+    async fn launch_variant(
+        &self,
+        endpoint: &str,
+        variant: &Value,
+        generation: u64,
+        first: u32,
+        count: u32,
+    ) -> Result<Vec<Instance>, String> {
+        let vname = variant["VariantName"].as_str().unwrap_or_default().to_string();
+        let model = self.model_of(variant)?;
+        let containers = model.containers();
+        if containers.len() > 1 {
+            return Err(format!(
+                "Model {} has {} containers; sagedock serves single-container models so far.",
+                model.name,
+                containers.len()
+            ));
+        }
+        let container = containers.into_iter().next().ok_or("the model has no container")?;
+        let image = self.image_of(variant)?;
+        let itype = instance::lookup(variant["InstanceType"].as_str().unwrap_or("ml.m5.large"))?;
+        let (s3_root, cache, c) = (self.settings.s3_root.clone(), self.cache.clone(), container.clone());
+        let model_data = tokio::task::spawn_blocking(move || data::model_dir(&c, s3_root.as_deref(), &cache))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("Failed to download model data: {e}"))?;
+        self.engine.ensure_image(&image, self.options.pull).await.map_err(|e| e.to_string())?;
+        let mut env: std::collections::BTreeMap<String, String> = [
+            ("AWS_REGION".to_string(), self.settings.region.clone()),
+            ("AWS_DEFAULT_REGION".to_string(), self.settings.region.clone()),
+        ]
+        .into();
+        if let Some(map) = container.get("Environment").and_then(Value::as_object) {
+            env.extend(map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())));
+        }
+        let timeout = variant
+            .get("ContainerStartupHealthCheckTimeoutInSeconds")
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+            .unwrap_or(self.options.health_timeout);
+        let isolation = model.input.get("EnableNetworkIsolation").and_then(Value::as_bool).unwrap_or(false);
+        let suffix = format!("{:04x}", (now() * 1000.0) as u64 & 0xffff);
+        let specs: Vec<ContainerSpec> = (first..first + count)
+            .map(|i| {
+                let mut spec = ContainerSpec::new(format!("sagedock-{endpoint}-{vname}-g{generation}-{i}-{suffix}"), &image, itype)
+                    .with_env(env.clone())
+                    .with_label(labels::OWNER, &self.owner)
+                    .with_label(labels::ENDPOINT, endpoint)
+                    .with_label(labels::VARIANT, &vname)
+                    .with_label(labels::INSTANCE, i.to_string())
+                    .with_label(GENERATION, generation.to_string())
+                    .with_network_isolation(isolation)
+                    .with_cpu_only(self.options.cpu_only);
+                if let Some((dir, sha)) = &model_data {
+                    spec = spec.with_model_dir(dir).with_label(labels::MODEL_SHA256, sha);
+                }
+                spec
+            })
+            .collect();
+        let policy = ReadyPolicy {
+            deadline: timeout,
+            ..Default::default()
+        };
+        try_join_all(specs.iter().map(|s| runtime::launch(&self.engine, s, policy)))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// UpdateEndpointWeightsAndCapacities: weights in place, instances added or removed.
+    async fn rescale(self: Arc<Self>, name: &str, record: EndpointRecord) {
+        let config = match self.config(&record.config_name) {
+            Ok(c) => c,
+            Err(e) => {
+                self.finish(name, record.generation, |r| {
+                    r.status = "InService".into();
+                    r.failure_reason = Some(e.message.clone());
+                });
+                return;
+            }
+        };
+        let mut failure = None;
+        for want in &record.variants {
+            let have = self.instance_count(name, &want.name);
+            let variant = config.variants().into_iter().find(|v| v["VariantName"] == want.name.as_str());
+            if want.desired_count > have {
+                let Some(variant) = variant else { continue };
+                match self.launch_variant(name, &variant, record.generation, have, want.desired_count - have).await {
+                    Ok(extra) => self.with_variant(name, &want.name, |v| v.instances.extend(extra)),
+                    Err(e) => failure = Some(e),
+                }
+            } else if want.desired_count < have {
+                let mut surplus = Vec::new();
+                self.with_variant(name, &want.name, |v| surplus = v.instances.split_off(want.desired_count as usize));
+                join_all(surplus.into_iter().map(|i| i.guard.remove())).await;
+            }
+            self.with_variant(name, &want.name, |v| v.weight = want.desired_weight);
+        }
+        let live = self.fleets.lock().expect("fleets").get(name).map(|f| f.live(name));
+        if let Some(live) = live {
+            self.router.publish(live);
+        }
+        let counts: HashMap<String, u32> = record.variants.iter().map(|v| (v.name.clone(), self.instance_count(name, &v.name))).collect();
+        self.finish(name, record.generation, |r| {
+            r.status = "InService".into();
+            r.failure_reason = failure.clone();
+            for v in &mut r.variants {
+                v.current_weight = v.desired_weight;
+                v.current_count = counts.get(&v.name).copied().unwrap_or(0);
+            }
+        });
+    }
+
+    fn instance_count(&self, endpoint: &str, variant: &str) -> u32 {
+        let fleets = self.fleets.lock().expect("fleets");
+        fleets
+            .get(endpoint)
+            .and_then(|f| f.variants.iter().find(|v| v.name == variant))
+            .map_or(0, |v| v.instances.len() as u32)
+    }
+
+    fn with_variant(&self, endpoint: &str, variant: &str, f: impl FnOnce(&mut FleetVariant)) {
+        let mut fleets = self.fleets.lock().expect("fleets");
+        if let Some(v) = fleets.get_mut(endpoint).and_then(|f| f.variants.iter_mut().find(|v| v.name == variant)) {
+            f(v);
+        }
+    }
+
+    /// Removes the containers labelled for `endpoint` (all, or all but `keep`'s generation).
+    async fn remove_labelled(&self, endpoint: &str, keep_generation: Option<u64>) {
+        let Ok(found) = gc::list(&self.engine).await else { return };
+        for c in found {
+            let ours = c.labels.get(labels::OWNER) == Some(&self.owner);
+            let generation = c.labels.get(GENERATION).and_then(|g| g.parse::<u64>().ok());
+            if ours && c.endpoint == endpoint && (keep_generation.is_none() || generation != keep_generation) {
+                let _ = runtime::guard::remove_container(&self.engine, &c.id, &c.name).await;
+            }
+        }
+    }
+
+    /// After a restart: re-adopt healthy containers of each endpoint's current generation,
+    /// redeploy endpoints whose containers are gone, finish interrupted deletions, and
+    /// remove every other container this data directory owns.
+    pub async fn restore(self: &Arc<Self>) -> Result<(), AwsError> {
+        let found = gc::list(&self.engine).await.map_err(|e| AwsError::internal(e.to_string()))?;
+        let mut adopted = std::collections::HashSet::new();
+        for mut record in self.store.list::<EndpointRecord>(Kind::Endpoint)? {
+            match record.status.as_str() {
+                "Deleting" => {
+                    let _ = self.store.delete(Kind::Endpoint, &record.name);
+                    continue;
+                }
+                "Failed" => continue,
+                _ => {}
+            }
+            let mine: Vec<&gc::Managed> = found
+                .iter()
+                .filter(|c| {
+                    c.endpoint == record.name
+                        && c.labels.get(labels::OWNER) == Some(&self.owner)
+                        && c.labels.get(GENERATION).and_then(|g| g.parse().ok()) == Some(record.generation)
+                        && c.state == "running"
+                })
+                .collect();
+            if let Some(fleet) = self.adopt(&record, &mine).await {
+                adopted.extend(mine.iter().map(|c| c.id.clone()));
+                self.router.publish(fleet.live(&record.name));
+                self.fleets.lock().expect("fleets").insert(record.name.clone(), fleet);
+                if record.status != "InService" {
+                    record.status = "InService".into();
+                    record.failure_reason = Some("An update was interrupted by a restart of sagedock; the previous configuration serves. Call UpdateEndpoint again.".into());
+                    self.store.put(Kind::Endpoint, &record.name, &record)?;
+                }
+                tracing::info!(endpoint = %record.name, "re-adopted running containers");
+                continue;
+            }
+            let config = match self.config(&record.config_name) {
+                Ok(c) => c,
+                Err(e) => {
+                    record.status = "Failed".into();
+                    record.failure_reason = Some(e.message);
+                    self.store.put(Kind::Endpoint, &record.name, &record)?;
+                    continue;
+                }
+            };
+            record.status = "Creating".into();
+            record.generation += 1;
+            self.store.put(Kind::Endpoint, &record.name, &record)?;
+            self.spawn(&record.name, config, record.generation, Mode::Create);
+        }
+        for c in &found {
+            if c.labels.get(labels::OWNER) == Some(&self.owner) && !adopted.contains(&c.id) {
+                let _ = runtime::guard::remove_container(&self.engine, &c.id, &c.name).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds a fleet from running containers, if every variant has all its instances
+    /// and each answers `/ping`.
+    async fn adopt(&self, record: &EndpointRecord, containers: &[&gc::Managed]) -> Option<Fleet> {
+        let mut variants = Vec::new();
+        for v in &record.variants {
+            let members: Vec<&&gc::Managed> = containers.iter().filter(|c| c.variant == v.name).collect();
+            if members.len() as u32 != v.current_count || members.is_empty() {
+                return None;
+            }
+            let mut instances = Vec::new();
+            for c in members {
+                let info = self.engine.docker.inspect_container(&c.id, None).await.ok()?;
+                let (addr, published) = runtime::launch::address(&self.engine, &info, false, &c.name).ok()?;
+                if runtime::launch::ping(addr).await != Ok(200) {
+                    return None;
+                }
+                instances.push(Instance {
+                    guard: ContainerGuard::new(self.engine.clone(), c.id.clone(), c.name.clone()),
+                    addr,
+                    published,
+                    ready_after: Duration::ZERO,
+                });
+            }
+            variants.push(FleetVariant {
+                name: v.name.clone(),
+                weight: v.current_weight,
+                instances,
+            });
+        }
+        Some(Fleet { variants })
+    }
+
+    /// Stops every deployment and removes every container (graceful shutdown).
+    pub async fn shutdown(&self) {
+        for (_, task) in self.tasks.lock().expect("tasks").drain() {
+            task.abort();
+        }
+        let fleets: Vec<Fleet> = self.fleets.lock().expect("fleets").drain().map(|(_, f)| f).collect();
+        join_all(fleets.into_iter().map(Fleet::remove)).await;
+    }
+}

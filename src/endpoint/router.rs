@@ -1,0 +1,269 @@
+//! InvokeEndpoint: choose a variant (by weight, or the caller's TargetVariant), choose an
+//! instance (least outstanding requests), forward over pooled keep-alive connections, and
+//! answer with the headers and errors the sagemaker-runtime API defines.
+//!
+//! The table of live endpoints is replaced whole on every change (copy on write), so the
+//! request path takes a read lock only long enough to clone one `Arc`, and never holds a
+//! lock across an await.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+
+use super::Body;
+
+/// InvokeEndpoint's payload limit: 6 MB.
+pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+/// How long a container may take to answer one invocation.
+pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Request headers SageMaker passes to the container (CONTRACT §1.3).
+const FORWARDED: &[&str] = &[
+    "content-type",
+    "accept",
+    "x-amzn-sagemaker-custom-attributes",
+    "x-amzn-sagemaker-target-model",
+    "x-amzn-sagemaker-inference-id",
+];
+
+/// One container behind a variant.
+#[derive(Debug)]
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    outstanding: AtomicUsize,
+}
+
+impl Backend {
+    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Arc<Self> {
+        Arc::new(Backend {
+            name: name.into(),
+            addr,
+            outstanding: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// A production variant that can take traffic.
+#[derive(Debug, Clone)]
+pub struct LiveVariant {
+    pub name: String,
+    pub weight: f64,
+    pub backends: Vec<Arc<Backend>>,
+}
+
+/// An endpoint that can take traffic.
+#[derive(Debug, Clone)]
+pub struct LiveEndpoint {
+    pub name: String,
+    pub variants: Vec<LiveVariant>,
+}
+
+/// Routes invocations to live endpoints.
+pub struct Router {
+    endpoints: RwLock<HashMap<String, Arc<LiveEndpoint>>>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    account: String,
+    region: String,
+    counter: AtomicU64,
+}
+
+/// An error in the rest-json shape of sagemaker-runtime.
+fn runtime_error(status: StatusCode, code: &'static str, body: serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(super::full(serde_json::to_vec(&body).expect("json")));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
+    response
+}
+
+fn validation_error(message: String) -> Response<Body> {
+    runtime_error(StatusCode::BAD_REQUEST, "ValidationError", json!({ "message": message }))
+}
+
+impl Router {
+    pub fn new(account: impl Into<String>, region: impl Into<String>) -> Arc<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Arc::new(Router {
+            endpoints: RwLock::new(HashMap::new()),
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(256)
+                .build(connector),
+            account: account.into(),
+            region: region.into(),
+            counter: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+        })
+    }
+
+    /// Makes `endpoint` live (replacing any earlier version of it).
+    pub fn publish(&self, endpoint: LiveEndpoint) {
+        let mut table = self.endpoints.write().expect("router lock");
+        table.insert(endpoint.name.clone(), Arc::new(endpoint));
+    }
+
+    /// Takes an endpoint out of service.
+    pub fn withdraw(&self, name: &str) {
+        self.endpoints.write().expect("router lock").remove(name);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<LiveEndpoint>> {
+        self.endpoints.read().expect("router lock").get(name).cloned()
+    }
+
+    /// The only live endpoint, when there is exactly one (`sagedock serve`).
+    pub fn only(&self) -> Option<Arc<LiveEndpoint>> {
+        let table = self.endpoints.read().expect("router lock");
+        (table.len() == 1).then(|| table.values().next().cloned()).flatten()
+    }
+
+    fn not_found(&self, name: &str) -> Response<Body> {
+        validation_error(format!("Endpoint {name} of account {} not found.", self.account))
+    }
+
+    /// A fast pseudo-random number in [0, 1) for weighted choice.
+    fn unit_random(&self) -> f64 {
+        let mut x = self.counter.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn choose_variant<'a>(&self, endpoint: &'a LiveEndpoint, target: Option<&str>) -> Result<&'a LiveVariant, Box<Response<Body>>> {
+        if let Some(target) = target {
+            return endpoint.variants.iter().find(|v| v.name == target).ok_or_else(|| {
+                Box::new(validation_error(format!(
+                    "Variant {target} not found for endpoint {} of account {}.",
+                    endpoint.name, self.account
+                )))
+            });
+        }
+        let total: f64 = endpoint.variants.iter().map(|v| v.weight).sum();
+        if total <= 0.0 {
+            return endpoint.variants.first().ok_or_else(|| Box::new(self.not_found(&endpoint.name)));
+        }
+        let mut point = self.unit_random() * total;
+        for variant in &endpoint.variants {
+            if point < variant.weight {
+                return Ok(variant);
+            }
+            point -= variant.weight;
+        }
+        Ok(endpoint.variants.last().expect("at least one variant"))
+    }
+
+    /// Handles InvokeEndpoint for `name`.
+    pub async fn invoke(&self, name: &str, req: Request<Incoming>) -> Response<Body> {
+        let Some(endpoint) = self.get(name) else {
+            return self.not_found(name);
+        };
+        let (parts, body) = req.into_parts();
+        let payload = match Limited::new(body, MAX_PAYLOAD).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return validation_error(format!(
+                    "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less than or equal to {MAX_PAYLOAD}"
+                ))
+            }
+        };
+        let target = parts
+            .headers
+            .get("x-amzn-sagemaker-target-variant")
+            .and_then(|v| v.to_str().ok());
+        let variant = match self.choose_variant(&endpoint, target) {
+            Ok(v) => v,
+            Err(response) => return *response,
+        };
+        let Some(backend) = variant.backends.iter().min_by_key(|b| b.outstanding.load(Ordering::Relaxed)) else {
+            return self.not_found(name);
+        };
+        backend.outstanding.fetch_add(1, Ordering::Relaxed);
+        let result = self.forward(backend, &parts.headers, payload).await;
+        backend.outstanding.fetch_sub(1, Ordering::Relaxed);
+        let mut response = match result {
+            Ok(response) => self.answer(name, &variant.name, response).await,
+            Err(detail) => self.model_error(name, 0, detail),
+        };
+        if let Ok(value) = HeaderValue::from_str(&variant.name) {
+            response.headers_mut().insert("x-amzn-invoked-production-variant", value);
+        }
+        // Not an AWS header: which container answered, for people debugging routing.
+        if let Ok(value) = HeaderValue::from_str(&backend.name) {
+            response.headers_mut().insert("x-sagedock-instance", value);
+        }
+        response
+    }
+
+    async fn forward(
+        &self,
+        backend: &Backend,
+        headers: &HeaderMap,
+        payload: Bytes,
+    ) -> Result<Response<Incoming>, String> {
+        let mut out = Request::post(format!("http://{}/invocations", backend.addr));
+        for name in FORWARDED {
+            if let Some(value) = headers.get(*name) {
+                out = out.header(*name, value);
+            }
+        }
+        let out = out.body(Full::new(payload)).expect("a valid request");
+        match tokio::time::timeout(INVOCATION_TIMEOUT, self.client.request(out)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(format!("the container could not be reached ({e})")),
+            Err(_) => Err(format!(
+                "Your invocation timed out while waiting for a response from container primary. Review the latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again. (limit: {} s)",
+                INVOCATION_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    async fn answer(&self, name: &str, _variant: &str, response: Response<Incoming>) -> Response<Body> {
+        let status = response.status();
+        if status.is_success() {
+            let (parts, body) = response.into_parts();
+            let mut out = Response::new(body.boxed());
+            for header in ["content-type", "x-amzn-sagemaker-custom-attributes"] {
+                if let Some(value) = parts.headers.get(header) {
+                    out.headers_mut().insert(header, value.clone());
+                }
+            }
+            return out;
+        }
+        let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        self.model_error(name, status.as_u16(), text)
+    }
+
+    /// ModelError (424), as SageMaker reports a container's failure.
+    fn model_error(&self, name: &str, status: u16, original: String) -> Response<Body> {
+        let kind = if (400..500).contains(&status) { "client" } else { "server" };
+        let group = format!("/aws/sagemaker/Endpoints/{name}");
+        runtime_error(
+            StatusCode::FAILED_DEPENDENCY,
+            "ModelError",
+            json!({
+                "ErrorCode": if kind == "client" { "CLIENT_ERROR_FROM_MODEL" } else { "SERVER_ERROR_FROM_MODEL" },
+                "LogStreamArn": format!("arn:aws:logs:{}:{}:log-group:{group}", self.region, self.account),
+                "Message": format!(
+                    "Received {kind} error ({status}) from primary with message \"{original}\". See `sagedock logs {name}` (CloudWatch log group {group} in account {}) for more information.",
+                    self.account
+                ),
+                "OriginalMessage": original,
+                "OriginalStatusCode": status,
+            }),
+        )
+    }
+}
