@@ -111,7 +111,12 @@ fn main() {
             Box::new(|| {
                 settle();
                 let t = Instant::now();
-                run(Command::new("tar").arg("-C").arg(&src).args(["-czf"]).arg(&gnu_tgz).arg("."));
+                run(Command::new("tar")
+                    .arg("-C")
+                    .arg(&src)
+                    .args(["-czf"])
+                    .arg(&gnu_tgz)
+                    .arg("."));
                 (true, t.elapsed())
             }),
             Box::new(|| {
@@ -126,10 +131,17 @@ fn main() {
         }
         for step in &mut steps {
             let (gnu, took) = step();
-            if gnu { pack_gnu.push(took) } else { pack_ours.push(took) }
+            if gnu {
+                pack_gnu.push(took)
+            } else {
+                pack_ours.push(took)
+            }
         }
         drop(steps);
-        eprintln!("round {round}: pack tar czf {:.2?}, sagedock {:.2?}", pack_gnu[round as usize], pack_ours[round as usize]);
+        eprintln!(
+            "round {round}: pack tar czf {:.2?}, sagedock {:.2?}",
+            pack_gnu[round as usize], pack_ours[round as usize]
+        );
     }
     for round in 0..rounds {
         let dest = work.path().join(format!("gnu-out-{round}"));
@@ -140,7 +152,11 @@ fn main() {
             Box::new(|| {
                 settle();
                 let t = Instant::now();
-                run(Command::new("tar").arg("-C").arg(&dest).arg("-xzf").arg(&gnu_tgz));
+                run(Command::new("tar")
+                    .arg("-C")
+                    .arg(&dest)
+                    .arg("-xzf")
+                    .arg(&gnu_tgz));
                 (true, t.elapsed())
             }),
             Box::new(|| {
@@ -155,7 +171,11 @@ fn main() {
         }
         for step in &mut steps {
             let (gnu, took) = step();
-            if gnu { unpack_gnu.push(took) } else { unpack_ours.push(took) }
+            if gnu {
+                unpack_gnu.push(took)
+            } else {
+                unpack_ours.push(took)
+            }
         }
         drop(steps);
         eprintln!(

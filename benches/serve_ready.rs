@@ -21,9 +21,18 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 async fn baseline(engine: &Engine, spec: &ContainerSpec) -> Duration {
     let t0 = Instant::now();
-    let body = spec.create_body(engine.cpus, engine.nvidia_runtime).unwrap();
-    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&spec.name).build();
-    let id = engine.docker.create_container(Some(options), body).await.unwrap().id;
+    let body = spec
+        .create_body(engine.cpus, engine.nvidia_runtime)
+        .unwrap();
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(&spec.name)
+        .build();
+    let id = engine
+        .docker
+        .create_container(Some(options), body)
+        .await
+        .unwrap()
+        .id;
     engine.docker.start_container(&id, None).await.unwrap();
     let info = engine.docker.inspect_container(&id, None).await.unwrap();
     let ip = info
@@ -36,13 +45,17 @@ async fn baseline(engine: &Engine, spec: &ContainerSpec) -> Duration {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let took = t0.elapsed();
-    runtime::guard::remove_container(engine, &id, &spec.name).await.unwrap();
+    runtime::guard::remove_container(engine, &id, &spec.name)
+        .await
+        .unwrap();
     took
 }
 
 async fn with_sagedock(engine: &Engine, spec: &ContainerSpec) -> Duration {
     let t0 = Instant::now();
-    let instance = runtime::launch(engine, spec, ReadyPolicy::default()).await.unwrap();
+    let instance = runtime::launch(engine, spec, ReadyPolicy::default())
+        .await
+        .unwrap();
     let took = t0.elapsed();
     instance.guard.remove().await.unwrap();
     took
@@ -53,15 +66,25 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rounds: usize = std::env::var("SAGEDOCK_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let rounds: usize = std::env::var("SAGEDOCK_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let engine = Engine::connect().await.expect("a Docker engine");
-    engine.ensure_image("sagedock/echo:latest", false).await.expect("sagedock/echo (harness/images/build-all.sh)");
+    engine
+        .ensure_image("sagedock/echo:latest", false)
+        .await
+        .expect("sagedock/echo (harness/images/build-all.sh)");
     let itype = instance::lookup("ml.m5.large").unwrap();
     let (mut base, mut ours) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let spec = |who: &str| {
-            ContainerSpec::new(format!("sagedock-bench-{who}-{round}-{}", std::process::id()), "sagedock/echo:latest", itype)
-                .with_env([("ECHO_QUIET".to_string(), "1".to_string())].into())
+            ContainerSpec::new(
+                format!("sagedock-bench-{who}-{round}-{}", std::process::id()),
+                "sagedock/echo:latest",
+                itype,
+            )
+            .with_env([("ECHO_QUIET".to_string(), "1".to_string())].into())
         };
         if round % 2 == 0 {
             base.push(baseline(&engine, &spec("base")).await);
@@ -70,7 +93,10 @@ async fn main() {
             ours.push(with_sagedock(&engine, &spec("ours")).await);
             base.push(baseline(&engine, &spec("base")).await);
         }
-        eprintln!("round {round}: baseline {:.1?}, sagedock {:.1?}", base[round], ours[round]);
+        eprintln!(
+            "round {round}: baseline {:.1?}, sagedock {:.1?}",
+            base[round], ours[round]
+        );
     }
     let (b, o) = (median(base), median(ours));
     println!("serve_ready bench (sagedock/echo, ml.m5.large, median of {rounds}):");

@@ -37,7 +37,8 @@ impl Error {
             Error::Pack(PackError::EscapingSymlink { .. } | PackError::SpecialFile(_)) => true,
             // The deployment itself failed: the image or model does not come up.
             Error::Runtime(
-                crate::runtime::RuntimeError::ExitedAtStart { .. } | crate::runtime::RuntimeError::HealthTimeout { .. },
+                crate::runtime::RuntimeError::ExitedAtStart { .. }
+                | crate::runtime::RuntimeError::HealthTimeout { .. },
             ) => true,
             _ => false,
         };

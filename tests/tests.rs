@@ -7,4 +7,5 @@ mod cache;
 mod pack;
 mod serve;
 mod unpack;
+mod up;
 mod validate;

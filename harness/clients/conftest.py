@@ -155,7 +155,13 @@ def sagedock(tmp_path_factory, aws_env):
                 lines.put(raw.decode("utf-8", "replace"))
         lines.put(None)
 
-    threading.Thread(target=pump, name="sagedock-stdout", daemon=True).start()
+    pumper = threading.Thread(target=pump, name="sagedock-stdout", daemon=True)
+    pumper.start()
+
+    def close_stdout():
+        pumper.join(5)
+        if not pumper.is_alive():
+            proc.stdout.close()
 
     url = None
     seen = []
@@ -179,6 +185,7 @@ def sagedock(tmp_path_factory, aws_env):
             why = f"no `listening on http://…` line on stdout within {STARTUP_TIMEOUT_S} s"
         else:
             why = f"it exited with status {proc.wait()} before printing `listening on`"
+        close_stdout()
         pytest.fail(
             f"`sagedock up` did not start: {why}\n"
             f"command: {describe_cmd(cmd)}\n"
@@ -193,9 +200,11 @@ def sagedock(tmp_path_factory, aws_env):
     finally:
         _server = None
         if proc.poll() is not None:
+            close_stdout()
             pytest.fail(f"`sagedock up` died during the session with status {proc.returncode}"
                         f"\n--- stderr (tail) ---\n{server.stderr_tail()}", pytrace=False)
         rc = _stop(proc, SHUTDOWN_TIMEOUT_S)
+        close_stdout()
         if rc is None:
             pytest.fail(f"`sagedock up` did not stop within {SHUTDOWN_TIMEOUT_S} s of SIGTERM "
                         f"(killed)\n--- stderr (tail) ---\n{server.stderr_tail()}",

@@ -4,6 +4,7 @@
 //! stdout; human text goes to stdout, diagnostics and logs (`RUST_LOG`) to stderr.
 
 mod artifact;
+mod demo;
 mod runtime;
 mod up;
 
@@ -73,6 +74,18 @@ pub enum Command {
     /// reports Creating, InService or Failed with a reason; InvokeEndpoint reaches them.
     /// State persists in --data-dir; runs in the foreground until Ctrl-C or SIGTERM.
     Up(UpArgs),
+    /// The whole job end to end on a bundled fixture: pack a model, deploy it through the
+    /// SageMaker API as boto3 would, invoke it, report latency, clean up.
+    ///
+    /// Needs a Docker engine; builds the small echo serving image on first use.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Invocations to time for the latency summary.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +329,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logs(args) => block_on(runtime::logs(&args)),
         Command::Gc(args) => block_on(runtime::gc(&args)),
         Command::Up(args) => block_on(up::up(&args)),
+        Command::Demo(args) => block_on(demo::demo(&args)),
     }
 }
 

@@ -14,7 +14,9 @@ use crate::artifact::inspect::{self, Severity, Source};
 use crate::artifact::tree::Tree;
 use crate::artifact::Cache;
 use crate::endpoint::{self, App, Backend, LiveEndpoint, LiveVariant, Router};
-use crate::runtime::{self, gc, instance, labels, ContainerSpec, Engine, Instance, ReadyPolicy, RuntimeError};
+use crate::runtime::{
+    self, gc, instance, labels, ContainerSpec, Engine, Instance, ReadyPolicy, RuntimeError,
+};
 use crate::{Error, Result};
 
 /// Parses `K=V` pairs.
@@ -31,14 +33,20 @@ fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
 
 /// A short random id for this run (names and labels).
 fn run_id() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("{:08x}", nanos ^ std::process::id().rotate_left(16))[..6].to_string()
 }
 
 /// Resolves `--model`: an archive goes through the cache, a directory is used as it is.
 /// Prints the artifact's errors and warnings (they do not stop the start: SageMaker would
 /// not stop either).
-async fn prepare_model(path: &Path, limits: crate::artifact::Limits) -> Result<(std::path::PathBuf, String)> {
+async fn prepare_model(
+    path: &Path,
+    limits: crate::artifact::Limits,
+) -> Result<(std::path::PathBuf, String)> {
     let meta = std::fs::metadata(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
@@ -46,16 +54,33 @@ async fn prepare_model(path: &Path, limits: crate::artifact::Limits) -> Result<(
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let (dir, sha, source) = if meta.is_dir() {
-            let dir = path.canonicalize().map_err(|source| Error::Read { path: path.clone(), source })?;
+            let dir = path.canonicalize().map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
             (dir, String::new(), Source::Directory(path.clone()))
         } else {
             let cached = Cache::from_env()?.unpack(&path, &limits)?;
-            (cached.model_dir, cached.sha256, Source::Archive(path.clone()))
+            (
+                cached.model_dir,
+                cached.sha256,
+                Source::Archive(path.clone()),
+            )
         };
         if let Ok(tree) = Tree::scan(&dir) {
             let report = inspect::inspect(&tree, &source, None);
-            for f in report.findings.iter().filter(|f| f.severity != Severity::Info) {
-                eprintln!("{}[{}] {}: {}", f.severity.as_str(), f.code, f.path, f.message);
+            for f in report
+                .findings
+                .iter()
+                .filter(|f| f.severity != Severity::Info)
+            {
+                eprintln!(
+                    "{}[{}] {}: {}",
+                    f.severity.as_str(),
+                    f.code,
+                    f.path,
+                    f.message
+                );
             }
         }
         Ok((dir, sha))
@@ -65,7 +90,8 @@ async fn prepare_model(path: &Path, limits: crate::artifact::Limits) -> Result<(
 }
 
 pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
-    let instance_type = instance::lookup(&args.instance_type).map_err(RuntimeError::InstanceType)?;
+    let instance_type =
+        instance::lookup(&args.instance_type).map_err(RuntimeError::InstanceType)?;
     let mut env = BTreeMap::from([
         ("AWS_REGION".to_string(), args.region.clone()),
         ("AWS_DEFAULT_REGION".to_string(), args.region.clone()),
@@ -75,14 +101,23 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     if args.instance_count == 0 {
         return Err(Error::Usage("--instance-count must be at least 1".into()));
     }
-    let listener = TcpListener::bind((args.bind.as_str(), args.port)).await.map_err(|e| {
-        Error::Usage(format!("cannot listen on {}:{} ({e}); choose another --port", args.bind, args.port))
-    })?;
+    let listener = TcpListener::bind((args.bind.as_str(), args.port))
+        .await
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot listen on {}:{} ({e}); choose another --port",
+                args.bind, args.port
+            ))
+        })?;
     let local = listener.local_addr()?;
     let engine = Engine::connect().await?;
     let orphans = gc::gc(&engine, false).await?;
     if !orphans.is_empty() {
-        eprintln!("removed {} container(s) left by runs that are gone: {}", orphans.len(), orphans.join(", "));
+        eprintln!(
+            "removed {} container(s) left by runs that are gone: {}",
+            orphans.len(),
+            orphans.join(", ")
+        );
     }
     engine.ensure_image(&args.image, args.pull).await?;
     let (model_dir, sha) = match &args.model {
@@ -119,7 +154,11 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let t0 = Instant::now();
-    let launching = try_join_all(specs.iter().map(|spec| runtime::launch(&engine, spec, policy)));
+    let launching = try_join_all(
+        specs
+            .iter()
+            .map(|spec| runtime::launch(&engine, spec, policy)),
+    );
     let instances: Vec<Instance> = tokio::select! {
         result = launching => result?,
         () = shutdown_signal() => {
@@ -130,7 +169,13 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     print_ready(args, &instances, instance_type, local, t0.elapsed())?;
     for (i, inst) in instances.iter().enumerate() {
         let prefix = format!("{}/{}/{i}", args.name, args.variant);
-        tokio::spawn(runtime::logs::follow(engine.clone(), inst.guard.id.clone(), prefix, "all".into(), true));
+        tokio::spawn(runtime::logs::follow(
+            engine.clone(),
+            inst.guard.id.clone(),
+            prefix,
+            "all".into(),
+            true,
+        ));
     }
     let router = Router::new("123456789012", &args.region);
     router.publish(LiveEndpoint {
@@ -138,7 +183,10 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         variants: vec![LiveVariant {
             name: args.variant.clone(),
             weight: 1.0,
-            backends: instances.iter().map(|i| Backend::new(&i.guard.name, i.addr)).collect(),
+            backends: instances
+                .iter()
+                .map(|i| Backend::new(&i.guard.name, i.addr))
+                .collect(),
         }],
     });
     let server = tokio::spawn(endpoint::serve(listener, App::new(router, None)));
@@ -175,9 +223,16 @@ fn print_ready(
         took.as_secs_f64()
     )?;
     writeln!(out, "  POST http://{local}/invocations")?;
-    writeln!(out, "  POST http://{local}/endpoints/{}/invocations", args.name)?;
+    writeln!(
+        out,
+        "  POST http://{local}/endpoints/{}/invocations",
+        args.name
+    )?;
     for inst in instances {
-        let published = inst.published.map(|p| format!(", published {p}")).unwrap_or_default();
+        let published = inst
+            .published
+            .map(|p| format!(", published {p}"))
+            .unwrap_or_default();
         writeln!(
             out,
             "  instance {} at {}{published}, healthy after {:.2} s",
@@ -210,7 +265,8 @@ async fn first_exit(engine: &Engine, instances: &[Instance]) -> String {
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
@@ -232,9 +288,14 @@ pub async fn ps(args: &PsArgs) -> Result<ExitCode> {
         "{:<40} {:<14} {:<12} {:<24} {:<9} {:>8} {:>6}  OWNER",
         "NAME", "ENDPOINT", "VARIANT", "IMAGE", "STATE", "AGE", "PORT"
     )?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     for c in &found {
-        let age = humantime::format_duration(Duration::from_secs((now - c.created_unix).max(0) as u64)).to_string();
+        let age =
+            humantime::format_duration(Duration::from_secs((now - c.created_unix).max(0) as u64))
+                .to_string();
         let age = age.split_whitespace().next().unwrap_or("").to_string();
         writeln!(
             out,
@@ -245,8 +306,14 @@ pub async fn ps(args: &PsArgs) -> Result<ExitCode> {
             c.image,
             c.state,
             age,
-            c.host_port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            if c.owner_alive { "running" } else { "gone (sagedock gc removes it)" }
+            c.host_port
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            if c.owner_alive {
+                "running"
+            } else {
+                "gone (sagedock gc removes it)"
+            }
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -265,10 +332,23 @@ pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
             args.name
         )));
     }
-    let tail = args.tail.map(|n| n.to_string()).unwrap_or_else(|| "all".into());
+    let tail = args
+        .tail
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "all".into());
     let tasks = chosen.iter().map(|c| {
-        let prefix = if chosen.len() > 1 { c.name.clone() } else { String::new() };
-        tokio::spawn(runtime::logs::follow(engine.clone(), c.id.clone(), prefix, tail.clone(), args.follow))
+        let prefix = if chosen.len() > 1 {
+            c.name.clone()
+        } else {
+            String::new()
+        };
+        tokio::spawn(runtime::logs::follow(
+            engine.clone(),
+            c.id.clone(),
+            prefix,
+            tail.clone(),
+            args.follow,
+        ))
     });
     let all = futures_util::future::join_all(tasks);
     tokio::select! {
@@ -286,7 +366,11 @@ pub async fn gc(args: &GcArgs) -> Result<ExitCode> {
     } else if removed.is_empty() {
         println!("nothing to remove");
     } else {
-        println!("removed {} container(s): {}", removed.len(), removed.join(", "));
+        println!(
+            "removed {} container(s): {}",
+            removed.len(),
+            removed.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,17 +25,31 @@ pub fn default_data_dir() -> std::path::PathBuf {
 
 pub async fn up(args: &UpArgs) -> Result<ExitCode> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir).map_err(|source| Error::Read { path: data_dir.clone(), source })?;
-    let data_dir = data_dir.canonicalize().map_err(|source| Error::Read { path: data_dir.clone(), source })?;
-    let store = Arc::new(Store::open(&data_dir).map_err(|e| Error::Usage(e.to_string()))?);
-    let listener = TcpListener::bind((args.bind.as_str(), args.port)).await.map_err(|e| {
-        Error::Usage(format!("cannot listen on {}:{} ({e}); choose another --port", args.bind, args.port))
+    std::fs::create_dir_all(&data_dir).map_err(|source| Error::Read {
+        path: data_dir.clone(),
+        source,
     })?;
+    let data_dir = data_dir.canonicalize().map_err(|source| Error::Read {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let store = Arc::new(Store::open(&data_dir).map_err(|e| Error::Usage(e.to_string()))?);
+    let listener = TcpListener::bind((args.bind.as_str(), args.port))
+        .await
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot listen on {}:{} ({e}); choose another --port",
+                args.bind, args.port
+            ))
+        })?;
     let local = listener.local_addr()?;
     let engine = Engine::connect().await?;
     let orphans = gc::gc(&engine, false).await?;
     if !orphans.is_empty() {
-        eprintln!("removed {} container(s) left by runs that are gone", orphans.len());
+        eprintln!(
+            "removed {} container(s) left by runs that are gone",
+            orphans.len()
+        );
     }
     let settings = Settings {
         region: args.region.clone(),
@@ -56,7 +70,10 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
             cpu_only: args.cpu_only,
         },
     );
-    deployer.restore().await.map_err(|e| Error::Usage(e.to_string()))?;
+    deployer
+        .restore()
+        .await
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let control = Arc::new(ControlPlane {
         settings,
         store,
@@ -76,14 +93,22 @@ fn print_banner(local: std::net::SocketAddr, data_dir: &std::path::Path) -> Resu
     let url = format!("http://{local}");
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {url}")?;
-    writeln!(out, "  SageMaker API and sagemaker-runtime on one port; state in {}", data_dir.display())?;
+    writeln!(
+        out,
+        "  SageMaker API and sagemaker-runtime on one port; state in {}",
+        data_dir.display()
+    )?;
     writeln!(out, "  to point unmodified AWS clients at it:")?;
     writeln!(out, "    export AWS_ENDPOINT_URL_SAGEMAKER={url}")?;
     writeln!(out, "    export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={url}")?;
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        writeln!(out, "    export AWS_ACCESS_KEY_ID=sagedock AWS_SECRET_ACCESS_KEY=sagedock")?;
+        writeln!(
+            out,
+            "    export AWS_ACCESS_KEY_ID=sagedock AWS_SECRET_ACCESS_KEY=sagedock"
+        )?;
     }
-    if std::env::var_os("AWS_DEFAULT_REGION").is_none() && std::env::var_os("AWS_REGION").is_none() {
+    if std::env::var_os("AWS_DEFAULT_REGION").is_none() && std::env::var_os("AWS_REGION").is_none()
+    {
         writeln!(out, "    export AWS_DEFAULT_REGION=us-east-1")?;
     }
     writeln!(out, "Ctrl-C stops it.")?;

@@ -26,7 +26,9 @@ use super::store::{Kind, Store};
 use super::{data, validate, Settings};
 use crate::artifact::Cache;
 use crate::endpoint::{Backend, LiveEndpoint, LiveVariant, Router};
-use crate::runtime::{self, gc, instance, labels, ContainerGuard, ContainerSpec, Engine, Instance, ReadyPolicy};
+use crate::runtime::{
+    self, gc, instance, labels, ContainerGuard, ContainerSpec, Engine, Instance, ReadyPolicy,
+};
 
 /// Label carrying the deployment generation.
 const GENERATION: &str = "sagedock.generation";
@@ -64,14 +66,22 @@ impl Fleet {
                 .map(|v| LiveVariant {
                     name: v.name.clone(),
                     weight: v.weight,
-                    backends: v.instances.iter().map(|i| Backend::new(&i.guard.name, i.addr)).collect(),
+                    backends: v
+                        .instances
+                        .iter()
+                        .map(|i| Backend::new(&i.guard.name, i.addr))
+                        .collect(),
                 })
                 .collect(),
         }
     }
 
     async fn remove(self) {
-        let all = self.variants.into_iter().flat_map(|v| v.instances).map(|i| i.guard.remove());
+        let all = self
+            .variants
+            .into_iter()
+            .flat_map(|v| v.instances)
+            .map(|i| i.guard.remove());
         for result in join_all(all).await {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "removing a container failed; `sagedock gc` will retry");
@@ -126,11 +136,16 @@ impl Deployer {
     }
 
     fn not_found(&self, name: &str) -> AwsError {
-        AwsError::validation(format!("Could not find endpoint \"{}\".", self.settings.arn("endpoint", name)))
+        AwsError::validation(format!(
+            "Could not find endpoint \"{}\".",
+            self.settings.arn("endpoint", name)
+        ))
     }
 
     fn endpoint(&self, name: &str) -> Result<EndpointRecord, AwsError> {
-        self.store.get(Kind::Endpoint, name)?.ok_or_else(|| self.not_found(name))
+        self.store
+            .get(Kind::Endpoint, name)?
+            .ok_or_else(|| self.not_found(name))
     }
 
     fn config(&self, name: &str) -> Result<EndpointConfigRecord, AwsError> {
@@ -147,14 +162,20 @@ impl Deployer {
             .variants()
             .iter()
             .map(|v| {
-                let weight = v.get("InitialVariantWeight").and_then(Value::as_f64).unwrap_or(1.0);
+                let weight = v
+                    .get("InitialVariantWeight")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0);
                 VariantRecord {
                     name: v["VariantName"].as_str().unwrap_or_default().to_string(),
                     image: String::new(),
                     current_weight: weight,
                     desired_weight: weight,
                     current_count: 0,
-                    desired_count: v.get("InitialInstanceCount").and_then(Value::as_u64).unwrap_or(1) as u32,
+                    desired_count: v
+                        .get("InitialInstanceCount")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(1) as u32,
                 }
             })
             .collect()
@@ -190,7 +211,9 @@ impl Deployer {
     }
 
     pub fn describe_endpoint(&self, input: &Value) -> OpResult {
-        Ok(self.endpoint(validate::required_str(input, "EndpointName")?)?.describe())
+        Ok(self
+            .endpoint(validate::required_str(input, "EndpointName")?)?
+            .describe())
     }
 
     pub async fn delete_endpoint(self: &Arc<Self>, input: &Value) -> OpResult {
@@ -212,7 +235,9 @@ impl Deployer {
             }
             this.remove_labelled(&name, None).await;
             let _ = this.store.delete(Kind::Endpoint, &name);
-            let _ = this.store.delete(Kind::Tags, &this.settings.arn("endpoint", &name));
+            let _ = this
+                .store
+                .delete(Kind::Tags, &this.settings.arn("endpoint", &name));
         });
         Ok(json!({}))
     }
@@ -239,18 +264,25 @@ impl Deployer {
         let name = validate::required_str(input, "EndpointName")?;
         let mut record = self.endpoint(name)?;
         if record.status != "InService" {
-            return Err(AwsError::validation(format!("Cannot update in-progress endpoint \"{}\".", record.arn)));
+            return Err(AwsError::validation(format!(
+                "Cannot update in-progress endpoint \"{}\".",
+                record.arn
+            )));
         }
         let desired = input
             .get("DesiredWeightsAndCapacities")
             .and_then(Value::as_array)
             .filter(|d| !d.is_empty())
-            .ok_or_else(|| AwsError::validation("DesiredWeightsAndCapacities must not be empty."))?;
+            .ok_or_else(|| {
+                AwsError::validation("DesiredWeightsAndCapacities must not be empty.")
+            })?;
         let mut seen = std::collections::HashSet::new();
         for d in desired {
             let variant = validate::required_str(d, "VariantName")?;
             if !seen.insert(variant) {
-                return Err(AwsError::validation(format!("The variant name {variant} appears more than once.")));
+                return Err(AwsError::validation(format!(
+                    "The variant name {variant} appears more than once."
+                )));
             }
             let Some(v) = record.variants.iter_mut().find(|v| v.name == variant) else {
                 return Err(AwsError::validation(format!(
@@ -271,15 +303,29 @@ impl Deployer {
         let this = self.clone();
         let owned = name.to_string();
         let task = tokio::spawn(async move { this.rescale(&owned, record).await });
-        self.tasks.lock().expect("tasks").insert(name.to_string(), task);
+        self.tasks
+            .lock()
+            .expect("tasks")
+            .insert(name.to_string(), task);
         Ok(json!({ "EndpointArn": self.settings.arn("endpoint", name) }))
     }
 
-    fn spawn(self: &Arc<Self>, name: &str, config: EndpointConfigRecord, generation: u64, mode: Mode) {
+    fn spawn(
+        self: &Arc<Self>,
+        name: &str,
+        config: EndpointConfigRecord,
+        generation: u64,
+        mode: Mode,
+    ) {
         let this = self.clone();
         let owned = name.to_string();
         let task = tokio::spawn(async move { this.deploy(&owned, config, generation, mode).await });
-        if let Some(old) = self.tasks.lock().expect("tasks").insert(name.to_string(), task) {
+        if let Some(old) = self
+            .tasks
+            .lock()
+            .expect("tasks")
+            .insert(name.to_string(), task)
+        {
             old.abort();
         }
     }
@@ -297,7 +343,13 @@ impl Deployer {
         self.store.put(Kind::Endpoint, name, &record).is_ok()
     }
 
-    async fn deploy(self: Arc<Self>, name: &str, config: EndpointConfigRecord, generation: u64, mode: Mode) {
+    async fn deploy(
+        self: Arc<Self>,
+        name: &str,
+        config: EndpointConfigRecord,
+        generation: u64,
+        mode: Mode,
+    ) {
         let built = self.build_fleet(name, &config, generation).await;
         match built {
             Ok(fleet) => {
@@ -305,7 +357,12 @@ impl Deployer {
                 let images: HashMap<String, String> = config
                     .variants()
                     .iter()
-                    .filter_map(|v| Some((v["VariantName"].as_str()?.to_string(), self.image_of(v).ok()?)))
+                    .filter_map(|v| {
+                        Some((
+                            v["VariantName"].as_str()?.to_string(),
+                            self.image_of(v).ok()?,
+                        ))
+                    })
                     .collect();
                 let published = self.finish(name, generation, |r| {
                     r.status = "InService".into();
@@ -322,7 +379,11 @@ impl Deployer {
                     return;
                 }
                 self.router.publish(live);
-                let old = self.fleets.lock().expect("fleets").insert(name.to_string(), fleet);
+                let old = self
+                    .fleets
+                    .lock()
+                    .expect("fleets")
+                    .insert(name.to_string(), fleet);
                 if let Some(old) = old {
                     old.remove().await;
                 }
@@ -347,8 +408,15 @@ impl Deployer {
 
     fn image_of(&self, variant: &Value) -> Result<String, String> {
         let model = self.model_of(variant)?;
-        let container = model.containers().into_iter().next().ok_or("the model has no container")?;
-        container["Image"].as_str().map(str::to_string).ok_or_else(|| "the model's container has no Image".to_string())
+        let container = model
+            .containers()
+            .into_iter()
+            .next()
+            .ok_or("the model has no container")?;
+        container["Image"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "the model's container has no Image".to_string())
     }
 
     fn model_of(&self, variant: &Value) -> Result<ModelRecord, String> {
@@ -356,17 +424,38 @@ impl Deployer {
         self.store
             .get::<ModelRecord>(Kind::Model, model_name)
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("Model {model_name} of variant {} no longer exists.", variant["VariantName"]))
+            .ok_or_else(|| {
+                format!(
+                    "Model {model_name} of variant {} no longer exists.",
+                    variant["VariantName"]
+                )
+            })
     }
 
-    async fn build_fleet(&self, name: &str, config: &EndpointConfigRecord, generation: u64) -> Result<Fleet, String> {
+    async fn build_fleet(
+        &self,
+        name: &str,
+        config: &EndpointConfigRecord,
+        generation: u64,
+    ) -> Result<Fleet, String> {
         let mut variants = Vec::new();
         for variant in config.variants() {
-            let count = variant.get("InitialInstanceCount").and_then(Value::as_u64).unwrap_or(1) as u32;
-            let instances = self.launch_variant(name, &variant, generation, 0, count).await?;
+            let count = variant
+                .get("InitialInstanceCount")
+                .and_then(Value::as_u64)
+                .unwrap_or(1) as u32;
+            let instances = self
+                .launch_variant(name, &variant, generation, 0, count)
+                .await?;
             variants.push(FleetVariant {
-                name: variant["VariantName"].as_str().unwrap_or_default().to_string(),
-                weight: variant.get("InitialVariantWeight").and_then(Value::as_f64).unwrap_or(1.0),
+                name: variant["VariantName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                weight: variant
+                    .get("InitialVariantWeight")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0),
                 instances,
             });
         }
@@ -382,7 +471,10 @@ impl Deployer {
         first: u32,
         count: u32,
     ) -> Result<Vec<Instance>, String> {
-        let vname = variant["VariantName"].as_str().unwrap_or_default().to_string();
+        let vname = variant["VariantName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let model = self.model_of(variant)?;
         let containers = model.containers();
         if containers.len() > 1 {
@@ -392,43 +484,70 @@ impl Deployer {
                 containers.len()
             ));
         }
-        let container = containers.into_iter().next().ok_or("the model has no container")?;
+        let container = containers
+            .into_iter()
+            .next()
+            .ok_or("the model has no container")?;
         let image = self.image_of(variant)?;
         let itype = instance::lookup(variant["InstanceType"].as_str().unwrap_or("ml.m5.large"))?;
-        let (s3_root, cache, c) = (self.settings.s3_root.clone(), self.cache.clone(), container.clone());
-        let model_data = tokio::task::spawn_blocking(move || data::model_dir(&c, s3_root.as_deref(), &cache))
+        let (s3_root, cache, c) = (
+            self.settings.s3_root.clone(),
+            self.cache.clone(),
+            container.clone(),
+        );
+        let model_data =
+            tokio::task::spawn_blocking(move || data::model_dir(&c, s3_root.as_deref(), &cache))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("Failed to download model data: {e}"))?;
+        self.engine
+            .ensure_image(&image, self.options.pull)
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("Failed to download model data: {e}"))?;
-        self.engine.ensure_image(&image, self.options.pull).await.map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?;
         let mut env: std::collections::BTreeMap<String, String> = [
             ("AWS_REGION".to_string(), self.settings.region.clone()),
-            ("AWS_DEFAULT_REGION".to_string(), self.settings.region.clone()),
+            (
+                "AWS_DEFAULT_REGION".to_string(),
+                self.settings.region.clone(),
+            ),
         ]
         .into();
         if let Some(map) = container.get("Environment").and_then(Value::as_object) {
-            env.extend(map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())));
+            env.extend(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())),
+            );
         }
         let timeout = variant
             .get("ContainerStartupHealthCheckTimeoutInSeconds")
             .and_then(Value::as_u64)
             .map(Duration::from_secs)
             .unwrap_or(self.options.health_timeout);
-        let isolation = model.input.get("EnableNetworkIsolation").and_then(Value::as_bool).unwrap_or(false);
+        let isolation = model
+            .input
+            .get("EnableNetworkIsolation")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let suffix = format!("{:04x}", (now() * 1000.0) as u64 & 0xffff);
         let specs: Vec<ContainerSpec> = (first..first + count)
             .map(|i| {
-                let mut spec = ContainerSpec::new(format!("sagedock-{endpoint}-{vname}-g{generation}-{i}-{suffix}"), &image, itype)
-                    .with_env(env.clone())
-                    .with_label(labels::OWNER, &self.owner)
-                    .with_label(labels::ENDPOINT, endpoint)
-                    .with_label(labels::VARIANT, &vname)
-                    .with_label(labels::INSTANCE, i.to_string())
-                    .with_label(GENERATION, generation.to_string())
-                    .with_network_isolation(isolation)
-                    .with_cpu_only(self.options.cpu_only);
+                let mut spec = ContainerSpec::new(
+                    format!("sagedock-{endpoint}-{vname}-g{generation}-{i}-{suffix}"),
+                    &image,
+                    itype,
+                )
+                .with_env(env.clone())
+                .with_label(labels::OWNER, &self.owner)
+                .with_label(labels::ENDPOINT, endpoint)
+                .with_label(labels::VARIANT, &vname)
+                .with_label(labels::INSTANCE, i.to_string())
+                .with_label(GENERATION, generation.to_string())
+                .with_network_isolation(isolation)
+                .with_cpu_only(self.options.cpu_only);
                 if let Some((dir, sha)) = &model_data {
-                    spec = spec.with_model_dir(dir).with_label(labels::MODEL_SHA256, sha);
+                    spec = spec
+                        .with_model_dir(dir)
+                        .with_label(labels::MODEL_SHA256, sha);
                 }
                 spec
             })
@@ -437,9 +556,13 @@ impl Deployer {
             deadline: timeout,
             ..Default::default()
         };
-        try_join_all(specs.iter().map(|s| runtime::launch(&self.engine, s, policy)))
-            .await
-            .map_err(|e| e.to_string())
+        try_join_all(
+            specs
+                .iter()
+                .map(|s| runtime::launch(&self.engine, s, policy)),
+        )
+        .await
+        .map_err(|e| e.to_string())
     }
 
     /// UpdateEndpointWeightsAndCapacities: weights in place, instances added or removed.
@@ -457,25 +580,48 @@ impl Deployer {
         let mut failure = None;
         for want in &record.variants {
             let have = self.instance_count(name, &want.name);
-            let variant = config.variants().into_iter().find(|v| v["VariantName"] == want.name.as_str());
+            let variant = config
+                .variants()
+                .into_iter()
+                .find(|v| v["VariantName"] == want.name.as_str());
             if want.desired_count > have {
                 let Some(variant) = variant else { continue };
-                match self.launch_variant(name, &variant, record.generation, have, want.desired_count - have).await {
+                match self
+                    .launch_variant(
+                        name,
+                        &variant,
+                        record.generation,
+                        have,
+                        want.desired_count - have,
+                    )
+                    .await
+                {
                     Ok(extra) => self.with_variant(name, &want.name, |v| v.instances.extend(extra)),
                     Err(e) => failure = Some(e),
                 }
             } else if want.desired_count < have {
                 let mut surplus = Vec::new();
-                self.with_variant(name, &want.name, |v| surplus = v.instances.split_off(want.desired_count as usize));
+                self.with_variant(name, &want.name, |v| {
+                    surplus = v.instances.split_off(want.desired_count as usize)
+                });
                 join_all(surplus.into_iter().map(|i| i.guard.remove())).await;
             }
             self.with_variant(name, &want.name, |v| v.weight = want.desired_weight);
         }
-        let live = self.fleets.lock().expect("fleets").get(name).map(|f| f.live(name));
+        let live = self
+            .fleets
+            .lock()
+            .expect("fleets")
+            .get(name)
+            .map(|f| f.live(name));
         if let Some(live) = live {
             self.router.publish(live);
         }
-        let counts: HashMap<String, u32> = record.variants.iter().map(|v| (v.name.clone(), self.instance_count(name, &v.name))).collect();
+        let counts: HashMap<String, u32> = record
+            .variants
+            .iter()
+            .map(|v| (v.name.clone(), self.instance_count(name, &v.name)))
+            .collect();
         self.finish(name, record.generation, |r| {
             r.status = "InService".into();
             r.failure_reason = failure.clone();
@@ -496,18 +642,26 @@ impl Deployer {
 
     fn with_variant(&self, endpoint: &str, variant: &str, f: impl FnOnce(&mut FleetVariant)) {
         let mut fleets = self.fleets.lock().expect("fleets");
-        if let Some(v) = fleets.get_mut(endpoint).and_then(|f| f.variants.iter_mut().find(|v| v.name == variant)) {
+        if let Some(v) = fleets
+            .get_mut(endpoint)
+            .and_then(|f| f.variants.iter_mut().find(|v| v.name == variant))
+        {
             f(v);
         }
     }
 
     /// Removes the containers labelled for `endpoint` (all, or all but `keep`'s generation).
     async fn remove_labelled(&self, endpoint: &str, keep_generation: Option<u64>) {
-        let Ok(found) = gc::list(&self.engine).await else { return };
+        let Ok(found) = gc::list(&self.engine).await else {
+            return;
+        };
         for c in found {
             let ours = c.labels.get(labels::OWNER) == Some(&self.owner);
             let generation = c.labels.get(GENERATION).and_then(|g| g.parse::<u64>().ok());
-            if ours && c.endpoint == endpoint && (keep_generation.is_none() || generation != keep_generation) {
+            if ours
+                && c.endpoint == endpoint
+                && (keep_generation.is_none() || generation != keep_generation)
+            {
                 let _ = runtime::guard::remove_container(&self.engine, &c.id, &c.name).await;
             }
         }
@@ -517,7 +671,9 @@ impl Deployer {
     /// redeploy endpoints whose containers are gone, finish interrupted deletions, and
     /// remove every other container this data directory owns.
     pub async fn restore(self: &Arc<Self>) -> Result<(), AwsError> {
-        let found = gc::list(&self.engine).await.map_err(|e| AwsError::internal(e.to_string()))?;
+        let found = gc::list(&self.engine)
+            .await
+            .map_err(|e| AwsError::internal(e.to_string()))?;
         let mut adopted = std::collections::HashSet::new();
         for mut record in self.store.list::<EndpointRecord>(Kind::Endpoint)? {
             match record.status.as_str() {
@@ -533,14 +689,18 @@ impl Deployer {
                 .filter(|c| {
                     c.endpoint == record.name
                         && c.labels.get(labels::OWNER) == Some(&self.owner)
-                        && c.labels.get(GENERATION).and_then(|g| g.parse().ok()) == Some(record.generation)
+                        && c.labels.get(GENERATION).and_then(|g| g.parse().ok())
+                            == Some(record.generation)
                         && c.state == "running"
                 })
                 .collect();
             if let Some(fleet) = self.adopt(&record, &mine).await {
                 adopted.extend(mine.iter().map(|c| c.id.clone()));
                 self.router.publish(fleet.live(&record.name));
-                self.fleets.lock().expect("fleets").insert(record.name.clone(), fleet);
+                self.fleets
+                    .lock()
+                    .expect("fleets")
+                    .insert(record.name.clone(), fleet);
                 if record.status != "InService" {
                     record.status = "InService".into();
                     record.failure_reason = Some("An update was interrupted by a restart of sagedock; the previous configuration serves. Call UpdateEndpoint again.".into());
@@ -576,14 +736,21 @@ impl Deployer {
     async fn adopt(&self, record: &EndpointRecord, containers: &[&gc::Managed]) -> Option<Fleet> {
         let mut variants = Vec::new();
         for v in &record.variants {
-            let members: Vec<&&gc::Managed> = containers.iter().filter(|c| c.variant == v.name).collect();
+            let members: Vec<&&gc::Managed> =
+                containers.iter().filter(|c| c.variant == v.name).collect();
             if members.len() as u32 != v.current_count || members.is_empty() {
                 return None;
             }
             let mut instances = Vec::new();
             for c in members {
-                let info = self.engine.docker.inspect_container(&c.id, None).await.ok()?;
-                let (addr, published) = runtime::launch::address(&self.engine, &info, false, &c.name).ok()?;
+                let info = self
+                    .engine
+                    .docker
+                    .inspect_container(&c.id, None)
+                    .await
+                    .ok()?;
+                let (addr, published) =
+                    runtime::launch::address(&self.engine, &info, false, &c.name).ok()?;
                 if runtime::launch::ping(addr).await != Ok(200) {
                     return None;
                 }
@@ -608,7 +775,13 @@ impl Deployer {
         for (_, task) in self.tasks.lock().expect("tasks").drain() {
             task.abort();
         }
-        let fleets: Vec<Fleet> = self.fleets.lock().expect("fleets").drain().map(|(_, f)| f).collect();
+        let fleets: Vec<Fleet> = self
+            .fleets
+            .lock()
+            .expect("fleets")
+            .drain()
+            .map(|(_, f)| f)
+            .collect();
         join_all(fleets.into_iter().map(Fleet::remove)).await;
     }
 }

@@ -43,7 +43,8 @@ impl AwsError {
 
     /// The AWS JSON 1.1 body.
     pub fn json_body(&self) -> Vec<u8> {
-        serde_json::to_vec(&json!({ "__type": self.code, "message": self.message })).expect("serialisable")
+        serde_json::to_vec(&json!({ "__type": self.code, "message": self.message }))
+            .expect("serialisable")
     }
 }
 

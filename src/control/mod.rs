@@ -35,7 +35,12 @@ pub struct Settings {
 
 impl Settings {
     pub fn arn(&self, kind: &str, name: &str) -> String {
-        format!("arn:aws:sagemaker:{}:{}:{kind}/{}", self.region, self.account, name.to_lowercase())
+        format!(
+            "arn:aws:sagemaker:{}:{}:{kind}/{}",
+            self.region,
+            self.account,
+            name.to_lowercase()
+        )
     }
 }
 
@@ -55,10 +60,20 @@ impl ControlPlane {
         let input: Value = if body.is_empty() {
             json!({})
         } else {
-            serde_json::from_slice(body).map_err(|e| AwsError::new("SerializationException", 400, format!("the request body is not JSON: {e}")))?
+            serde_json::from_slice(body).map_err(|e| {
+                AwsError::new(
+                    "SerializationException",
+                    400,
+                    format!("the request body is not JSON: {e}"),
+                )
+            })?
         };
         if !input.is_object() {
-            return Err(AwsError::new("SerializationException", 400, "the request body must be a JSON object"));
+            return Err(AwsError::new(
+                "SerializationException",
+                400,
+                "the request body must be a JSON object",
+            ));
         }
         tracing::debug!(op, "control plane operation");
         match op {
@@ -75,32 +90,53 @@ impl ControlPlane {
             "ListEndpoints" => self.list(Kind::Endpoint, &input),
             "DeleteEndpoint" => self.deployer.delete_endpoint(&input).await,
             "UpdateEndpoint" => self.deployer.update_endpoint(&input).await,
-            "UpdateEndpointWeightsAndCapacities" => self.deployer.update_weights_and_capacities(&input).await,
+            "UpdateEndpointWeightsAndCapacities" => {
+                self.deployer.update_weights_and_capacities(&input).await
+            }
             "AddTags" => self.add_tags(&input),
             "ListTags" => self.list_tags(&input),
             "DeleteTags" => self.delete_tags(&input),
-            _ => Err(AwsError::unknown_operation(if target.is_empty() { "(no X-Amz-Target)" } else { target })),
+            _ => Err(AwsError::unknown_operation(if target.is_empty() {
+                "(no X-Amz-Target)"
+            } else {
+                target
+            })),
         }
     }
 
     fn not_found(&self, what: &str, kind: &str, name: &str) -> AwsError {
-        AwsError::validation(format!("Could not find {what} \"{}\".", self.settings.arn(kind, name)))
+        AwsError::validation(format!(
+            "Could not find {what} \"{}\".",
+            self.settings.arn(kind, name)
+        ))
     }
 
     fn exists(&self, what: &str, kind: &str, name: &str) -> AwsError {
-        AwsError::validation(format!("Cannot create already existing {what} \"{}\".", self.settings.arn(kind, name)))
+        AwsError::validation(format!(
+            "Cannot create already existing {what} \"{}\".",
+            self.settings.arn(kind, name)
+        ))
     }
 
     fn create_model(&self, input: &Value) -> OpResult {
         let name = validate::required_str(input, "ModelName")?;
         validate::model_name(name, "modelName")?;
-        let containers: Vec<&Value> = match (input.get("PrimaryContainer"), input.get("Containers")) {
+        let containers: Vec<&Value> = match (input.get("PrimaryContainer"), input.get("Containers"))
+        {
             (Some(_), Some(_)) => {
-                return Err(AwsError::validation("Specify either PrimaryContainer or Containers, not both."))
+                return Err(AwsError::validation(
+                    "Specify either PrimaryContainer or Containers, not both.",
+                ))
             }
             (Some(c), None) => vec![c],
-            (None, Some(Value::Array(list))) if !list.is_empty() && list.len() <= 15 => list.iter().collect(),
-            _ => return Err(AwsError::validation("Either PrimaryContainer or Containers (1 to 15) must be specified.")),
+            (None, Some(Value::Array(list))) if !list.is_empty() && list.len() <= 15 => {
+                list.iter().collect()
+            }
+            _ => {
+                return Err(AwsError::validation(
+                    "Either PrimaryContainer or Containers (1 to 15) must be specified.",
+                ))
+            }
         };
         for container in containers {
             records::check_container(container)?;
@@ -128,7 +164,15 @@ impl ControlPlane {
         let model = self.model(validate::required_str(input, "ModelName")?)?;
         let mut out = pick(
             &model.input,
-            &["ModelName", "PrimaryContainer", "Containers", "InferenceExecutionConfig", "ExecutionRoleArn", "VpcConfig", "EnableNetworkIsolation"],
+            &[
+                "ModelName",
+                "PrimaryContainer",
+                "Containers",
+                "InferenceExecutionConfig",
+                "ExecutionRoleArn",
+                "VpcConfig",
+                "EnableNetworkIsolation",
+            ],
         );
         out.insert("CreationTime".into(), json!(model.created));
         out.insert("ModelArn".into(), json!(model.arn));
@@ -152,13 +196,17 @@ impl ControlPlane {
             .get("ProductionVariants")
             .and_then(Value::as_array)
             .filter(|v| !v.is_empty() && v.len() <= 10)
-            .ok_or_else(|| AwsError::validation("ProductionVariants must hold 1 to 10 variants."))?;
+            .ok_or_else(|| {
+                AwsError::validation("ProductionVariants must hold 1 to 10 variants.")
+            })?;
         let mut seen = std::collections::HashSet::new();
         for variant in variants {
             let vname = validate::required_str(variant, "VariantName")?;
             validate::hyphenated_name(vname, "productionVariants.member.variantName")?;
             if !seen.insert(vname) {
-                return Err(AwsError::validation(format!("The variant name \"{vname}\" is used more than once.")));
+                return Err(AwsError::validation(format!(
+                    "The variant name \"{vname}\" is used more than once."
+                )));
             }
             let model = validate::required_str(variant, "ModelName")?;
             self.model(model)?;
@@ -196,7 +244,8 @@ impl ControlPlane {
         if !self.store.delete(Kind::EndpointConfig, name)? {
             return Err(self.not_found("endpoint configuration", "endpoint-config", name));
         }
-        self.store.delete(Kind::Tags, &self.settings.arn("endpoint-config", name))?;
+        self.store
+            .delete(Kind::Tags, &self.settings.arn("endpoint-config", name))?;
         Ok(json!({}))
     }
 
@@ -208,9 +257,24 @@ impl ControlPlane {
             _ => ("Endpoints", "EndpointName", "EndpointArn"),
         };
         let summaries: Vec<Value> = match kind {
-            Kind::Model => self.store.list::<ModelRecord>(kind)?.into_iter().map(|r| json!({name_field: r.name, arn_field: r.arn, "CreationTime": r.created})).collect(),
-            Kind::EndpointConfig => self.store.list::<EndpointConfigRecord>(kind)?.into_iter().map(|r| json!({name_field: r.name, arn_field: r.arn, "CreationTime": r.created})).collect(),
-            _ => self.store.list::<EndpointRecord>(kind)?.into_iter().map(|r| r.summary()).collect(),
+            Kind::Model => self
+                .store
+                .list::<ModelRecord>(kind)?
+                .into_iter()
+                .map(|r| json!({name_field: r.name, arn_field: r.arn, "CreationTime": r.created}))
+                .collect(),
+            Kind::EndpointConfig => self
+                .store
+                .list::<EndpointConfigRecord>(kind)?
+                .into_iter()
+                .map(|r| json!({name_field: r.name, arn_field: r.arn, "CreationTime": r.created}))
+                .collect(),
+            _ => self
+                .store
+                .list::<EndpointRecord>(kind)?
+                .into_iter()
+                .map(|r| r.summary())
+                .collect(),
         };
         let (page, next) = records::list_page(summaries, input, name_field)?;
         let mut out = Map::new();
@@ -222,11 +286,16 @@ impl ControlPlane {
     }
 
     fn tags_of(&self, arn: &str) -> Result<Vec<Value>, AwsError> {
-        Ok(self.store.get::<Vec<Value>>(Kind::Tags, arn)?.unwrap_or_default())
+        Ok(self
+            .store
+            .get::<Vec<Value>>(Kind::Tags, arn)?
+            .unwrap_or_default())
     }
 
     fn put_tags(&self, arn: &str, tags: Option<&Value>) -> Result<(), AwsError> {
-        let Some(Value::Array(new)) = tags else { return Ok(()) };
+        let Some(Value::Array(new)) = tags else {
+            return Ok(());
+        };
         let mut all = self.tags_of(arn)?;
         for tag in new {
             let key = validate::required_str(tag, "Key")?;
@@ -242,22 +311,43 @@ impl ControlPlane {
 
     /// The resource an ARN names must exist.
     fn check_arn(&self, arn: &str) -> Result<(), AwsError> {
-        let (kind, name) = arn.rsplit_once(':').and_then(|(_, rest)| rest.split_once('/')).unwrap_or(("", ""));
+        let (kind, name) = arn
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .unwrap_or(("", ""));
         let store_kind = match kind {
             "model" => Kind::Model,
             "endpoint-config" => Kind::EndpointConfig,
             "endpoint" => Kind::Endpoint,
-            _ => return Err(AwsError::validation(format!("Resource {arn} is not a model, endpoint-config or endpoint ARN."))),
+            _ => {
+                return Err(AwsError::validation(format!(
+                    "Resource {arn} is not a model, endpoint-config or endpoint ARN."
+                )))
+            }
         };
         let found = match store_kind {
-            Kind::Model => self.store.list::<ModelRecord>(store_kind)?.iter().any(|r| r.arn == arn),
-            Kind::EndpointConfig => self.store.list::<EndpointConfigRecord>(store_kind)?.iter().any(|r| r.arn == arn),
-            _ => self.store.list::<EndpointRecord>(store_kind)?.iter().any(|r| r.arn == arn),
+            Kind::Model => self
+                .store
+                .list::<ModelRecord>(store_kind)?
+                .iter()
+                .any(|r| r.arn == arn),
+            Kind::EndpointConfig => self
+                .store
+                .list::<EndpointConfigRecord>(store_kind)?
+                .iter()
+                .any(|r| r.arn == arn),
+            _ => self
+                .store
+                .list::<EndpointRecord>(store_kind)?
+                .iter()
+                .any(|r| r.arn == arn),
         };
         if found && !name.is_empty() {
             Ok(())
         } else {
-            Err(AwsError::validation(format!("Resource {arn} does not exist.")))
+            Err(AwsError::validation(format!(
+                "Resource {arn} does not exist."
+            )))
         }
     }
 
@@ -297,7 +387,12 @@ fn without(input: &Value, drop: &[&str]) -> Value {
 fn without_map(input: &Value, drop: &[&str]) -> Map<String, Value> {
     input
         .as_object()
-        .map(|m| m.iter().filter(|(k, _)| !drop.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !drop.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -305,6 +400,11 @@ fn without_map(input: &Value, drop: &[&str]) -> Map<String, Value> {
 fn pick(input: &Value, keep: &[&str]) -> Map<String, Value> {
     input
         .as_object()
-        .map(|m| m.iter().filter(|(k, _)| keep.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| keep.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -29,7 +29,10 @@ pub struct ModelRecord {
 impl ModelRecord {
     /// The container that serves (the primary, or the first of `Containers`).
     pub fn containers(&self) -> Vec<Value> {
-        match (self.input.get("PrimaryContainer"), self.input.get("Containers")) {
+        match (
+            self.input.get("PrimaryContainer"),
+            self.input.get("Containers"),
+        ) {
             (Some(c), _) => vec![c.clone()],
             (None, Some(Value::Array(list))) => list.clone(),
             _ => Vec::new(),
@@ -127,9 +130,15 @@ impl EndpointRecord {
 
 /// Checks one ContainerDefinition.
 pub fn check_container(container: &Value) -> Result<(), AwsError> {
-    if container.get("Image").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if container
+        .get("Image")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         if container.get("ModelPackageName").is_some() {
-            return Err(AwsError::validation("sagedock does not resolve ModelPackageName; give the container's Image instead."));
+            return Err(AwsError::validation(
+                "sagedock does not resolve ModelPackageName; give the container's Image instead.",
+            ));
         }
         return Err(AwsError::validation(
             "1 validation error detected: Value null at 'primaryContainer.image' failed to satisfy constraint: Member must not be null",
@@ -142,7 +151,8 @@ pub fn check_container(container: &Value) -> Result<(), AwsError> {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect();
-        crate::runtime::spec::validate_env(&map).map_err(|e| AwsError::validation(e.to_string()))?;
+        crate::runtime::spec::validate_env(&map)
+            .map_err(|e| AwsError::validation(e.to_string()))?;
     }
     if let Some(host) = container.get("ContainerHostname").and_then(Value::as_str) {
         validate::hyphenated_name(host, "containerHostname")?;
@@ -157,15 +167,24 @@ pub fn check_variant(variant: &Value) -> Result<(), AwsError> {
             AwsError::validation("1 validation error detected: Value null at 'productionVariants.member.instanceType' failed to satisfy constraint: Member must not be null")
         })?;
         instance::lookup(itype).map_err(AwsError::validation)?;
-        let count = variant.get("InitialInstanceCount").and_then(Value::as_u64).unwrap_or(0);
+        let count = variant
+            .get("InitialInstanceCount")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         if count < 1 {
             return Err(AwsError::validation(
                 "1 validation error detected: Value at 'productionVariants.member.initialInstanceCount' failed to satisfy constraint: Member must have value greater than or equal to 1",
             ));
         }
     }
-    if variant.get("InitialVariantWeight").and_then(Value::as_f64).is_some_and(|w| w < 0.0) {
-        return Err(AwsError::validation("InitialVariantWeight must be 0 or more."));
+    if variant
+        .get("InitialVariantWeight")
+        .and_then(Value::as_f64)
+        .is_some_and(|w| w < 0.0)
+    {
+        return Err(AwsError::validation(
+            "InitialVariantWeight must be 0 or more.",
+        ));
     }
     Ok(())
 }
@@ -182,8 +201,17 @@ pub fn default_weights(input: &mut Value) {
 }
 
 /// Filters, sorts and pages summaries for the List operations.
-pub fn list_page(mut items: Vec<Value>, input: &Value, name_field: &str) -> Result<(Vec<Value>, Option<String>), AwsError> {
-    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+pub fn list_page(
+    mut items: Vec<Value>,
+    input: &Value,
+    name_field: &str,
+) -> Result<(Vec<Value>, Option<String>), AwsError> {
+    let text = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let time = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
     if let Some(part) = input.get("NameContains").and_then(Value::as_str) {
         let part = part.to_lowercase();
@@ -199,10 +227,19 @@ pub fn list_page(mut items: Vec<Value>, input: &Value, name_field: &str) -> Resu
         ("LastModifiedTime", "LastModifiedTimeAfter", false),
     ] {
         if let Some(limit) = input.get(key).and_then(Value::as_f64) {
-            items.retain(|v| if before { time(v, field) < limit } else { time(v, field) > limit });
+            items.retain(|v| {
+                if before {
+                    time(v, field) < limit
+                } else {
+                    time(v, field) > limit
+                }
+            });
         }
     }
-    let sort_by = input.get("SortBy").and_then(Value::as_str).unwrap_or("CreationTime");
+    let sort_by = input
+        .get("SortBy")
+        .and_then(Value::as_str)
+        .unwrap_or("CreationTime");
     match sort_by {
         "Name" => items.sort_by_key(|v| text(v, name_field)),
         "Status" => items.sort_by_key(|v| text(v, "EndpointStatus")),
@@ -214,7 +251,11 @@ pub fn list_page(mut items: Vec<Value>, input: &Value, name_field: &str) -> Resu
         "Ascending" => {}
         other => return Err(AwsError::validation(format!("1 validation error detected: Value '{other}' at 'sortOrder' failed to satisfy constraint: Member must satisfy enum value set: [Ascending, Descending]"))),
     }
-    let max = input.get("MaxResults").and_then(Value::as_u64).unwrap_or(10).clamp(1, 100) as usize;
+    let max = input
+        .get("MaxResults")
+        .and_then(Value::as_u64)
+        .unwrap_or(10)
+        .clamp(1, 100) as usize;
     let start = match input.get("NextToken").and_then(Value::as_str) {
         None => 0,
         Some(token) => token
@@ -224,7 +265,10 @@ pub fn list_page(mut items: Vec<Value>, input: &Value, name_field: &str) -> Resu
     };
     let end = (start + max).min(items.len());
     let next = (end < items.len()).then(|| format!("sagedock-page-{end}"));
-    let page = items.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
+    let page = items
+        .get(start..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
     Ok((page, next))
 }
 
@@ -233,7 +277,9 @@ mod tests {
     use super::*;
 
     fn items(n: usize) -> Vec<Value> {
-        (0..n).map(|i| json!({"ModelName": format!("m{i:02}"), "CreationTime": i as f64})).collect()
+        (0..n)
+            .map(|i| json!({"ModelName": format!("m{i:02}"), "CreationTime": i as f64}))
+            .collect()
     }
 
     #[test]
@@ -241,11 +287,20 @@ mod tests {
         let (page, next) = list_page(items(25), &json!({}), "ModelName").unwrap();
         assert_eq!(page.len(), 10);
         assert_eq!(page[0]["ModelName"], "m24", "newest first by default");
-        let (page2, next2) = list_page(items(25), &json!({"NextToken": next.unwrap()}), "ModelName").unwrap();
+        let (page2, next2) =
+            list_page(items(25), &json!({"NextToken": next.unwrap()}), "ModelName").unwrap();
         assert_eq!(page2[0]["ModelName"], "m14");
         assert!(next2.is_some());
-        let (page, next) = list_page(items(25), &json!({"SortBy": "Name", "SortOrder": "Ascending", "MaxResults": 100}), "ModelName").unwrap();
-        assert_eq!((page.len(), page[0]["ModelName"].as_str(), next), (25, Some("m00"), None));
+        let (page, next) = list_page(
+            items(25),
+            &json!({"SortBy": "Name", "SortOrder": "Ascending", "MaxResults": 100}),
+            "ModelName",
+        )
+        .unwrap();
+        assert_eq!(
+            (page.len(), page[0]["ModelName"].as_str(), next),
+            (25, Some("m00"), None)
+        );
         let (page, _) = list_page(items(25), &json!({"NameContains": "M1"}), "ModelName").unwrap();
         assert_eq!(page.len(), 10);
         assert!(list_page(items(2), &json!({"NextToken": "bogus"}), "ModelName").is_err());

@@ -75,7 +75,11 @@ impl Store {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        let store = Store { db, path, _lock: lock };
+        let store = Store {
+            db,
+            path,
+            _lock: lock,
+        };
         store.write(|t| t.insert("meta/version", b"1".as_slice()).map(drop))?;
         Ok(store)
     }
@@ -87,7 +91,10 @@ impl Store {
         }
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T, redb::StorageError>) -> Result<T, StoreError> {
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T, redb::StorageError>,
+    ) -> Result<T, StoreError> {
         let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
         let out = {
             let mut table = tx.open_table(RECORDS).map_err(|e| self.db_err(e))?;
@@ -97,7 +104,11 @@ impl Store {
         Ok(out)
     }
 
-    pub fn get<T: DeserializeOwned>(&self, kind: Kind, name: &str) -> Result<Option<T>, StoreError> {
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
         let key = format!("{}{name}", kind.prefix());
         let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
         let table = match tx.open_table(RECORDS) {
@@ -108,7 +119,9 @@ impl Store {
         let Some(value) = table.get(key.as_str()).map_err(|e| self.db_err(e))? else {
             return Ok(None);
         };
-        serde_json::from_slice(value.value()).map(Some).map_err(|e| self.db_err(e))
+        serde_json::from_slice(value.value())
+            .map(Some)
+            .map_err(|e| self.db_err(e))
     }
 
     /// Writes a record, replacing any earlier one.
@@ -119,7 +132,12 @@ impl Store {
     }
 
     /// Writes a record only if none exists; returns false when one did.
-    pub fn insert_new<T: Serialize>(&self, kind: Kind, name: &str, value: &T) -> Result<bool, StoreError> {
+    pub fn insert_new<T: Serialize>(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: &T,
+    ) -> Result<bool, StoreError> {
         let key = format!("{}{name}", kind.prefix());
         let bytes = serde_json::to_vec(value).expect("serialisable");
         self.write(|t| {
@@ -170,10 +188,16 @@ mod tests {
             assert!(store.insert_new(Kind::Model, "m1", &"one").unwrap());
             assert!(!store.insert_new(Kind::Model, "m1", &"again").unwrap());
             store.put(Kind::Endpoint, "e1", &"ep").unwrap();
-            assert!(matches!(Store::open(dir.path()), Err(StoreError::AlreadyRunning(_))));
+            assert!(matches!(
+                Store::open(dir.path()),
+                Err(StoreError::AlreadyRunning(_))
+            ));
         }
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.get::<String>(Kind::Model, "m1").unwrap().as_deref(), Some("one"));
+        assert_eq!(
+            store.get::<String>(Kind::Model, "m1").unwrap().as_deref(),
+            Some("one")
+        );
         assert_eq!(store.list::<String>(Kind::Model).unwrap(), vec!["one"]);
         assert_eq!(store.list::<String>(Kind::Endpoint).unwrap(), vec!["ep"]);
         assert!(store.delete(Kind::Model, "m1").unwrap());

@@ -20,9 +20,17 @@ pub fn hyphenated_name(value: &str, at: &str) -> Result<(), AwsError> {
     if ok {
         Ok(())
     } else if value.len() > 63 {
-        Err(constraint(value, at, "Member must have length less than or equal to 63"))
+        Err(constraint(
+            value,
+            at,
+            "Member must have length less than or equal to 63",
+        ))
     } else {
-        Err(constraint(value, at, "Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"))
+        Err(constraint(
+            value,
+            at,
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+        ))
     }
 }
 
@@ -69,7 +77,12 @@ mod tests {
         assert!(hyphenated_name("bad_name!", "endpointName").is_err());
         let err = model_name("bad_name!", "modelName").unwrap_err();
         assert_eq!(err.code, "ValidationException");
-        assert!(err.message.starts_with("1 validation error detected: Value 'bad_name!' at 'modelName'"));
-        assert!(hyphenated_name(&"a".repeat(64), "x").unwrap_err().message.contains("length"));
+        assert!(err
+            .message
+            .starts_with("1 validation error detected: Value 'bad_name!' at 'modelName'"));
+        assert!(hyphenated_name(&"a".repeat(64), "x")
+            .unwrap_err()
+            .message
+            .contains("length"));
     }
 }

@@ -31,7 +31,9 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// What the port serves.
@@ -69,12 +71,20 @@ impl App {
     }
 
     /// Handles one request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
         let request_id = self.request_id();
         let path = req.uri().path().to_string();
         let mut response = match (req.method(), path.as_str()) {
-            (&Method::POST, "/") if req.headers().contains_key("x-amz-target") => self.control(req).await,
-            (&Method::POST, p) if p.starts_with("/endpoints/") => match p.strip_prefix("/endpoints/").and_then(|r| r.split_once('/')) {
+            (&Method::POST, "/") if req.headers().contains_key("x-amz-target") => {
+                self.control(req).await
+            }
+            (&Method::POST, p) if p.starts_with("/endpoints/") => match p
+                .strip_prefix("/endpoints/")
+                .and_then(|r| r.split_once('/'))
+            {
                 Some((name, "invocations")) => {
                     let name = percent_decode(name);
                     self.router.invoke(&name, req).await
@@ -96,7 +106,9 @@ impl App {
 
     async fn control(&self, req: Request<Incoming>) -> Response<Body> {
         let Some(control) = &self.control else {
-            return aws_json_error(&AwsError::unknown_operation("the SageMaker control plane (run `sagedock up`)"));
+            return aws_json_error(&AwsError::unknown_operation(
+                "the SageMaker control plane (run `sagedock up`)",
+            ));
         };
         let target = req
             .headers()
@@ -111,9 +123,10 @@ impl App {
         match control.handle(&target, &body).await {
             Ok(value) => {
                 let mut response = Response::new(full(serde_json::to_vec(&value).expect("json")));
-                response
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-amz-json-1.1"),
+                );
                 response
             }
             Err(err) => aws_json_error(&err),
@@ -124,18 +137,20 @@ impl App {
 fn aws_json_error(err: &AwsError) -> Response<Body> {
     let mut response = Response::new(full(err.json_body()));
     *response.status_mut() = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
     response
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut response = Response::new(full(text));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -145,8 +160,13 @@ fn not_found(path: &str) -> Response<Body> {
     });
     let mut response = Response::new(full(serde_json::to_vec(&body).expect("json")));
     *response.status_mut() = StatusCode::NOT_FOUND;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("UnknownOperationException"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("UnknownOperationException"),
+    );
     response
 }
 
@@ -172,7 +192,9 @@ fn percent_decode(s: &str) -> String {
 /// Serves `app` on `listener` until the task is cancelled.
 pub async fn serve(listener: TcpListener, app: Arc<App>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         tokio::spawn(async move {

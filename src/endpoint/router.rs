@@ -80,7 +80,11 @@ pub struct Router {
 }
 
 /// An error in the rest-json shape of sagemaker-runtime.
-fn runtime_error(status: StatusCode, code: &'static str, body: serde_json::Value) -> Response<Body> {
+fn runtime_error(
+    status: StatusCode,
+    code: &'static str,
+    body: serde_json::Value,
+) -> Response<Body> {
     let mut response = Response::new(super::full(serde_json::to_vec(&body).expect("json")));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -90,7 +94,11 @@ fn runtime_error(status: StatusCode, code: &'static str, body: serde_json::Value
 }
 
 fn validation_error(message: String) -> Response<Body> {
-    runtime_error(StatusCode::BAD_REQUEST, "ValidationError", json!({ "message": message }))
+    runtime_error(
+        StatusCode::BAD_REQUEST,
+        "ValidationError",
+        json!({ "message": message }),
+    )
 }
 
 impl Router {
@@ -120,40 +128,62 @@ impl Router {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<LiveEndpoint>> {
-        self.endpoints.read().expect("router lock").get(name).cloned()
+        self.endpoints
+            .read()
+            .expect("router lock")
+            .get(name)
+            .cloned()
     }
 
     /// The only live endpoint, when there is exactly one (`sagedock serve`).
     pub fn only(&self) -> Option<Arc<LiveEndpoint>> {
         let table = self.endpoints.read().expect("router lock");
-        (table.len() == 1).then(|| table.values().next().cloned()).flatten()
+        (table.len() == 1)
+            .then(|| table.values().next().cloned())
+            .flatten()
     }
 
     fn not_found(&self, name: &str) -> Response<Body> {
-        validation_error(format!("Endpoint {name} of account {} not found.", self.account))
+        validation_error(format!(
+            "Endpoint {name} of account {} not found.",
+            self.account
+        ))
     }
 
     /// A fast pseudo-random number in [0, 1) for weighted choice.
     fn unit_random(&self) -> f64 {
-        let mut x = self.counter.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        let mut x = self
+            .counter
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
         x ^= x >> 33;
         x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
         x ^= x >> 33;
         (x >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn choose_variant<'a>(&self, endpoint: &'a LiveEndpoint, target: Option<&str>) -> Result<&'a LiveVariant, Box<Response<Body>>> {
+    fn choose_variant<'a>(
+        &self,
+        endpoint: &'a LiveEndpoint,
+        target: Option<&str>,
+    ) -> Result<&'a LiveVariant, Box<Response<Body>>> {
         if let Some(target) = target {
-            return endpoint.variants.iter().find(|v| v.name == target).ok_or_else(|| {
-                Box::new(validation_error(format!(
-                    "Variant {target} not found for endpoint {} of account {}.",
-                    endpoint.name, self.account
-                )))
-            });
+            return endpoint
+                .variants
+                .iter()
+                .find(|v| v.name == target)
+                .ok_or_else(|| {
+                    Box::new(validation_error(format!(
+                        "Variant {target} not found for endpoint {} of account {}.",
+                        endpoint.name, self.account
+                    )))
+                });
         }
         let total: f64 = endpoint.variants.iter().map(|v| v.weight).sum();
         if total <= 0.0 {
-            return endpoint.variants.first().ok_or_else(|| Box::new(self.not_found(&endpoint.name)));
+            return endpoint
+                .variants
+                .first()
+                .ok_or_else(|| Box::new(self.not_found(&endpoint.name)));
         }
         let mut point = self.unit_random() * total;
         for variant in &endpoint.variants {
@@ -187,7 +217,11 @@ impl Router {
             Ok(v) => v,
             Err(response) => return *response,
         };
-        let Some(backend) = variant.backends.iter().min_by_key(|b| b.outstanding.load(Ordering::Relaxed)) else {
+        let Some(backend) = variant
+            .backends
+            .iter()
+            .min_by_key(|b| b.outstanding.load(Ordering::Relaxed))
+        else {
             return self.not_found(name);
         };
         backend.outstanding.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +232,9 @@ impl Router {
             Err(detail) => self.model_error(name, 0, detail),
         };
         if let Ok(value) = HeaderValue::from_str(&variant.name) {
-            response.headers_mut().insert("x-amzn-invoked-production-variant", value);
+            response
+                .headers_mut()
+                .insert("x-amzn-invoked-production-variant", value);
         }
         // Not an AWS header: which container answered, for people debugging routing.
         if let Ok(value) = HeaderValue::from_str(&backend.name) {
@@ -230,7 +266,12 @@ impl Router {
         }
     }
 
-    async fn answer(&self, name: &str, _variant: &str, response: Response<Incoming>) -> Response<Body> {
+    async fn answer(
+        &self,
+        name: &str,
+        _variant: &str,
+        response: Response<Incoming>,
+    ) -> Response<Body> {
         let status = response.status();
         if status.is_success() {
             let (parts, body) = response.into_parts();
@@ -242,14 +283,23 @@ impl Router {
             }
             return out;
         }
-        let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let text = String::from_utf8_lossy(&body).into_owned();
         self.model_error(name, status.as_u16(), text)
     }
 
     /// ModelError (424), as SageMaker reports a container's failure.
     fn model_error(&self, name: &str, status: u16, original: String) -> Response<Body> {
-        let kind = if (400..500).contains(&status) { "client" } else { "server" };
+        let kind = if (400..500).contains(&status) {
+            "client"
+        } else {
+            "server"
+        };
         let group = format!("/aws/sagemaker/Endpoints/{name}");
         runtime_error(
             StatusCode::FAILED_DEPENDENCY,

@@ -36,7 +36,10 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("host", &self.host).field("cpus", &self.cpus).finish()
+        f.debug_struct("Engine")
+            .field("host", &self.host)
+            .field("cpus", &self.cpus)
+            .finish()
     }
 }
 
@@ -57,11 +60,19 @@ impl Engine {
         } else if host.starts_with("tcp://") || host.starts_with("http://") {
             Docker::connect_with_http(&host, 120, API_1_41)
         } else {
-            return Err(unreachable("only unix:// and tcp:// engine addresses are supported".into()));
+            return Err(unreachable(
+                "only unix:// and tcp:// engine addresses are supported".into(),
+            ));
         }
         .map_err(|e| unreachable(e.to_string()))?;
-        let docker = docker.negotiate_version().await.map_err(|e| unreachable(e.to_string()))?;
-        let info = docker.info().await.map_err(|e| unreachable(e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let info = docker
+            .info()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         let nvidia_runtime = info
             .runtimes
             .as_ref()
@@ -89,7 +100,10 @@ impl Engine {
             });
         }
         let (repo, tag) = split_image(image);
-        let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(repo)
+            .tag(tag)
+            .build();
         let mut progress = self.docker.create_image(Some(options), None, None);
         while let Some(step) = progress.next().await {
             step.map_err(|e| RuntimeError::Pull {
@@ -122,7 +136,13 @@ fn split_image(image: &str) -> (&str, &str) {
 
 /// True for the engine's 404 (no such container, image or network).
 pub fn is_not_found(err: &DockerError) -> bool {
-    matches!(err, DockerError::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        err,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 #[cfg(test)]
@@ -131,9 +151,18 @@ mod tests {
 
     #[test]
     fn image_names_split_at_the_tag_not_the_registry_port() {
-        assert_eq!(split_image("sagedock/echo:latest"), ("sagedock/echo", "latest"));
+        assert_eq!(
+            split_image("sagedock/echo:latest"),
+            ("sagedock/echo", "latest")
+        );
         assert_eq!(split_image("sagedock/echo"), ("sagedock/echo", "latest"));
-        assert_eq!(split_image("localhost:5000/echo"), ("localhost:5000/echo", "latest"));
-        assert_eq!(split_image("localhost:5000/echo:v2"), ("localhost:5000/echo", "v2"));
+        assert_eq!(
+            split_image("localhost:5000/echo"),
+            ("localhost:5000/echo", "latest")
+        );
+        assert_eq!(
+            split_image("localhost:5000/echo:v2"),
+            ("localhost:5000/echo", "v2")
+        );
     }
 }

@@ -30,8 +30,12 @@ pub struct Managed {
 
 /// Every container labelled `sagedock.managed=true`, oldest first.
 pub async fn list(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
-    let filters: HashMap<&str, Vec<String>> = HashMap::from([("label", vec![format!("{}=true", labels::MANAGED)])]);
-    let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    let filters: HashMap<&str, Vec<String>> =
+        HashMap::from([("label", vec![format!("{}=true", labels::MANAGED)])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
     let found = engine
         .docker
         .list_containers(Some(options))
@@ -57,13 +61,21 @@ pub async fn list(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 status: c.status.unwrap_or_default(),
                 created_unix: c.created.unwrap_or(0),
-                host_port: c.ports.unwrap_or_default().iter().find_map(|p| p.public_port),
+                host_port: c
+                    .ports
+                    .unwrap_or_default()
+                    .iter()
+                    .find_map(|p| p.public_port),
                 owner_alive: owner::is_alive(&owner_label),
                 labels,
             }
         })
         .collect();
-    out.sort_by(|a, b| a.created_unix.cmp(&b.created_unix).then(a.name.cmp(&b.name)));
+    out.sort_by(|a, b| {
+        a.created_unix
+            .cmp(&b.created_unix)
+            .then(a.name.cmp(&b.name))
+    });
     Ok(out)
 }
 

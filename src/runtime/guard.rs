@@ -29,7 +29,10 @@ pub struct ContainerGuard {
 
 impl std::fmt::Debug for ContainerGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContainerGuard").field("name", &self.name).field("armed", &self.armed).finish()
+        f.debug_struct("ContainerGuard")
+            .field("name", &self.name)
+            .field("armed", &self.armed)
+            .finish()
     }
 }
 
@@ -60,18 +63,25 @@ impl ContainerGuard {
 
 /// Stops and removes a container; a container already gone is not an error.
 pub async fn remove_container(engine: &Engine, id: &str, name: &str) -> Result<(), RuntimeError> {
-    let stop = StopContainerOptionsBuilder::default().t(STOP_GRACE_SECS).build();
+    let stop = StopContainerOptionsBuilder::default()
+        .t(STOP_GRACE_SECS)
+        .build();
     match engine.docker.stop_container(id, Some(stop)).await {
         Ok(()) => {}
         Err(e) if is_not_found(&e) => return Ok(()),
         Err(e) => tracing::debug!(container = name, error = %e, "stop failed; removing by force"),
     }
-    let remove = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    let remove = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
     match engine.docker.remove_container(id, Some(remove)).await {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         // 409: removal already in progress.
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
         Err(e) => Err(RuntimeError::docker("remove container", name, e)),
     }
 }
@@ -84,7 +94,9 @@ impl Drop for ContainerGuard {
         let (id, name) = (self.id.clone(), self.name.clone());
         tracing::debug!(container = %name, "guard dropped: removing container");
         let done = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             let Ok(runtime) = runtime else { return };
             runtime.block_on(async {
                 match Engine::connect().await {

@@ -28,11 +28,21 @@ impl fmt::Display for InstanceType {
         if self.name == "local" {
             return write!(f, "local (no limits)");
         }
-        write!(f, "{}: {} vCPU, {} GiB", self.name, self.vcpus, self.memory_mib / 1024)?;
+        write!(
+            f,
+            "{}: {} vCPU, {} GiB",
+            self.name,
+            self.vcpus,
+            self.memory_mib / 1024
+        )?;
         match self.accelerator {
             Accelerator::None => Ok(()),
-            Accelerator::NvidiaGpu(n) => write!(f, ", {n} NVIDIA GPU{}", if n == 1 { "" } else { "s" }),
-            Accelerator::Inferentia(n) => write!(f, ", {n} Inferentia chip{}", if n == 1 { "" } else { "s" }),
+            Accelerator::NvidiaGpu(n) => {
+                write!(f, ", {n} NVIDIA GPU{}", if n == 1 { "" } else { "s" })
+            }
+            Accelerator::Inferentia(n) => {
+                write!(f, ", {n} Inferentia chip{}", if n == 1 { "" } else { "s" })
+            }
         }
     }
 }
@@ -44,7 +54,12 @@ impl InstanceType {
     }
 }
 
-const fn it(name: &'static str, vcpus: u32, memory_gib: u64, accelerator: Accelerator) -> InstanceType {
+const fn it(
+    name: &'static str,
+    vcpus: u32,
+    memory_gib: u64,
+    accelerator: Accelerator,
+) -> InstanceType {
     InstanceType {
         name,
         vcpus,
@@ -57,7 +72,12 @@ use Accelerator::{Inferentia as Inf, None as Cpu, NvidiaGpu as Gpu};
 
 /// Hosting instance types (AWS's published sizes).
 pub const INSTANCE_TYPES: &[InstanceType] = &[
-    InstanceType { name: "local", vcpus: 0, memory_mib: 0, accelerator: Cpu },
+    InstanceType {
+        name: "local",
+        vcpus: 0,
+        memory_mib: 0,
+        accelerator: Cpu,
+    },
     it("ml.t2.medium", 2, 4, Cpu),
     it("ml.t2.large", 2, 8, Cpu),
     it("ml.t2.xlarge", 4, 16, Cpu),
@@ -140,7 +160,12 @@ pub fn lookup(name: &str) -> Result<InstanceType, String> {
         .map(|t| (distance(name, t.name), t.name))
         .collect();
     scored.sort();
-    let close: Vec<&str> = scored.iter().take_while(|(d, _)| *d <= 4).take(5).map(|(_, n)| *n).collect();
+    let close: Vec<&str> = scored
+        .iter()
+        .take_while(|(d, _)| *d <= 4)
+        .take(5)
+        .map(|(_, n)| *n)
+        .collect();
     let hint = if close.is_empty() {
         "known families: t2, t3, m4, m5, m6i, c5, c6i, r5, g4dn, g5, p3, inf1 (e.g. ml.m5.xlarge), or local".to_string()
     } else {
@@ -172,7 +197,10 @@ mod tests {
     fn known_types_resolve() {
         let t = lookup("ml.m5.xlarge").unwrap();
         assert_eq!((t.vcpus, t.memory_mib), (4, 16 * 1024));
-        assert_eq!(lookup("ml.g4dn.12xlarge").unwrap().accelerator, Accelerator::NvidiaGpu(4));
+        assert_eq!(
+            lookup("ml.g4dn.12xlarge").unwrap().accelerator,
+            Accelerator::NvidiaGpu(4)
+        );
         assert!(lookup("local").unwrap().is_local());
     }
 

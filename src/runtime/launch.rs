@@ -49,13 +49,19 @@ pub struct Instance {
 }
 
 /// Creates, starts and waits for one container. On any failure the container is removed.
-pub async fn launch(engine: &Engine, spec: &ContainerSpec, policy: ReadyPolicy) -> Result<Instance, RuntimeError> {
+pub async fn launch(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    policy: ReadyPolicy,
+) -> Result<Instance, RuntimeError> {
     let t0 = Instant::now();
     if spec.network_isolation {
         ensure_isolated_network(engine).await?;
     }
     let body = spec.create_body(engine.cpus, engine.nvidia_runtime)?;
-    let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+    let options = CreateContainerOptionsBuilder::default()
+        .name(&spec.name)
+        .build();
     let created = engine
         .docker
         .create_container(Some(options), body)
@@ -81,7 +87,10 @@ pub async fn launch(engine: &Engine, spec: &ContainerSpec, policy: ReadyPolicy) 
     })
 }
 
-async fn inspect(engine: &Engine, guard: &ContainerGuard) -> Result<ContainerInspectResponse, RuntimeError> {
+async fn inspect(
+    engine: &Engine,
+    guard: &ContainerGuard,
+) -> Result<ContainerInspectResponse, RuntimeError> {
     engine
         .docker
         .inspect_container(&guard.id, None)
@@ -102,11 +111,17 @@ pub fn address(
         .and_then(|n| n.ports.as_ref())
         .and_then(|p| p.get(&format!("{SERVING_PORT}/tcp")))
         .and_then(|b| b.as_ref())
-        .and_then(|v| v.iter().find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok()))
+        .and_then(|v| {
+            v.iter()
+                .find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok())
+        })
         .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
     let bridge: Option<SocketAddr> = net
         .and_then(|n| n.networks.as_ref())
-        .and_then(|m| m.values().find_map(|e| e.ip_address.as_deref()?.parse().ok()))
+        .and_then(|m| {
+            m.values()
+                .find_map(|e| e.ip_address.as_deref()?.parse().ok())
+        })
         .map(|ip: std::net::IpAddr| SocketAddr::new(ip, SERVING_PORT));
     let direct = engine.local && cfg!(target_os = "linux");
     let chosen = match (direct || isolated, bridge, published) {
@@ -145,7 +160,9 @@ async fn ensure_isolated_network(engine: &Engine) -> Result<(), RuntimeError> {
     match engine.docker.create_network(request).await {
         Ok(_) => Ok(()),
         // Another sagedock created it meanwhile.
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
         Err(e) => Err(RuntimeError::docker("create network", ISOLATED_NETWORK, e)),
     }
 }
@@ -157,7 +174,9 @@ pub async fn wait_until_healthy(
     addr: SocketAddr,
     policy: ReadyPolicy,
 ) -> Result<(), RuntimeError> {
-    let wait_options = WaitContainerOptionsBuilder::default().condition("not-running").build();
+    let wait_options = WaitContainerOptionsBuilder::default()
+        .condition("not-running")
+        .build();
     let mut exited = engine.docker.wait_container(&guard.id, Some(wait_options));
     let mut last_ping: String;
     let mut interval = policy.first_interval;
@@ -191,7 +210,11 @@ async fn exit_error(engine: &Engine, guard: &ContainerGuard) -> RuntimeError {
     RuntimeError::ExitedAtStart {
         name: guard.name.clone(),
         exit_code,
-        oom: if oom { " (OOM-killed: the instance type has too little memory)" } else { "" },
+        oom: if oom {
+            " (OOM-killed: the instance type has too little memory)"
+        } else {
+            ""
+        },
         logs: logs::tail(engine, &guard.id, 50).await,
     }
 }
@@ -199,7 +222,10 @@ async fn exit_error(engine: &Engine, guard: &ContainerGuard) -> RuntimeError {
 /// One `GET /ping`: the status code, or why there was none. Connect within 250 ms and
 /// answer within 2 s, as SageMaker expects.
 pub async fn ping(addr: SocketAddr) -> Result<u16, String> {
-    let connect = tokio::time::timeout(Duration::from_millis(250), tokio::net::TcpStream::connect(addr));
+    let connect = tokio::time::timeout(
+        Duration::from_millis(250),
+        tokio::net::TcpStream::connect(addr),
+    );
     let mut stream = match connect.await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(format!("connect {addr}: {e}")),

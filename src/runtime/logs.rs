@@ -23,7 +23,10 @@ pub async fn tail(engine: &Engine, id: &str, lines: usize) -> String {
     if text.is_empty() {
         "  (no output)".to_string()
     } else {
-        text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+        text.lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -42,9 +45,9 @@ pub async fn follow(engine: Engine, id: String, prefix: String, tail: String, fo
     let mut pending = String::new();
     while let Some(Ok(item)) = stream.next().await {
         let text = match &item {
-            LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => {
-                String::from_utf8_lossy(message).into_owned()
-            }
+            LogOutput::StdOut { message }
+            | LogOutput::StdErr { message }
+            | LogOutput::Console { message } => String::from_utf8_lossy(message).into_owned(),
             LogOutput::StdIn { .. } => continue,
         };
         pending.push_str(&text);
@@ -61,7 +64,9 @@ pub async fn follow(engine: Engine, id: String, prefix: String, tail: String, fo
         }
     }
     if !pending.is_empty() {
-        let _ = out.write_all(format!("{prefix} | {pending}\n").as_bytes()).await;
+        let _ = out
+            .write_all(format!("{prefix} | {pending}\n").as_bytes())
+            .await;
     }
     let _ = out.flush().await;
 }

@@ -76,7 +76,11 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    pub fn docker(op: &'static str, target: impl Into<String>, source: bollard::errors::Error) -> Self {
+    pub fn docker(
+        op: &'static str,
+        target: impl Into<String>,
+        source: bollard::errors::Error,
+    ) -> Self {
         RuntimeError::Docker {
             op,
             target: target.into(),

@@ -26,7 +26,8 @@ pub fn data_dir(dir: &Path) -> String {
 pub fn is_alive(label: &str) -> bool {
     if let Some(rest) = label.strip_prefix("pid:") {
         let mut parts = rest.rsplitn(3, ':');
-        let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next())
+        else {
             return false;
         };
         if host != hostname() {
@@ -83,7 +84,10 @@ mod tests {
         assert!(is_alive(&me), "{me}");
         assert!(is_local(&me));
         let (prefix, _) = me.rsplit_once(':').unwrap();
-        assert!(!is_alive(&format!("{prefix}:1")), "same pid, other start time");
+        assert!(
+            !is_alive(&format!("{prefix}:1")),
+            "same pid, other start time"
+        );
         assert!(is_alive("pid:some-other-host:1:1"));
         assert!(!is_alive("garbage"));
     }

@@ -34,11 +34,18 @@ pub struct ContainerSpec {
 }
 
 impl ContainerSpec {
-    pub fn new(name: impl Into<String>, image: impl Into<String>, instance_type: InstanceType) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        image: impl Into<String>,
+        instance_type: InstanceType,
+    ) -> Self {
         let mut labels = BTreeMap::new();
         labels.insert(labels::MANAGED.to_string(), "true".to_string());
         labels.insert(labels::OWNER.to_string(), super::owner::current());
-        labels.insert(labels::INSTANCE_TYPE.to_string(), instance_type.name.to_string());
+        labels.insert(
+            labels::INSTANCE_TYPE.to_string(),
+            instance_type.name.to_string(),
+        );
         ContainerSpec {
             name: name.into(),
             image: image.into(),
@@ -77,7 +84,11 @@ impl ContainerSpec {
     }
 
     /// The Docker create request for this container on an engine with `host_cpus`.
-    pub fn create_body(&self, host_cpus: u32, nvidia_runtime: bool) -> Result<ContainerCreateBody, RuntimeError> {
+    pub fn create_body(
+        &self,
+        host_cpus: u32,
+        nvidia_runtime: bool,
+    ) -> Result<ContainerCreateBody, RuntimeError> {
         validate_env(&self.env)?;
         let device_requests = self.device_requests(nvidia_runtime)?;
         let port = format!("{SERVING_PORT}/tcp");
@@ -120,7 +131,10 @@ impl ContainerSpec {
         })
     }
 
-    fn device_requests(&self, nvidia_runtime: bool) -> Result<Option<Vec<DeviceRequest>>, RuntimeError> {
+    fn device_requests(
+        &self,
+        nvidia_runtime: bool,
+    ) -> Result<Option<Vec<DeviceRequest>>, RuntimeError> {
         let name = self.instance_type.name;
         match self.instance_type.accelerator {
             Accelerator::None => Ok(None),
@@ -145,23 +159,34 @@ impl ContainerSpec {
 pub fn validate_env(env: &BTreeMap<String, String>) -> Result<(), RuntimeError> {
     let fail = |m: String| Err(RuntimeError::Environment(m));
     if env.len() > 100 {
-        return fail(format!("{} environment variables; SageMaker allows at most 100", env.len()));
+        return fail(format!(
+            "{} environment variables; SageMaker allows at most 100",
+            env.len()
+        ));
     }
     let mut total = 0;
     for (key, value) in env {
         let mut chars = key.chars();
-        let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return fail(format!("environment variable name '{key}' must match [a-zA-Z_][a-zA-Z0-9_]*"));
+            return fail(format!(
+                "environment variable name '{key}' must match [a-zA-Z_][a-zA-Z0-9_]*"
+            ));
         }
         if key.len() > 1024 || value.len() > 1024 {
-            return fail(format!("environment variable {key}: names and values are limited to 1024 characters"));
+            return fail(format!(
+                "environment variable {key}: names and values are limited to 1024 characters"
+            ));
         }
         total += key.len() + value.len();
     }
     if total > 32 * 1024 {
-        return fail(format!("environment holds {total} bytes of names and values; SageMaker allows at most 32768"));
+        return fail(format!(
+            "environment holds {total} bytes of names and values; SageMaker allows at most 32768"
+        ));
     }
     Ok(())
 }
@@ -172,7 +197,10 @@ mod tests {
     use crate::runtime::instance::lookup;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -182,33 +210,59 @@ mod tests {
         assert!(validate_env(&env(&[("BAD-NAME", "x")])).is_err());
         let long = "v".repeat(1025);
         assert!(validate_env(&env(&[("K", &long)])).is_err());
-        let many: BTreeMap<String, String> = (0..101).map(|i| (format!("K{i}"), "v".into())).collect();
-        assert!(validate_env(&many).unwrap_err().to_string().contains("at most 100"));
-        let big: BTreeMap<String, String> = (0..40).map(|i| (format!("K{i}"), "v".repeat(1000))).collect();
-        assert!(validate_env(&big).unwrap_err().to_string().contains("32768"));
+        let many: BTreeMap<String, String> =
+            (0..101).map(|i| (format!("K{i}"), "v".into())).collect();
+        assert!(validate_env(&many)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 100"));
+        let big: BTreeMap<String, String> = (0..40)
+            .map(|i| (format!("K{i}"), "v".repeat(1000)))
+            .collect();
+        assert!(validate_env(&big)
+            .unwrap_err()
+            .to_string()
+            .contains("32768"));
     }
 
     #[test]
     fn limits_follow_the_instance_type_and_fit_the_host() {
-        let spec = ContainerSpec::new("c", "img", lookup("ml.m5.xlarge").unwrap()).with_model_dir("/m");
+        let spec =
+            ContainerSpec::new("c", "img", lookup("ml.m5.xlarge").unwrap()).with_model_dir("/m");
         let body = spec.create_body(2, false).unwrap();
         let host = body.host_config.unwrap();
-        assert_eq!(host.nano_cpus, Some(2_000_000_000), "4 vCPUs clamped to the host's 2");
+        assert_eq!(
+            host.nano_cpus,
+            Some(2_000_000_000),
+            "4 vCPUs clamped to the host's 2"
+        );
         assert_eq!(host.memory, Some(16 << 30));
         assert_eq!(host.binds.unwrap(), vec!["/m:/opt/ml/model:ro"]);
         assert_eq!(body.cmd.unwrap(), vec!["serve"]);
-        let local = ContainerSpec::new("c", "img", lookup("local").unwrap()).create_body(2, false).unwrap();
+        let local = ContainerSpec::new("c", "img", lookup("local").unwrap())
+            .create_body(2, false)
+            .unwrap();
         assert_eq!(local.host_config.unwrap().memory, None);
     }
 
     #[test]
     fn gpu_types_need_a_gpu_runtime_or_cpu_only() {
         let gpu = lookup("ml.g4dn.xlarge").unwrap();
-        let err = ContainerSpec::new("c", "img", gpu).create_body(2, false).unwrap_err();
+        let err = ContainerSpec::new("c", "img", gpu)
+            .create_body(2, false)
+            .unwrap_err();
         assert!(err.to_string().contains("--cpu-only"));
-        let ok = ContainerSpec::new("c", "img", gpu).create_body(2, true).unwrap();
-        assert_eq!(ok.host_config.unwrap().device_requests.unwrap()[0].count, Some(1));
-        let cpu = ContainerSpec::new("c", "img", gpu).with_cpu_only(true).create_body(2, false).unwrap();
+        let ok = ContainerSpec::new("c", "img", gpu)
+            .create_body(2, true)
+            .unwrap();
+        assert_eq!(
+            ok.host_config.unwrap().device_requests.unwrap()[0].count,
+            Some(1)
+        );
+        let cpu = ContainerSpec::new("c", "img", gpu)
+            .with_cpu_only(true)
+            .create_body(2, false)
+            .unwrap();
         assert!(cpu.host_config.unwrap().device_requests.is_none());
     }
 }

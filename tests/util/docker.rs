@@ -46,15 +46,30 @@ pub fn require_images() {
 /// Containers sagedock labels, as `docker ps` sees them (name → labels JSON).
 pub fn labelled_containers(filter: &str) -> Vec<String> {
     let out = Command::new("docker")
-        .args(["ps", "-a", "--filter", "label=sagedock.managed=true", "--filter", filter, "--format", "{{.Names}}"])
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=sagedock.managed=true",
+            "--filter",
+            filter,
+            "--format",
+            "{{.Names}}",
+        ])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// `docker inspect` of one container, parsed.
 pub fn inspect(name: &str) -> serde_json::Value {
-    let out = Command::new("docker").args(["inspect", name]).output().unwrap();
+    let out = Command::new("docker")
+        .args(["inspect", name])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "docker inspect {name}");
     serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
 }
@@ -98,19 +113,29 @@ impl Served {
         pump(child.stderr.take().unwrap(), stderr.clone());
         let t0 = Instant::now();
         loop {
-            let url = stdout
-                .lock()
-                .unwrap()
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("POST ")?.strip_suffix("/invocations").map(str::to_string));
+            let url = stdout.lock().unwrap().lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("POST ")?
+                    .strip_suffix("/invocations")
+                    .map(str::to_string)
+            });
             if let Some(url) = url {
-                return Ok(Served { child, url, stdout, stderr });
+                return Ok(Served {
+                    child,
+                    url,
+                    stdout,
+                    stderr,
+                });
             }
             if let Some(status) = child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(100));
                 return Err((status.code(), stderr.lock().unwrap().clone()));
             }
-            assert!(t0.elapsed() < Duration::from_secs(180), "serve did not get ready: {}", stderr.lock().unwrap());
+            assert!(
+                t0.elapsed() < Duration::from_secs(180),
+                "serve did not get ready: {}",
+                stderr.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -121,13 +146,18 @@ impl Served {
 
     /// Sends a signal to sagedock and waits for it to exit; returns its exit code.
     pub fn stop(mut self, signal: &str) -> Option<i32> {
-        let _ = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status();
         let t0 = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(t0.elapsed() < Duration::from_secs(60), "sagedock did not exit after SIG{signal}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "sagedock did not exit after SIG{signal}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -136,7 +166,9 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
             let _ = self.child.wait();
         }
     }
@@ -152,7 +184,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -163,10 +198,18 @@ impl Reply {
 /// One HTTP/1.1 request with `Connection: close` (a plain client, independent of sagedock).
 pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut stream = TcpStream::connect(host).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -175,26 +218,43 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
     stream.write_all(body).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP head");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     if chunked {
         body = dechunk(&body);
     }
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }

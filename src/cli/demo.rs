@@ -1,0 +1,301 @@
+//! `sagedock demo`: the whole job end to end on a bundled fixture.
+//!
+//! Starts the control plane and runtime API in-process on a free port, then acts as a
+//! client exactly as boto3 would (AWS JSON 1.1 calls with `X-Amz-Target`, then
+//! InvokeEndpoint over HTTP): CreateModel → CreateEndpointConfig → CreateEndpoint → wait
+//! for InService → InvokeEndpoint, prints the answer and a latency summary, and deletes
+//! everything it made.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use super::DemoArgs;
+use crate::artifact::{self, Cache, PackOptions};
+use crate::control::deploy::{DeployOptions, Deployer};
+use crate::control::store::Store;
+use crate::control::{ControlPlane, Settings};
+use crate::endpoint::{self, App, Router};
+use crate::runtime::{owner, Engine};
+use crate::{Error, Result};
+
+const IMAGE: &str = "sagedock/echo:latest";
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the echo image with the repository's recipe when the engine lacks it.
+async fn ensure_echo_image(engine: &Engine) -> Result<()> {
+    if engine.ensure_image(IMAGE, false).await.is_ok() {
+        return Ok(());
+    }
+    let script = repo_root().join("harness/images/echo/build.sh");
+    println!(
+        "building {IMAGE} with {} (first run only)",
+        script.display()
+    );
+    let status = tokio::process::Command::new("bash")
+        .arg(&script)
+        .status()
+        .await
+        .map_err(|e| Error::Usage(format!("cannot run {}: {e}", script.display())))?;
+    if !status.success() {
+        return Err(Error::Usage(format!(
+            "{} failed; see its output above",
+            script.display()
+        )));
+    }
+    Ok(())
+}
+
+/// One AWS JSON 1.1 call, as botocore makes it.
+async fn call(client: &HttpClient, url: &str, op: &str, body: Value) -> Result<Value> {
+    let request = hyper::Request::post(format!("{url}/"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", format!("SageMaker.{op}"))
+        .body(Full::new(Bytes::from(
+            serde_json::to_vec(&body).expect("json"),
+        )))
+        .expect("a valid request");
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| Error::Usage(format!("{op}: {e}")))?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(Error::Usage(format!(
+            "{op} failed: {} {}",
+            value["__type"], value["message"]
+        )));
+    }
+    Ok(value)
+}
+
+async fn invoke(
+    client: &HttpClient,
+    url: &str,
+    endpoint: &str,
+    body: &'static [u8],
+) -> Result<(Duration, String, String)> {
+    let request = hyper::Request::post(format!("{url}/endpoints/{endpoint}/invocations"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body)))
+        .expect("a valid request");
+    let t0 = Instant::now();
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| Error::Usage(format!("InvokeEndpoint: {e}")))?;
+    let variant = response
+        .headers()
+        .get("x-amzn-invoked-production-variant")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Ok((
+        t0.elapsed(),
+        variant,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
+    let engine = Engine::connect().await?;
+    ensure_echo_image(&engine).await?;
+    let work = tempfile::Builder::new()
+        .prefix("sagedock-demo-")
+        .tempdir()?;
+    let s3 = work.path().join("s3");
+    let archive = s3.join("demo-bucket/models/model.tar.gz");
+    std::fs::create_dir_all(archive.parent().expect("a parent"))?;
+    let fixture = repo_root().join("fixtures/models/tensorflow");
+    let packed = artifact::pack(&fixture, &archive, &PackOptions::default())?;
+    println!(
+        "packed {} into s3://demo-bucket/models/model.tar.gz (sha256 {})",
+        fixture.display(),
+        &packed.sha256[..16]
+    );
+
+    let url = start_server(engine, work.path(), &s3).await?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
+    let t0 = Instant::now();
+    let arn = call(&client, &url, "CreateModel", json!({
+        "ModelName": "demo-model",
+        "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": "s3://demo-bucket/models/model.tar.gz", "Environment": {"ECHO_QUIET": "1"}},
+        "ExecutionRoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
+    })).await?;
+    println!(
+        "CreateModel          -> {}",
+        arn["ModelArn"].as_str().unwrap_or("")
+    );
+    call(&client, &url, "CreateEndpointConfig", json!({
+        "EndpointConfigName": "demo-config",
+        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "demo-model", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+    })).await?;
+    println!("CreateEndpointConfig -> demo-config");
+    call(
+        &client,
+        &url,
+        "CreateEndpoint",
+        json!({"EndpointName": "demo-endpoint", "EndpointConfigName": "demo-config"}),
+    )
+    .await?;
+    let status = wait_for_status(&client, &url).await?;
+    println!(
+        "CreateEndpoint       -> demo-endpoint {status} after {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let outcome = if status == "InService" {
+        exercise(&client, &url, args.requests.max(1)).await
+    } else {
+        Ok(())
+    };
+    call(
+        &client,
+        &url,
+        "DeleteEndpoint",
+        json!({"EndpointName": "demo-endpoint"}),
+    )
+    .await?;
+    while call(
+        &client,
+        &url,
+        "DescribeEndpoint",
+        json!({"EndpointName": "demo-endpoint"}),
+    )
+    .await
+    .is_ok()
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    call(
+        &client,
+        &url,
+        "DeleteEndpointConfig",
+        json!({"EndpointConfigName": "demo-config"}),
+    )
+    .await?;
+    call(
+        &client,
+        &url,
+        "DeleteModel",
+        json!({"ModelName": "demo-model"}),
+    )
+    .await?;
+    println!("DeleteEndpoint, DeleteEndpointConfig, DeleteModel: cleaned up");
+    outcome?;
+    Ok(if status == "InService" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Serves the control plane and runtime API from this process on a free port.
+async fn start_server(engine: Engine, work: &Path, s3: &Path) -> Result<String> {
+    let data = work.join("data");
+    let store = Arc::new(Store::open(&data).map_err(|e| Error::Usage(e.to_string()))?);
+    let settings = Settings {
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+        s3_root: Some(s3.to_path_buf()),
+    };
+    let router = Router::new(&settings.account, &settings.region);
+    let deployer = Deployer::new(
+        settings.clone(),
+        store.clone(),
+        router.clone(),
+        engine,
+        Cache::at(work.join("cache")),
+        owner::data_dir(&data),
+        DeployOptions {
+            health_timeout: Duration::from_secs(120),
+            pull: false,
+            cpu_only: false,
+        },
+    );
+    let control = Arc::new(ControlPlane {
+        settings,
+        store,
+        deployer,
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(endpoint::serve(listener, App::new(router, Some(control))));
+    println!("sagedock API on {url} (what `sagedock up` serves)");
+    Ok(url)
+}
+
+async fn wait_for_status(client: &HttpClient, url: &str) -> Result<String> {
+    loop {
+        let described = call(
+            client,
+            url,
+            "DescribeEndpoint",
+            json!({"EndpointName": "demo-endpoint"}),
+        )
+        .await?;
+        match described["EndpointStatus"].as_str().unwrap_or("") {
+            "Creating" => tokio::time::sleep(Duration::from_millis(100)).await,
+            "Failed" => {
+                println!(
+                    "endpoint failed: {}",
+                    described["FailureReason"].as_str().unwrap_or("")
+                );
+                return Ok("Failed".into());
+            }
+            other => return Ok(other.to_string()),
+        }
+    }
+}
+
+async fn exercise(client: &HttpClient, url: &str, requests: usize) -> Result<()> {
+    let payload: &'static [u8] = br#"{"instances": [[6.4, 3.2, 4.5, 1.5]]}"#;
+    let (_, variant, answer) = invoke(client, url, "demo-endpoint", payload).await?;
+    println!("InvokeEndpoint       -> variant {variant}, answer {answer}");
+    let mut times = Vec::with_capacity(requests);
+    for _ in 0..requests {
+        times.push(invoke(client, url, "demo-endpoint", payload).await?.0);
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "latency over {requests} sequential invocations: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.9)),
+        ms(percentile(&times, 0.99)),
+        ms(*times.last().expect("at least one"))
+    );
+    Ok(())
+}

@@ -1,0 +1,417 @@
+//! `sagedock up` and `sagedock demo` against a real engine: the lifecycle through the
+//! AWS JSON 1.1 API, persistence, re-adoption after SIGKILL, the data-directory lock, and
+//! failed deployments and updates. (The boto3 / AWS CLI / SDK suites live in
+//! harness/clients and run from harness/ci/test.sh.)
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::docker::{http, labelled_containers, require_docker, require_images};
+use crate::util::{fixture, Sandbox};
+
+/// One control-plane call as botocore makes it.
+fn aws(url: &str, op: &str, body: Value) -> (u16, Value) {
+    let reply = http(
+        "POST",
+        &format!("{url}/"),
+        &[
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("X-Amz-Target", &format!("SageMaker.{op}")),
+        ],
+        body.to_string().as_bytes(),
+    );
+    (
+        reply.status,
+        serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
+    )
+}
+
+fn ok(url: &str, op: &str, body: Value) -> Value {
+    let (status, value) = aws(url, op, body);
+    assert_eq!(status, 200, "{op}: {value}");
+    value
+}
+
+struct Up {
+    child: Child,
+    url: String,
+    stderr_path: std::path::PathBuf,
+}
+
+impl Up {
+    fn start(sb: &Sandbox) -> Result<Up, String> {
+        let stdout_path = sb.join(&format!("up-{}.out", Instant::now().elapsed().as_nanos()));
+        let stderr_path = sb.join("up.err");
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("sagedock"))
+            .args(["up", "--port", "0", "--health-timeout", "60s"])
+            .arg("--data-dir")
+            .arg(sb.join("data"))
+            .arg("--s3-root")
+            .arg(sb.join("s3"))
+            .env("SAGEDOCK_CACHE_DIR", sb.cache_dir())
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        loop {
+            let out = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+            if let Some(url) = out.lines().find_map(|l| l.strip_prefix("listening on ")) {
+                return Ok(Up {
+                    child,
+                    url: url.trim().to_string(),
+                    stderr_path,
+                });
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!(
+                    "exit {status}: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                ));
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "up did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(mut self, signal: &str) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        status.code()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn wait_status(url: &str, endpoint: &str, until: &[&str]) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let (status, value) = aws(url, "DescribeEndpoint", json!({"EndpointName": endpoint}));
+        assert_eq!(status, 200, "{value}");
+        if until.contains(&value["EndpointStatus"].as_str().unwrap_or("")) {
+            return value;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "stuck: {value}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Model + config + endpoint on the echo image, with `env` in the model.
+fn deploy(url: &str, name: &str, env: Value) {
+    ok(
+        url,
+        "CreateModel",
+        json!({
+            "ModelName": name,
+            "PrimaryContainer": {"Image": "sagedock/echo:latest", "ModelDataUrl": "s3://bucket/model.tar.gz", "Environment": env},
+            "ExecutionRoleArn": "arn:aws:iam::123456789012:role/R",
+        }),
+    );
+    ok(
+        url,
+        "CreateEndpointConfig",
+        json!({
+            "EndpointConfigName": name,
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.t3.medium"}],
+        }),
+    );
+    ok(
+        url,
+        "CreateEndpoint",
+        json!({"EndpointName": name, "EndpointConfigName": name}),
+    );
+}
+
+fn setup() -> Option<Sandbox> {
+    if !require_docker() {
+        return None;
+    }
+    require_images();
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.join("s3/bucket")).unwrap();
+    sb.cmd()
+        .arg("pack")
+        .arg(fixture("models/sklearn"))
+        .args(["-o", "s3/bucket/model.tar.gz"])
+        .assert()
+        .success();
+    Some(sb)
+}
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    if !require_docker() {
+        return;
+    }
+    require_images();
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["demo", "--requests", "20"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("demo-endpoint InService"), "{text}");
+    assert!(
+        text.contains("answer {\"instances\": [[6.4, 3.2, 4.5, 1.5]]}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("latency over 20 sequential invocations: p50"),
+        "{text}"
+    );
+    assert!(text.contains("cleaned up"), "{text}");
+}
+
+#[test]
+fn sigkill_then_restart_readopts_the_running_containers() {
+    let Some(sb) = setup() else { return };
+    let up = Up::start(&sb).unwrap();
+    deploy(&up.url, "survivor", json!({}));
+    wait_status(&up.url, "survivor", &["InService"]);
+    let before = labelled_containers("label=sagedock.endpoint=survivor");
+    assert_eq!(before.len(), 1);
+    up.signal("KILL");
+    assert_eq!(
+        labelled_containers("label=sagedock.endpoint=survivor"),
+        before,
+        "SIGKILL leaves the container"
+    );
+
+    // A plain `sagedock gc` must not take containers whose data directory may come back...
+    // it may: the lock is free. Restart before any gc, as a user would.
+    let up = Up::start(&sb).unwrap();
+    let described = wait_status(&up.url, "survivor", &["InService"]);
+    assert_eq!(
+        described["ProductionVariants"][0]["CurrentInstanceCount"],
+        1
+    );
+    assert_eq!(
+        labelled_containers("label=sagedock.endpoint=survivor"),
+        before,
+        "re-adopted, not duplicated"
+    );
+    let reply = http(
+        "POST",
+        &format!("{}/endpoints/survivor/invocations", up.url),
+        &[("Content-Type", "text/plain")],
+        b"still here",
+    );
+    assert_eq!((reply.status, reply.text().as_str()), (200, "still here"));
+    // `gc` from another shell leaves the containers of a running `up` alone.
+    sb.cmd().args(["gc"]).assert().success();
+    assert_eq!(
+        labelled_containers("label=sagedock.endpoint=survivor"),
+        before
+    );
+
+    assert_eq!(up.signal("TERM"), Some(0));
+    assert!(
+        labelled_containers("label=sagedock.endpoint=survivor").is_empty(),
+        "SIGTERM removes them"
+    );
+
+    // After a clean stop the endpoint persists and is deployed again.
+    let up = Up::start(&sb).unwrap();
+    let (_, listed) = aws(&up.url, "ListModels", json!({}));
+    assert_eq!(listed["Models"][0]["ModelName"], "survivor");
+    wait_status(&up.url, "survivor", &["InService"]);
+    assert_eq!(
+        labelled_containers("label=sagedock.endpoint=survivor").len(),
+        1
+    );
+    assert_eq!(up.signal("TERM"), Some(0));
+}
+
+#[test]
+fn a_second_up_on_the_same_data_dir_refuses() {
+    let Some(sb) = setup() else { return };
+    let _first = Up::start(&sb).unwrap();
+    let err = Up::start(&sb).err().expect("the second must refuse");
+    assert!(
+        err.contains("another sagedock is already running on the data directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_container_that_dies_fails_the_endpoint_with_a_reason() {
+    let Some(sb) = setup() else { return };
+    let up = Up::start(&sb).unwrap();
+    deploy(&up.url, "doomed", json!({"ECHO_FAIL_AT_START": "3"}));
+    let described = wait_status(&up.url, "doomed", &["Failed", "InService"]);
+    assert_eq!(described["EndpointStatus"], "Failed");
+    let reason = described["FailureReason"].as_str().unwrap();
+    assert!(reason.contains("exited with code 3"), "{reason}");
+    assert!(labelled_containers("label=sagedock.endpoint=doomed").is_empty());
+    let (status, err) = aws(&up.url, "DescribeModel", json!({"ModelName": "nope"}));
+    assert_eq!(status, 400);
+    assert_eq!(err["__type"], "ValidationException");
+    assert_eq!(
+        err["message"],
+        "Could not find model \"arn:aws:sagemaker:us-east-1:123456789012:model/nope\"."
+    );
+    drop(up);
+    let _ = std::fs::read_to_string(sb.join("up.err"));
+}
+
+#[test]
+fn updates_shift_traffic_only_to_a_healthy_fleet() {
+    let Some(sb) = setup() else { return };
+    let up = Up::start(&sb).unwrap();
+    deploy(&up.url, "rolling", json!({}));
+    wait_status(&up.url, "rolling", &["InService"]);
+    let first = labelled_containers("label=sagedock.endpoint=rolling");
+
+    // A failing update: the old fleet keeps serving, InService with a FailureReason.
+    ok(
+        &up.url,
+        "CreateModel",
+        json!({
+            "ModelName": "broken", "PrimaryContainer": {"Image": "sagedock/echo:latest", "Environment": {"ECHO_FAIL_AT_START": "9"}},
+        }),
+    );
+    ok(
+        &up.url,
+        "CreateEndpointConfig",
+        json!({
+            "EndpointConfigName": "broken",
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "broken", "InitialInstanceCount": 1, "InstanceType": "ml.t3.medium"}],
+        }),
+    );
+    ok(
+        &up.url,
+        "UpdateEndpoint",
+        json!({"EndpointName": "rolling", "EndpointConfigName": "broken"}),
+    );
+    let described = wait_status(&up.url, "rolling", &["InService", "Failed"]);
+    assert_eq!(described["EndpointStatus"], "InService");
+    assert_eq!(described["EndpointConfigName"], "rolling");
+    assert!(
+        described["FailureReason"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 9"),
+        "{described}"
+    );
+    assert_eq!(
+        labelled_containers("label=sagedock.endpoint=rolling"),
+        first
+    );
+    let reply = http(
+        "POST",
+        &format!("{}/endpoints/rolling/invocations", up.url),
+        &[],
+        b"old fleet",
+    );
+    assert_eq!(reply.text(), "old fleet");
+
+    // A good update replaces the fleet; invocations keep working throughout.
+    ok(
+        &up.url,
+        "CreateEndpointConfig",
+        json!({
+            "EndpointConfigName": "rolling-2",
+            "ProductionVariants": [{"VariantName": "Blue", "ModelName": "rolling", "InitialInstanceCount": 2, "InstanceType": "ml.t3.medium"}],
+        }),
+    );
+    ok(
+        &up.url,
+        "UpdateEndpoint",
+        json!({"EndpointName": "rolling", "EndpointConfigName": "rolling-2"}),
+    );
+    let t0 = Instant::now();
+    loop {
+        let reply = http(
+            "POST",
+            &format!("{}/endpoints/rolling/invocations", up.url),
+            &[],
+            b"x",
+        );
+        assert_eq!(
+            reply.status,
+            200,
+            "an invocation failed during the update: {}",
+            reply.text()
+        );
+        let (_, d) = aws(
+            &up.url,
+            "DescribeEndpoint",
+            json!({"EndpointName": "rolling"}),
+        );
+        if d["EndpointStatus"] == "InService" && d["EndpointConfigName"] == "rolling-2" {
+            assert_eq!(d["ProductionVariants"][0]["VariantName"], "Blue");
+            assert_eq!(d["ProductionVariants"][0]["CurrentInstanceCount"], 2);
+            assert!(d.get("FailureReason").is_none(), "{d}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120));
+    }
+    let reply = http(
+        "POST",
+        &format!("{}/endpoints/rolling/invocations", up.url),
+        &[],
+        b"new fleet",
+    );
+    assert_eq!(
+        reply.header("x-amzn-invoked-production-variant"),
+        Some("Blue")
+    );
+    let t0 = Instant::now();
+    while labelled_containers("label=sagedock.endpoint=rolling").len() != 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the old fleet was not removed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(labelled_containers("label=sagedock.endpoint=rolling")
+        .iter()
+        .all(|c| !first.contains(c)));
+
+    ok(
+        &up.url,
+        "DeleteEndpoint",
+        json!({"EndpointName": "rolling"}),
+    );
+    let t0 = Instant::now();
+    while aws(
+        &up.url,
+        "DescribeEndpoint",
+        json!({"EndpointName": "rolling"}),
+    )
+    .0 == 200
+    {
+        assert!(t0.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, err) = aws(
+        &up.url,
+        "DescribeEndpoint",
+        json!({"EndpointName": "rolling"}),
+    );
+    assert_eq!(
+        (status, err["__type"].as_str()),
+        (400, Some("ValidationException"))
+    );
+    assert!(labelled_containers("label=sagedock.endpoint=rolling").is_empty());
+}
