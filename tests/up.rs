@@ -62,7 +62,6 @@ impl Up {
                 return Ok(Up {
                     child,
                     url: url.trim().to_string(),
-                    stderr_path,
                 });
             }
             if let Some(status) = child.try_wait().unwrap() {
