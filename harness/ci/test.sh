@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Runs every sagedock test, as CI does: makes sure a Docker engine answers (installing
-# and starting one if needed), builds the test images (harness/images, idempotent), then
-# runs the Rust test suite with cargo-nextest (or cargo test where nextest is missing).
-# Safe to run again and again.
-#
-# Under CI=true a test that needs Docker fails when no engine answers: nothing is skipped.
+# Runs every sagedock test, as CI does:
+#   1. makes sure a Docker engine answers (installing and starting one if needed);
+#   2. builds the test images (harness/images/build-all.sh, idempotent);
+#   3. runs the Rust tests with cargo-nextest (or cargo test where nextest is missing);
+#   4. runs the client suites (boto3, AWS CLI, SageMaker SDK) against `sagedock up`.
+# Safe to run again and again. Under CI=true a test that needs Docker fails when no
+# engine answers: nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 bash harness/ci/docker.sh
 bash harness/images/build-all.sh
 
+rust=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --locked --no-fail-fast --final-status-level=fail
+    cargo nextest run --locked --no-fail-fast --final-status-level=fail || rust=$?
 else
-    cargo test --locked --no-fail-fast
+    cargo test --locked --no-fail-fast || rust=$?
 fi
+
+cargo build --locked --quiet
+clients=0
+SAGEDOCK_BIN="$PWD/target/debug/sagedock" bash harness/clients/run.sh || clients=$?
+
+echo "rust tests: exit $rust; client suites: exit $clients"
+[[ $rust -eq 0 && $clients -eq 0 ]]

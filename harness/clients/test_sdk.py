@@ -2,11 +2,14 @@
 
 How the SDK is kept off the network (details in README.md):
 - `sagemaker.Session(boto_session=..., sagemaker_client=..., sagemaker_runtime_client=...)`
-  gets clients whose endpoint_url is sagedock, plus `default_bucket=` (so the SDK never
-  asks STS for the account to name `sagemaker-{region}-{account}` nor creates the bucket
-  in S3) and an explicit `sagemaker_config=` (so it reads no config files and no S3
-  config, and opts out of telemetry, which would otherwise call STS GetCallerIdentity
-  and GET https://sm-pysdk-t-<region>.s3.<region>.amazonaws.com/telemetry).
+  gets clients whose endpoint_url is sagedock, plus `default_bucket=` (so nothing can
+  ask STS GetCallerIdentity for the account to name `sagemaker-{region}-{account}`, nor
+  S3 to create that bucket) and an explicit `sagemaker_config=` (so the Session reads no
+  defaults config, local or in S3, and opts out of telemetry: SDK entry points decorated
+  with `_telemetry_emitter` call STS GetCallerIdentity and GET
+  https://sm-pysdk-t-<region>.s3.<region>.amazonaws.com/telemetry unless opted out;
+  `Model.deploy` is not decorated in 2.257.7, the opt-out is there for safety and a
+  spy asserts no telemetry request is attempted).
 - `role=` is a full ARN, so `expand_role` never calls IAM.
 - `deploy(wait=False)` then `session.wait_for_endpoint(name, poll=1)`: the SDK's own
   wait sleeps `poll` (30 s by default) before its first DescribeEndpoint.

@@ -101,24 +101,8 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     if args.instance_count == 0 {
         return Err(Error::Usage("--instance-count must be at least 1".into()));
     }
-    let listener = TcpListener::bind((args.bind.as_str(), args.port))
-        .await
-        .map_err(|e| {
-            Error::Usage(format!(
-                "cannot listen on {}:{} ({e}); choose another --port",
-                args.bind, args.port
-            ))
-        })?;
+    let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
     let local = listener.local_addr()?;
-    let engine = Engine::connect().await?;
-    let orphans = gc::gc(&engine, false).await?;
-    if !orphans.is_empty() {
-        eprintln!(
-            "removed {} container(s) left by runs that are gone: {}",
-            orphans.len(),
-            orphans.join(", ")
-        );
-    }
     engine.ensure_image(&args.image, args.pull).await?;
     let (model_dir, sha) = match &args.model {
         Some(path) => {
@@ -261,6 +245,26 @@ async fn first_exit(engine: &Engine, instances: &[Instance]) -> String {
         })
     });
     futures_util::future::select_all(waits).await.0
+}
+
+/// Binds the API port (failing fast when it is taken), connects to the engine and removes
+/// the containers of runs that are gone: what `serve` and `up` do first.
+pub async fn listen_and_connect(bind: &str, port: u16) -> Result<(TcpListener, Engine)> {
+    let listener = TcpListener::bind((bind, port)).await.map_err(|e| {
+        Error::Usage(format!(
+            "cannot listen on {bind}:{port} ({e}); choose another --port"
+        ))
+    })?;
+    let engine = Engine::connect().await?;
+    let orphans = gc::gc(&engine, false).await?;
+    if !orphans.is_empty() {
+        eprintln!(
+            "removed {} container(s) left by runs that are gone: {}",
+            orphans.len(),
+            orphans.join(", ")
+        );
+    }
+    Ok((listener, engine))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -4,16 +4,14 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-
-use super::runtime::shutdown_signal;
+use super::runtime::{listen_and_connect, shutdown_signal};
 use super::UpArgs;
 use crate::artifact::Cache;
 use crate::control::deploy::{DeployOptions, Deployer};
 use crate::control::store::Store;
 use crate::control::{ControlPlane, Settings};
 use crate::endpoint::{self, App, Router};
-use crate::runtime::{gc, owner, Engine};
+use crate::runtime::owner;
 use crate::{Error, Result};
 
 /// Where `up` keeps its state unless told otherwise.
@@ -34,23 +32,8 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         source,
     })?;
     let store = Arc::new(Store::open(&data_dir).map_err(|e| Error::Usage(e.to_string()))?);
-    let listener = TcpListener::bind((args.bind.as_str(), args.port))
-        .await
-        .map_err(|e| {
-            Error::Usage(format!(
-                "cannot listen on {}:{} ({e}); choose another --port",
-                args.bind, args.port
-            ))
-        })?;
+    let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
     let local = listener.local_addr()?;
-    let engine = Engine::connect().await?;
-    let orphans = gc::gc(&engine, false).await?;
-    if !orphans.is_empty() {
-        eprintln!(
-            "removed {} container(s) left by runs that are gone",
-            orphans.len()
-        );
-    }
     let settings = Settings {
         region: args.region.clone(),
         account: args.account.clone(),
