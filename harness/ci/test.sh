@@ -23,5 +23,7 @@ cargo build --locked --quiet
 clients=0
 SAGEDOCK_BIN="$PWD/target/debug/sagedock" bash harness/clients/run.sh || clients=$?
 
-echo "rust tests: exit $rust; client suites: exit $clients"
-[[ $rust -eq 0 && $clients -eq 0 ]]
+if [[ $rust -ne 0 || $clients -ne 0 ]]; then
+    echo "FAILED: rust tests exit $rust, client suites exit $clients" >&2
+    exit 1
+fi
