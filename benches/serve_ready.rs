@@ -6,13 +6,23 @@
 //! - baseline: create + start the same container through the Docker API, then poll
 //!   `GET /ping` every 1 ms until it answers 200 (the container's own time to healthy,
 //!   plus the engine's create/start time, with no tool in between);
-//! - sagedock: `runtime::launch` (create, guard, start, inspect, readiness poll).
+//! - sagedock: `runtime::launch` (create, guard, start, inspect, readiness poll);
+//! - control plane: CreateEndpoint through the SageMaker API (in-process, with a store in
+//!   a temporary directory), then DescribeEndpoint every 1 ms until `InService`.
 //!
-//! The overhead is the difference of the medians. `SAGEDOCK_BENCH_ROUNDS` (default 10).
+//! The overheads are differences of medians. `SAGEDOCK_BENCH_ROUNDS` (default 10).
 
 use std::time::{Duration, Instant};
 
-use sagedock::runtime::{self, instance, launch::ping, ContainerSpec, Engine, ReadyPolicy};
+use std::sync::Arc;
+
+use sagedock::artifact::Cache;
+use sagedock::control::deploy::{DeployOptions, Deployer};
+use sagedock::control::store::Store;
+use sagedock::control::{ControlPlane, Settings};
+use sagedock::endpoint::Router;
+use sagedock::runtime::{self, instance, launch::ping, owner, ContainerSpec, Engine, ReadyPolicy};
+use serde_json::json;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -61,6 +71,73 @@ async fn with_sagedock(engine: &Engine, spec: &ContainerSpec) -> Duration {
     took
 }
 
+fn control_plane(engine: &Engine, dir: &std::path::Path) -> ControlPlane {
+    let settings = Settings {
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+        s3_root: None,
+    };
+    let store = Arc::new(Store::open(&dir.join("data")).unwrap());
+    let router = Router::new("123456789012", "us-east-1");
+    let deployer = Deployer::new(
+        settings.clone(),
+        store.clone(),
+        router,
+        engine.clone(),
+        Cache::at(dir.join("cache")),
+        owner::data_dir(&dir.join("data")),
+        DeployOptions {
+            health_timeout: Duration::from_secs(60),
+            pull: false,
+            cpu_only: false,
+        },
+    );
+    ControlPlane {
+        settings,
+        store,
+        deployer,
+    }
+}
+
+async fn through_control_plane(control: &ControlPlane, round: usize) -> Duration {
+    let name = format!("bench-{round}");
+    let call = |op: &'static str, body: serde_json::Value| async move {
+        control
+            .handle(&format!("SageMaker.{op}"), body.to_string().as_bytes())
+            .await
+            .unwrap()
+    };
+    call("CreateModel", json!({"ModelName": name, "PrimaryContainer": {"Image": "sagedock/echo:latest", "Environment": {"ECHO_QUIET": "1"}}})).await;
+    call("CreateEndpointConfig", json!({"EndpointConfigName": name, "ProductionVariants": [{"VariantName": "v", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}]})).await;
+    let t0 = Instant::now();
+    call(
+        "CreateEndpoint",
+        json!({"EndpointName": name, "EndpointConfigName": name}),
+    )
+    .await;
+    loop {
+        let d = call("DescribeEndpoint", json!({"EndpointName": name})).await;
+        if d["EndpointStatus"] == "InService" {
+            break;
+        }
+        assert_ne!(d["EndpointStatus"], "Failed", "{d}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let took = t0.elapsed();
+    call("DeleteEndpoint", json!({"EndpointName": name})).await;
+    while control
+        .handle(
+            "SageMaker.DescribeEndpoint",
+            json!({"EndpointName": name}).to_string().as_bytes(),
+        )
+        .await
+        .is_ok()
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    took
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -76,7 +153,9 @@ async fn main() {
         .await
         .expect("sagedock/echo (harness/images/build-all.sh)");
     let itype = instance::lookup("ml.m5.large").unwrap();
-    let (mut base, mut ours) = (Vec::new(), Vec::new());
+    let work = tempfile::tempdir().unwrap();
+    let control = control_plane(&engine, work.path());
+    let (mut base, mut ours, mut api) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let spec = |who: &str| {
             ContainerSpec::new(
@@ -93,17 +172,26 @@ async fn main() {
             ours.push(with_sagedock(&engine, &spec("ours")).await);
             base.push(baseline(&engine, &spec("base")).await);
         }
+        api.push(through_control_plane(&control, round).await);
         eprintln!(
-            "round {round}: baseline {:.1?}, sagedock {:.1?}",
-            base[round], ours[round]
+            "round {round}: baseline {:.1?}, sagedock {:.1?}, CreateEndpoint->InService {:.1?}",
+            base[round], ours[round], api[round]
         );
     }
-    let (b, o) = (median(base), median(ours));
+    let (b, o, a) = (median(base), median(ours), median(api));
     println!("serve_ready bench (sagedock/echo, ml.m5.large, median of {rounds}):");
     println!("  create+start+first 200 /ping, direct:   {:>8.1?}", b);
     println!("  runtime::launch (sagedock):              {:>8.1?}", o);
     println!(
         "  overhead:                                {:>8.1} ms",
         (o.as_secs_f64() - b.as_secs_f64()) * 1e3
+    );
+    println!(
+        "  CreateEndpoint -> DescribeEndpoint InService: {:>8.1?}",
+        a
+    );
+    println!(
+        "  overhead:                                {:>8.1} ms",
+        (a.as_secs_f64() - b.as_secs_f64()) * 1e3
     );
 }

@@ -412,3 +412,46 @@ fn updates_shift_traffic_only_to_a_healthy_fleet() {
     );
     assert!(labelled_containers("label=sagedock.endpoint=rolling").is_empty());
 }
+
+#[test]
+fn sigkill_while_creating_then_restart_ends_in_service_without_duplicates() {
+    let Some(sb) = setup() else { return };
+    let up = Up::start(&sb).unwrap();
+    deploy(&up.url, "midway", json!({"ECHO_STARTUP_DELAY_MS": "3000"}));
+    let t0 = Instant::now();
+    while labelled_containers("label=sagedock.endpoint=midway").is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no container appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, d) = aws(
+        &up.url,
+        "DescribeEndpoint",
+        json!({"EndpointName": "midway"}),
+    );
+    assert_eq!(d["EndpointStatus"], "Creating", "killed mid-lifecycle: {d}");
+    up.signal("KILL");
+
+    let up = Up::start(&sb).unwrap();
+    let described = wait_status(&up.url, "midway", &["InService", "Failed"]);
+    assert_eq!(described["EndpointStatus"], "InService", "{described}");
+    let t0 = Instant::now();
+    while labelled_containers("label=sagedock.endpoint=midway").len() != 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "duplicates remain: {:?}",
+            labelled_containers("label=sagedock.endpoint=midway")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reply = http(
+        "POST",
+        &format!("{}/endpoints/midway/invocations", up.url),
+        &[],
+        b"after the crash",
+    );
+    assert_eq!(reply.text(), "after the crash");
+    assert_eq!(up.signal("TERM"), Some(0));
+}
