@@ -76,6 +76,7 @@ fn control_plane(engine: &Engine, dir: &std::path::Path) -> ControlPlane {
         region: "us-east-1".into(),
         account: "123456789012".into(),
         s3_root: None,
+        s3_endpoint: None,
     };
     let store = Arc::new(Store::open(&dir.join("data")).unwrap());
     let router = Router::new("123456789012", "us-east-1");

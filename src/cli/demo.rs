@@ -230,6 +230,7 @@ async fn start_server(engine: Engine, work: &Path, s3: &Path) -> Result<String> 
         region: "us-east-1".into(),
         account: "123456789012".into(),
         s3_root: Some(s3.to_path_buf()),
+        s3_endpoint: None,
     };
     let router = Router::new(&settings.account, &settings.region);
     let deployer = Deployer::new(

@@ -101,8 +101,13 @@ pub struct UpArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// s3://BUCKET/KEY model data is read from DIR/BUCKET/KEY.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "s3_endpoint")]
     pub s3_root: Option<PathBuf>,
+    /// s3://BUCKET/KEY model data is downloaded from this S3-compatible server (path-style
+    /// requests, signed with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when set, else with a
+    /// dummy key that local servers such as moto accept).
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
     /// The region in ARNs and in the containers' AWS_REGION.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,

@@ -38,6 +38,7 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         region: args.region.clone(),
         account: args.account.clone(),
         s3_root: args.s3_root.clone(),
+        s3_endpoint: args.s3_endpoint.clone(),
     };
     let router = Router::new(&args.account, &args.region);
     let deployer = Deployer::new(

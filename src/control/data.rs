@@ -1,13 +1,20 @@
 //! Model data locations: `ModelDataUrl` and `ModelDataSource.S3DataSource` resolved to a
 //! directory that can be mounted at `/opt/ml/model`.
 //!
-//! `s3://bucket/key` is read from `<s3-root>/bucket/key` (no credentials involved); a
-//! local path or `file://` URL is read as it is. A `.tar.gz` goes through the artifact
-//! cache; a directory (an uncompressed `S3Prefix`) is mounted as it is.
+//! `s3://bucket/key` is read from `<s3-root>/bucket/key` (no credentials involved), or,
+//! with `--s3-endpoint`, downloaded from that S3-compatible server (object_store; signed
+//! with the caller's AWS_* environment credentials when there are some, else with a
+//! dummy key that local servers such as moto accept; no credential is written to disk or
+//! passed to a container). A local path or
+//! `file://` URL is read as it is. A `.tar.gz` goes through the artifact cache; a
+//! directory (an uncompressed `S3Prefix`) is mounted as it is.
 
 use std::path::{Path, PathBuf};
 
+use futures_util::StreamExt;
+use object_store::{aws::AmazonS3Builder, ObjectStore, ObjectStoreExt};
 use serde_json::Value;
+use tokio::io::AsyncWriteExt;
 
 use crate::artifact::{Cache, Limits};
 
@@ -34,15 +41,10 @@ pub fn locate(url: &str, s3_root: Option<&Path>) -> Result<PathBuf, String> {
     ))
 }
 
-/// The model data of a container definition, as a directory to mount; `None` when the
-/// container has none (bring-your-own images may need none). Returns the directory and
-/// the archive's sha256 ("" for directories).
-pub fn model_dir(
-    container: &Value,
-    s3_root: Option<&Path>,
-    cache: &Cache,
-) -> Result<Option<(PathBuf, String)>, String> {
-    let url = container
+/// The model data URL of a container definition, if it has one (bring-your-own images
+/// may need none).
+pub fn url_of(container: &Value) -> Option<String> {
+    container
         .get("ModelDataUrl")
         .and_then(Value::as_str)
         .map(str::to_string)
@@ -51,13 +53,121 @@ pub fn model_dir(
                 .pointer("/ModelDataSource/S3DataSource/S3Uri")
                 .and_then(Value::as_str)
                 .map(str::to_string)
-        });
-    let Some(url) = url else { return Ok(None) };
-    let path = locate(&url, s3_root)?;
-    let meta = std::fs::metadata(&path)
+        })
+}
+
+/// Downloads `s3://bucket/key` (an object, or every object under a prefix ending in `/`)
+/// from the S3-compatible server at `endpoint` into `downloads`; returns the local path.
+pub async fn download(url: &str, endpoint: &str, downloads: &Path) -> Result<PathBuf, String> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("{url} is not an s3:// URL"))?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut builder = AmazonS3Builder::from_env()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(bucket)
+        .with_virtual_hosted_style_request(false);
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        // Local S3-compatible servers (moto, LocalStack) accept any key: sign with a dummy.
+        builder = builder
+            .with_access_key_id("sagedock")
+            .with_secret_access_key("sagedock")
+            .with_region("us-east-1");
+    }
+    let store = builder
+        .build()
+        .map_err(|e| format!("S3 endpoint {endpoint}: {e}"))?;
+    let id: String = crate::artifact::hex(url.as_bytes())
+        .chars()
+        .take(40)
+        .collect();
+    let dest = downloads.join(id);
+    let fail = |e: String| format!("downloading {url} from {endpoint}: {e}");
+    if key.is_empty() || key.ends_with('/') {
+        let prefix = object_store::path::Path::from(key.trim_end_matches('/'));
+        let staging = dest.with_extension("part");
+        let _ = tokio::fs::remove_dir_all(&staging).await;
+        tokio::fs::create_dir_all(&staging)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let mut listing = store.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| fail(e.to_string()))?;
+            let full = meta.location.as_ref();
+            let relative = full
+                .strip_prefix(prefix.as_ref())
+                .unwrap_or(full)
+                .trim_start_matches('/');
+            if relative
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..")
+            {
+                return Err(format!(
+                    "{url}: object key {full} cannot become a path under /opt/ml/model"
+                ));
+            }
+            fetch_object(&store, &meta.location, &staging.join(relative))
+                .await
+                .map_err(fail)?;
+        }
+        let _ = tokio::fs::remove_dir_all(&dest).await;
+        tokio::fs::rename(&staging, &dest)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        return Ok(dest);
+    }
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let file = dest.join(name);
+    fetch_object(&store, &object_store::path::Path::from(key), &file)
+        .await
+        .map_err(fail)?;
+    Ok(file)
+}
+
+/// Streams one object into `path` (written beside it, then renamed).
+async fn fetch_object(
+    store: &impl ObjectStore,
+    key: &object_store::path::Path,
+    path: &Path,
+) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let partial = path.with_extension("sagedock-part");
+    let mut out = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream = store
+        .get(key)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        out.write_all(&chunk).await.map_err(|e| e.to_string())?;
+    }
+    out.flush().await.map_err(|e| e.to_string())?;
+    drop(out);
+    tokio::fs::rename(&partial, path)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The model data at `path` (a local file or directory) as a directory to mount, with
+/// the archive's sha256 ("" for directories and uncompressed objects).
+pub fn model_dir_at(
+    path: &Path,
+    url: &str,
+    container: &Value,
+    cache: &Cache,
+) -> Result<(PathBuf, String), String> {
+    let meta = std::fs::metadata(path)
         .map_err(|e| format!("model data {url} ({}): {e}", path.display()))?;
     if meta.is_dir() {
-        return Ok(Some((path, String::new())));
+        return Ok((path.to_path_buf(), String::new()));
     }
     let compression = container
         .pointer("/ModelDataSource/S3DataSource/CompressionType")
@@ -65,22 +175,21 @@ pub fn model_dir(
         .unwrap_or("Gzip");
     if compression == "None" {
         // One uncompressed object: it becomes /opt/ml/model/<its name>.
-        let dir = cache.root().join("objects").join(
-            crate::artifact::hex(url.as_bytes())
-                .chars()
-                .take(32)
-                .collect::<String>(),
-        );
+        let id: String = crate::artifact::hex(url.as_bytes())
+            .chars()
+            .take(32)
+            .collect();
+        let dir = cache.root().join("objects").join(id);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let name = path.file_name().ok_or("model data has no file name")?;
-        std::fs::copy(&path, dir.join(name))
+        std::fs::copy(path, dir.join(name))
             .map_err(|e| format!("copying {}: {e}", path.display()))?;
-        return Ok(Some((dir, String::new())));
+        return Ok((dir, String::new()));
     }
     let cached = cache
-        .unpack(&path, &Limits::default())
+        .unpack(path, &Limits::default())
         .map_err(|e| e.to_string())?;
-    Ok(Some((cached.model_dir, cached.sha256)))
+    Ok((cached.model_dir, cached.sha256))
 }
 
 #[cfg(test)]

@@ -490,16 +490,10 @@ impl Deployer {
             .ok_or("the model has no container")?;
         let image = self.image_of(variant)?;
         let itype = instance::lookup(variant["InstanceType"].as_str().unwrap_or("ml.m5.large"))?;
-        let (s3_root, cache, c) = (
-            self.settings.s3_root.clone(),
-            self.cache.clone(),
-            container.clone(),
-        );
-        let model_data =
-            tokio::task::spawn_blocking(move || data::model_dir(&c, s3_root.as_deref(), &cache))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("Failed to download model data: {e}"))?;
+        let model_data = self
+            .model_data(&container)
+            .await
+            .map_err(|e| format!("Failed to download model data: {e}"))?;
         self.engine
             .ensure_image(&image, self.options.pull)
             .await
@@ -563,6 +557,26 @@ impl Deployer {
         )
         .await
         .map_err(|e| e.to_string())
+    }
+
+    /// The container's model data as a directory to mount (and its archive's sha256).
+    async fn model_data(
+        &self,
+        container: &Value,
+    ) -> Result<Option<(std::path::PathBuf, String)>, String> {
+        let Some(url) = data::url_of(container) else {
+            return Ok(None);
+        };
+        let path = match (&self.settings.s3_endpoint, url.starts_with("s3://")) {
+            (Some(endpoint), true) => {
+                data::download(&url, endpoint, &self.cache.root().join("downloads")).await?
+            }
+            _ => data::locate(&url, self.settings.s3_root.as_deref())?,
+        };
+        let (cache, c) = (self.cache.clone(), container.clone());
+        tokio::task::spawn_blocking(move || data::model_dir_at(&path, &url, &c, &cache).map(Some))
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     /// UpdateEndpointWeightsAndCapacities: weights in place, instances added or removed.

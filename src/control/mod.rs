@@ -31,6 +31,8 @@ pub struct Settings {
     pub account: String,
     /// `s3://bucket/key` resolves to `<s3_root>/bucket/key`.
     pub s3_root: Option<PathBuf>,
+    /// Or is downloaded from this S3-compatible server.
+    pub s3_endpoint: Option<String>,
 }
 
 impl Settings {

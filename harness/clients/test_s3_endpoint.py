@@ -1,0 +1,122 @@
+"""`sagedock up --s3-endpoint URL`: model data downloaded from a real S3-compatible server
+on loopback (moto's server mode), as a gzip'd tarball (ModelDataUrl) and as an
+uncompressed prefix (ModelDataSource.S3DataSource S3Prefix / CompressionType None).
+
+sagedock signs its S3 requests with a dummy key here (no AWS credentials in its
+environment); moto accepts any key. Nothing leaves this machine.
+"""
+
+import re
+import socket
+import subprocess
+import time
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from conftest import _stop
+from support import (MMS_FIXTURE, MMS_SENTENCE, ORIGINAL_ENV, REGION, UNSET_ENV, pack,
+                     sagedock_bin)
+
+CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server, tmp_path_factory, mms_image):
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name=REGION)
+    s3.create_bucket(Bucket="models")
+    archive = pack(MMS_FIXTURE, tmp_path_factory.mktemp("s3") / "model.tar.gz")
+    s3.upload_file(str(archive), "models", "sentiment/model.tar.gz")
+    for path in sorted(p for p in MMS_FIXTURE.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), "models", "sentiment-dir/" + path.relative_to(MMS_FIXTURE).as_posix())
+    return s3_server
+
+
+@pytest.fixture(scope="module")
+def sagedock_s3(bucket, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sagedock-s3")
+    cmd = [str(sagedock_bin()), "up", "--port", "0", "--data-dir", str(root / "data"),
+           "--s3-endpoint", bucket]
+    env = {k: v for k, v in ORIGINAL_ENV.items() if k not in UNSET_ENV and k not in CREDENTIAL_KEYS}
+    env["SAGEDOCK_CACHE_DIR"] = str(root / "cache")
+    stderr = open(root / "stderr.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, env=env,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    url = None
+    deadline = time.monotonic() + 60
+    while url is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"listening on (http://\S+)", line)
+        url = m.group(1) if m else None
+    if url is None:
+        _stop(proc, 10)
+        pytest.fail(f"`{' '.join(cmd)}` did not start:\n{(root / 'stderr.log').read_text()}")
+    try:
+        yield url
+    finally:
+        status = _stop(proc, 60)
+        proc.stdout.close()
+        stderr.close()
+        assert status == 0, (root / "stderr.log").read_text()
+
+
+@pytest.mark.parametrize("container", [
+    {"ModelDataUrl": "s3://models/sentiment/model.tar.gz"},
+    {"ModelDataSource": {"S3DataSource": {"S3Uri": "s3://models/sentiment-dir/", "S3DataType": "S3Prefix",
+                                          "CompressionType": "None"}}},
+], ids=["tarball", "uncompressed-prefix"])
+def test_model_data_comes_from_the_s3_endpoint(sagedock_s3, container, names):
+    kw = dict(endpoint_url=sagedock_s3, region_name=REGION)
+    sm, runtime = boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw)
+    name = names("s3")
+    sm.create_model(ModelName=name, PrimaryContainer={"Image": "sagedock/mms:latest", **container})
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    try:
+        sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        reply = runtime.invoke_endpoint(EndpointName=name, Body=MMS_SENTENCE, ContentType="text/plain")
+        assert b'"sentiment": "positive"' in reply["Body"].read()
+    finally:
+        sm.delete_endpoint(EndpointName=name)
+        sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+
+def test_a_missing_object_fails_the_endpoint_with_the_s3_error(sagedock_s3, names):
+    kw = dict(endpoint_url=sagedock_s3, region_name=REGION)
+    sm = boto3.client("sagemaker", **kw)
+    name = names("s3-missing")
+    sm.create_model(ModelName=name, PrimaryContainer={"Image": "sagedock/mms:latest",
+                                                      "ModelDataUrl": "s3://models/nope/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    deadline = time.monotonic() + 60
+    while True:
+        described = sm.describe_endpoint(EndpointName=name)
+        if described["EndpointStatus"] != "Creating" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert described["EndpointStatus"] == "Failed"
+    assert "s3://models/nope/model.tar.gz" in described["FailureReason"]
+    sm.delete_endpoint(EndpointName=name)
