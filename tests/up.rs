@@ -195,8 +195,15 @@ fn sigkill_then_restart_readopts_the_running_containers() {
         "SIGKILL leaves the container"
     );
 
-    // A plain `sagedock gc` must not take containers whose data directory may come back...
-    // it may: the lock is free. Restart before any gc, as a user would.
+    // Another sagedock starting meanwhile leaves them for this data directory's `up`.
+    sb.cmd()
+        .args(["serve", "--port", "0", "--image", "sagedock/does-not-exist"])
+        .assert()
+        .code(2);
+    assert_eq!(
+        labelled_containers("label=sagedock.endpoint=survivor"),
+        before
+    );
     let up = Up::start(&sb).unwrap();
     let described = wait_status(&up.url, "survivor", &["InService"]);
     assert_eq!(
@@ -453,5 +460,119 @@ fn sigkill_while_creating_then_restart_ends_in_service_without_duplicates() {
         b"after the crash",
     );
     assert_eq!(reply.text(), "after the crash");
+    assert_eq!(up.signal("TERM"), Some(0));
+}
+
+#[test]
+fn multi_container_models_run_as_pipelines_or_direct() {
+    let Some(sb) = setup() else { return };
+    let up = Up::start(&sb).unwrap();
+    let containers = |hosts: bool| {
+        let c = |n: &str| {
+            let mut c = json!({"Image": "sagedock/echo:latest", "Environment": {"ECHO_APPEND": format!("|{n}")}});
+            if hosts {
+                c["ContainerHostname"] = json!(n);
+            }
+            c
+        };
+        json!([c("one"), c("two")])
+    };
+    ok(
+        &up.url,
+        "CreateModel",
+        json!({"ModelName": "pipe", "Containers": containers(false)}),
+    );
+    ok(
+        &up.url,
+        "CreateModel",
+        json!({
+            "ModelName": "direct", "Containers": containers(true), "InferenceExecutionConfig": {"Mode": "Direct"},
+        }),
+    );
+    for name in ["pipe", "direct"] {
+        ok(
+            &up.url,
+            "CreateEndpointConfig",
+            json!({
+                "EndpointConfigName": name,
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.t3.medium"}],
+            }),
+        );
+        ok(
+            &up.url,
+            "CreateEndpoint",
+            json!({"EndpointName": name, "EndpointConfigName": name}),
+        );
+    }
+    for name in ["pipe", "direct"] {
+        let d = wait_status(&up.url, name, &["InService", "Failed"]);
+        assert_eq!(d["EndpointStatus"], "InService", "{d}");
+        assert_eq!(
+            labelled_containers(&format!("label=sagedock.endpoint={name}")).len(),
+            2
+        );
+    }
+    let invoke = |name: &str, headers: &[(&str, &str)]| {
+        http(
+            "POST",
+            &format!("{}/endpoints/{name}/invocations", up.url),
+            headers,
+            b"x",
+        )
+    };
+
+    // Serial: each container's answer is the next one's request; each listens on its own
+    // SAGEMAKER_BIND_TO_PORT.
+    let reply = invoke("pipe", &[("Content-Type", "text/plain")]);
+    assert_eq!((reply.status, reply.text().as_str()), (200, "x|one|two"));
+    assert_eq!(reply.header("content-type"), Some("text/plain"));
+    let refused = invoke(
+        "pipe",
+        &[("X-Amzn-SageMaker-Target-Container-Hostname", "one")],
+    );
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.header("x-amzn-errortype"), Some("ValidationError"));
+
+    // Direct: the caller picks the container.
+    assert_eq!(
+        invoke(
+            "direct",
+            &[("X-Amzn-SageMaker-Target-Container-Hostname", "two")]
+        )
+        .text(),
+        "x|two"
+    );
+    assert_eq!(
+        invoke(
+            "direct",
+            &[("X-Amzn-SageMaker-Target-Container-Hostname", "one")]
+        )
+        .text(),
+        "x|one"
+    );
+    let missing = invoke("direct", &[]);
+    assert_eq!(
+        (missing.status, missing.header("x-amzn-errortype")),
+        (400, Some("ValidationError"))
+    );
+    let unknown = invoke(
+        "direct",
+        &[("X-Amzn-SageMaker-Target-Container-Hostname", "three")],
+    );
+    assert!(unknown.text().contains("three"), "{}", unknown.text());
+
+    // Hostnames: all or none.
+    let (status, err) = aws(
+        &up.url,
+        "CreateModel",
+        json!({
+            "ModelName": "half", "Containers": [
+                {"Image": "sagedock/echo:latest", "ContainerHostname": "a"}, {"Image": "sagedock/echo:latest"}],
+        }),
+    );
+    assert_eq!(
+        (status, err["__type"].as_str()),
+        (400, Some("ValidationException"))
+    );
     assert_eq!(up.signal("TERM"), Some(0));
 }

@@ -37,17 +37,24 @@ pub struct ParallelGzWriter<W: Write> {
 }
 
 impl<W: Write> ParallelGzWriter<W> {
-    /// Starts a gzip member (no name, mtime 0, OS "unknown") on `out`.
-    pub fn new(mut out: W, level: u32) -> io::Result<Self> {
+    /// Starts a gzip member (no name, mtime 0, OS "unknown") on `out`, compressing on as
+    /// many threads as there are cores (at most 8).
+    pub fn new(out: W, level: u32) -> io::Result<Self> {
+        let threads = thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        Self::with_threads(out, level, threads)
+    }
+
+    /// Like [`ParallelGzWriter::new`] with a given number of compressing threads.
+    pub fn with_threads(mut out: W, level: u32, threads: usize) -> io::Result<Self> {
         let xfl = match level {
             9 => 2,
             1 => 4,
             _ => 0,
         };
         out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255])?;
-        let threads = thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 8);
+        let threads = threads.max(1);
         let (tx, rx) = mpsc::sync_channel::<Job>(threads);
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let workers = (0..threads)
@@ -147,13 +154,14 @@ impl<W: Write> Drop for ParallelGzWriter<W> {
 }
 
 fn worker(jobs: &std::sync::Mutex<Receiver<Job>>, level: Compression) {
-    let mut deflate = Compress::new(level, false);
     loop {
         let job = match jobs.lock().map(|rx| rx.recv()) {
             Ok(Ok(job)) => job,
             _ => return,
         };
-        deflate.reset();
+        // A fresh compressor per block: a reset one can carry state from the block it did
+        // before, which would make the bytes depend on which thread took which block.
+        let mut deflate = Compress::new(level, false);
         let result = compress_block(&mut deflate, &job);
         let _ = job.done.send(result);
     }
@@ -197,7 +205,11 @@ mod tests {
     use std::io::Read;
 
     fn compress(data: &[u8], level: u32) -> Vec<u8> {
-        let mut gz = ParallelGzWriter::new(Vec::new(), level).unwrap();
+        compress_on(data, level, 2)
+    }
+
+    fn compress_on(data: &[u8], level: u32, threads: usize) -> Vec<u8> {
+        let mut gz = ParallelGzWriter::with_threads(Vec::new(), level, threads).unwrap();
         for chunk in data.chunks(100_003) {
             gz.write_all(chunk).unwrap();
         }
@@ -236,6 +248,16 @@ mod tests {
                 .unwrap();
             assert_eq!(strict, data);
             assert_eq!(packed, compress(&data, 6), "same input, same bytes");
+            assert_eq!(
+                packed,
+                compress_on(&data, 6, 1),
+                "one thread or two, same bytes"
+            );
+            assert_eq!(
+                packed,
+                compress_on(&data, 6, 5),
+                "one thread or five, same bytes"
+            );
         }
     }
 

@@ -13,7 +13,7 @@ use super::{GcArgs, LogsArgs, PsArgs, ServeArgs};
 use crate::artifact::inspect::{self, Severity, Source};
 use crate::artifact::tree::Tree;
 use crate::artifact::Cache;
-use crate::endpoint::{self, App, Backend, LiveEndpoint, LiveVariant, Router};
+use crate::endpoint::{self, App, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router};
 use crate::runtime::{
     self, gc, instance, labels, ContainerSpec, Engine, Instance, ReadyPolicy, RuntimeError,
 };
@@ -167,9 +167,10 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         variants: vec![LiveVariant {
             name: args.variant.clone(),
             weight: 1.0,
-            backends: instances
+            mode: Mode::Single,
+            instances: instances
                 .iter()
-                .map(|i| Backend::new(&i.guard.name, i.addr))
+                .map(|i| LiveInstance::single(Backend::new(&i.guard.name, i.addr)))
                 .collect(),
         }],
     });
@@ -256,7 +257,7 @@ pub async fn listen_and_connect(bind: &str, port: u16) -> Result<(TcpListener, E
         ))
     })?;
     let engine = Engine::connect().await?;
-    let orphans = gc::gc(&engine, false).await?;
+    let orphans = gc::gc(&engine, gc::Sweep::ProcessOrphans).await?;
     if !orphans.is_empty() {
         eprintln!(
             "removed {} container(s) left by runs that are gone: {}",
@@ -364,7 +365,12 @@ pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
 
 pub async fn gc(args: &GcArgs) -> Result<ExitCode> {
     let engine = Engine::connect().await?;
-    let removed = gc::gc(&engine, args.all).await?;
+    let sweep = if args.all {
+        gc::Sweep::All
+    } else {
+        gc::Sweep::Orphans
+    };
+    let removed = gc::gc(&engine, sweep).await?;
     if args.json {
         println!("{}", serde_json::json!({ "removed": removed }));
     } else if removed.is_empty() {

@@ -25,13 +25,17 @@ use super::records::{now, EndpointConfigRecord, EndpointRecord, ModelRecord, Var
 use super::store::{Kind, Store};
 use super::{data, validate, Settings};
 use crate::artifact::Cache;
-use crate::endpoint::{Backend, LiveEndpoint, LiveVariant, Router};
+use crate::endpoint::{
+    Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode as InvokeMode, Router,
+};
 use crate::runtime::{
     self, gc, instance, labels, ContainerGuard, ContainerSpec, Engine, Instance, ReadyPolicy,
 };
 
 /// Label carrying the deployment generation.
 const GENERATION: &str = "sagedock.generation";
+/// Label carrying a container's position in a multi-container model.
+const CONTAINER: &str = "sagedock.container";
 /// FailureReason is at most 1024 characters in SageMaker.
 const MAX_REASON: usize = 1024;
 
@@ -44,11 +48,13 @@ pub struct DeployOptions {
     pub cpu_only: bool,
 }
 
-/// The running instances of one variant.
+/// The running instances of one variant; each instance is the model's containers.
 struct FleetVariant {
     name: String,
     weight: f64,
-    instances: Vec<Instance>,
+    mode: InvokeMode,
+    hostnames: Vec<String>,
+    instances: Vec<Vec<Instance>>,
 }
 
 /// The running instances of one endpoint.
@@ -66,10 +72,19 @@ impl Fleet {
                 .map(|v| LiveVariant {
                     name: v.name.clone(),
                     weight: v.weight,
-                    backends: v
+                    mode: v.mode,
+                    instances: v
                         .instances
                         .iter()
-                        .map(|i| Backend::new(&i.guard.name, i.addr))
+                        .map(|group| LiveInstance {
+                            containers: group
+                                .iter()
+                                .zip(&v.hostnames)
+                                .map(|(i, host)| {
+                                    Backend::with_hostname(&i.guard.name, host, i.addr)
+                                })
+                                .collect(),
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -81,12 +96,41 @@ impl Fleet {
             .variants
             .into_iter()
             .flat_map(|v| v.instances)
+            .flatten()
             .map(|i| i.guard.remove());
         for result in join_all(all).await {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "removing a container failed; `sagedock gc` will retry");
             }
         }
+    }
+}
+
+/// ContainerHostname of each container: the given ones, else `container-<n>` by position.
+fn hostnames(containers: &[Value]) -> Vec<String> {
+    containers
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            c.get("ContainerHostname")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("container-{}", j + 1), str::to_string)
+        })
+        .collect()
+}
+
+/// How a model's containers are invoked.
+fn invoke_mode(model: &ModelRecord) -> InvokeMode {
+    if model.containers().len() < 2 {
+        return InvokeMode::Single;
+    }
+    match model
+        .input
+        .pointer("/InferenceExecutionConfig/Mode")
+        .and_then(Value::as_str)
+    {
+        Some("Direct") => InvokeMode::Direct,
+        _ => InvokeMode::Serial,
     }
 }
 
@@ -447,7 +491,10 @@ impl Deployer {
             let instances = self
                 .launch_variant(name, &variant, generation, 0, count)
                 .await?;
+            let model = self.model_of(&variant)?;
             variants.push(FleetVariant {
+                mode: invoke_mode(&model),
+                hostnames: hostnames(&model.containers()),
                 name: variant["VariantName"]
                     .as_str()
                     .unwrap_or_default()
@@ -462,7 +509,8 @@ impl Deployer {
         Ok(Fleet { variants })
     }
 
-    /// Starts instances `first..first+count` of one variant.
+    /// Starts instances `first..first+count` of one variant; each instance is the model's
+    /// containers, in order.
     async fn launch_variant(
         &self,
         endpoint: &str,
@@ -470,48 +518,14 @@ impl Deployer {
         generation: u64,
         first: u32,
         count: u32,
-    ) -> Result<Vec<Instance>, String> {
+    ) -> Result<Vec<Vec<Instance>>, String> {
         let vname = variant["VariantName"]
             .as_str()
             .unwrap_or_default()
             .to_string();
         let model = self.model_of(variant)?;
         let containers = model.containers();
-        if containers.len() > 1 {
-            return Err(format!(
-                "Model {} has {} containers; sagedock serves single-container models so far.",
-                model.name,
-                containers.len()
-            ));
-        }
-        let container = containers
-            .into_iter()
-            .next()
-            .ok_or("the model has no container")?;
-        let image = self.image_of(variant)?;
         let itype = instance::lookup(variant["InstanceType"].as_str().unwrap_or("ml.m5.large"))?;
-        let model_data = self
-            .model_data(&container)
-            .await
-            .map_err(|e| format!("Failed to download model data: {e}"))?;
-        self.engine
-            .ensure_image(&image, self.options.pull)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut env: std::collections::BTreeMap<String, String> = [
-            ("AWS_REGION".to_string(), self.settings.region.clone()),
-            (
-                "AWS_DEFAULT_REGION".to_string(),
-                self.settings.region.clone(),
-            ),
-        ]
-        .into();
-        if let Some(map) = container.get("Environment").and_then(Value::as_object) {
-            env.extend(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())),
-            );
-        }
         let timeout = variant
             .get("ContainerStartupHealthCheckTimeoutInSeconds")
             .and_then(Value::as_u64)
@@ -522,41 +536,94 @@ impl Deployer {
             .get("EnableNetworkIsolation")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        let hostnames = hostnames(&containers);
         let suffix = format!("{:04x}", (now() * 1000.0) as u64 & 0xffff);
-        let specs: Vec<ContainerSpec> = (first..first + count)
-            .map(|i| {
+        let mut specs: Vec<ContainerSpec> = Vec::new();
+        for (j, container) in containers.iter().enumerate() {
+            let image = container["Image"].as_str().unwrap_or_default().to_string();
+            let model_data = self
+                .model_data(container)
+                .await
+                .map_err(|e| format!("Failed to download model data: {e}"))?;
+            self.engine
+                .ensure_image(&image, self.options.pull)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Pipeline containers each get their own port, for images that accept one.
+            let accepts_port = self
+                .engine
+                .image_labels(&image)
+                .await
+                .get("com.amazonaws.sagemaker.capabilities.accept-bind-to-port")
+                .is_some_and(|v| v == "true");
+            let port = if containers.len() > 1 && accepts_port {
+                8080 + j as u16
+            } else {
+                8080
+            };
+            let mut env: std::collections::BTreeMap<String, String> = [
+                ("AWS_REGION".to_string(), self.settings.region.clone()),
+                (
+                    "AWS_DEFAULT_REGION".to_string(),
+                    self.settings.region.clone(),
+                ),
+            ]
+            .into();
+            if let Some(map) = container.get("Environment").and_then(Value::as_object) {
+                env.extend(
+                    map.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())),
+                );
+            }
+            for i in first..first + count {
+                let tag = if containers.len() > 1 {
+                    format!("{i}-c{j}")
+                } else {
+                    i.to_string()
+                };
                 let mut spec = ContainerSpec::new(
-                    format!("sagedock-{endpoint}-{vname}-g{generation}-{i}-{suffix}"),
+                    format!("sagedock-{endpoint}-{vname}-g{generation}-{tag}-{suffix}"),
                     &image,
                     itype,
                 )
                 .with_env(env.clone())
+                .with_bind_port(port)
                 .with_label(labels::OWNER, &self.owner)
                 .with_label(labels::ENDPOINT, endpoint)
                 .with_label(labels::VARIANT, &vname)
                 .with_label(labels::INSTANCE, i.to_string())
+                .with_label(CONTAINER, j.to_string())
                 .with_label(GENERATION, generation.to_string())
                 .with_network_isolation(isolation)
                 .with_cpu_only(self.options.cpu_only);
+                if containers.len() > 1 {
+                    spec = spec.with_hostname(&hostnames[j]);
+                }
                 if let Some((dir, sha)) = &model_data {
                     spec = spec
                         .with_model_dir(dir)
                         .with_label(labels::MODEL_SHA256, sha);
                 }
-                spec
-            })
-            .collect();
+                specs.push(spec);
+            }
+        }
         let policy = ReadyPolicy {
             deadline: timeout,
             ..Default::default()
         };
-        try_join_all(
+        let launched = try_join_all(
             specs
                 .iter()
                 .map(|s| runtime::launch(&self.engine, s, policy)),
         )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        // specs are container-major: regroup into instances of `containers.len()`.
+        let mut groups: Vec<Vec<Instance>> = (0..count).map(|_| Vec::new()).collect();
+        for (k, instance) in launched.into_iter().enumerate() {
+            groups[k % count as usize].push(instance);
+        }
+        Ok(groups)
     }
 
     /// The container's model data as a directory to mount (and its archive's sha256).
@@ -618,7 +685,7 @@ impl Deployer {
                 self.with_variant(name, &want.name, |v| {
                     surplus = v.instances.split_off(want.desired_count as usize)
                 });
-                join_all(surplus.into_iter().map(|i| i.guard.remove())).await;
+                join_all(surplus.into_iter().flatten().map(|i| i.guard.remove())).await;
             }
             self.with_variant(name, &want.name, |v| v.weight = want.desired_weight);
         }
@@ -746,39 +813,73 @@ impl Deployer {
     }
 
     /// Builds a fleet from running containers, if every variant has all its instances
-    /// and each answers `/ping`.
+    /// (each with all its model's containers) and each container answers `/ping`.
     async fn adopt(&self, record: &EndpointRecord, containers: &[&gc::Managed]) -> Option<Fleet> {
+        let config = self.config(&record.config_name).ok()?;
         let mut variants = Vec::new();
         for v in &record.variants {
-            let members: Vec<&&gc::Managed> =
-                containers.iter().filter(|c| c.variant == v.name).collect();
-            if members.len() as u32 != v.current_count || members.is_empty() {
-                return None;
-            }
-            let mut instances = Vec::new();
-            for c in members {
-                let info = self
-                    .engine
-                    .docker
-                    .inspect_container(&c.id, None)
-                    .await
-                    .ok()?;
-                let (addr, published) =
-                    runtime::launch::address(&self.engine, &info, false, &c.name).ok()?;
-                if runtime::launch::ping(addr).await != Ok(200) {
+            let spec = config
+                .variants()
+                .into_iter()
+                .find(|c| c["VariantName"] == v.name.as_str())?;
+            let model = self.model_of(&spec).ok()?;
+            let per_instance = model.containers().len();
+            let mut groups: Vec<Vec<Instance>> = Vec::new();
+            for i in 0..v.current_count {
+                let mut members: Vec<&&gc::Managed> = containers
+                    .iter()
+                    .filter(|c| c.variant == v.name && c.instance == i.to_string())
+                    .collect();
+                members.sort_by_key(|c| {
+                    c.labels
+                        .get(CONTAINER)
+                        .and_then(|n| n.parse::<usize>().ok())
+                });
+                if members.len() != per_instance {
                     return None;
                 }
-                instances.push(Instance {
-                    guard: ContainerGuard::new(self.engine.clone(), c.id.clone(), c.name.clone()),
-                    addr,
-                    published,
-                    ready_after: Duration::ZERO,
-                });
+                let mut group = Vec::new();
+                for c in members {
+                    let info = self
+                        .engine
+                        .docker
+                        .inspect_container(&c.id, None)
+                        .await
+                        .ok()?;
+                    let port = info
+                        .config
+                        .as_ref()
+                        .and_then(|cfg| cfg.exposed_ports.as_ref())
+                        .and_then(|ports| ports.first())
+                        .and_then(|p| p.split('/').next()?.parse().ok())
+                        .unwrap_or(8080);
+                    let (addr, published) =
+                        runtime::launch::address(&self.engine, &info, false, &c.name, port).ok()?;
+                    if runtime::launch::ping(addr).await != Ok(200) {
+                        return None;
+                    }
+                    group.push(Instance {
+                        guard: ContainerGuard::new(
+                            self.engine.clone(),
+                            c.id.clone(),
+                            c.name.clone(),
+                        ),
+                        addr,
+                        published,
+                        ready_after: Duration::ZERO,
+                    });
+                }
+                groups.push(group);
+            }
+            if groups.is_empty() {
+                return None;
             }
             variants.push(FleetVariant {
                 name: v.name.clone(),
                 weight: v.current_weight,
-                instances,
+                mode: invoke_mode(&model),
+                hostnames: hostnames(&model.containers()),
+                instances: groups,
             });
         }
         Some(Fleet { variants })

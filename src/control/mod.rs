@@ -140,9 +140,10 @@ impl ControlPlane {
                 ))
             }
         };
-        for container in containers {
+        for container in &containers {
             records::check_container(container)?;
         }
+        records::check_containers(&containers, input.get("InferenceExecutionConfig"))?;
         let record = ModelRecord {
             name: name.to_string(),
             arn: self.settings.arn("model", name),

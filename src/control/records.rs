@@ -160,6 +160,39 @@ pub fn check_container(container: &Value) -> Result<(), AwsError> {
     Ok(())
 }
 
+/// Checks the containers of a multi-container model together: execution mode, and
+/// hostnames given for all containers or none, without repeats.
+pub fn check_containers(containers: &[&Value], execution: Option<&Value>) -> Result<(), AwsError> {
+    if let Some(mode) = execution
+        .and_then(|e| e.get("Mode"))
+        .and_then(Value::as_str)
+    {
+        if mode != "Serial" && mode != "Direct" {
+            return Err(AwsError::validation(format!(
+                "1 validation error detected: Value '{mode}' at 'inferenceExecutionConfig.mode' failed to satisfy constraint: Member must satisfy enum value set: [Serial, Direct]"
+            )));
+        }
+    }
+    let names: Vec<&str> = containers
+        .iter()
+        .filter_map(|c| c.get("ContainerHostname").and_then(Value::as_str))
+        .collect();
+    if containers.len() > 1 && !names.is_empty() && names.len() != containers.len() {
+        return Err(AwsError::validation(
+            "ContainerHostname must be specified for all containers or for none of them.",
+        ));
+    }
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    if unique.len() != names.len() {
+        return Err(AwsError::validation(
+            "ContainerHostname values must be unique within a model.",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks one ProductionVariant's instance type, count and weight.
 pub fn check_variant(variant: &Value) -> Result<(), AwsError> {
     if variant.get("ServerlessConfig").is_none() {

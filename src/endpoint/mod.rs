@@ -23,7 +23,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-pub use router::{Backend, LiveEndpoint, LiveVariant, Router};
+pub use router::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router};
 
 use crate::control::{error::AwsError, ControlPlane};
 

@@ -23,6 +23,15 @@ use serde_json::json;
 
 use super::Body;
 
+/// How SageMaker names a container in error messages: `primary`, or its hostname.
+fn container_label(backend: &Backend) -> String {
+    if backend.hostname.is_empty() {
+        "primary".into()
+    } else {
+        backend.hostname.clone()
+    }
+}
+
 /// InvokeEndpoint's payload limit: 6 MB.
 pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 /// How long a container may take to answer one invocation.
@@ -37,21 +46,64 @@ const FORWARDED: &[&str] = &[
     "x-amzn-sagemaker-inference-id",
 ];
 
-/// One container behind a variant.
+/// One container.
 #[derive(Debug)]
 pub struct Backend {
     pub name: String,
+    /// ContainerHostname (multi-container models).
+    pub hostname: String,
     pub addr: SocketAddr,
     outstanding: AtomicUsize,
 }
 
 impl Backend {
     pub fn new(name: impl Into<String>, addr: SocketAddr) -> Arc<Self> {
+        Self::with_hostname(name, "", addr)
+    }
+
+    pub fn with_hostname(
+        name: impl Into<String>,
+        hostname: impl Into<String>,
+        addr: SocketAddr,
+    ) -> Arc<Self> {
         Arc::new(Backend {
             name: name.into(),
+            hostname: hostname.into(),
             addr,
             outstanding: AtomicUsize::new(0),
         })
+    }
+}
+
+/// How the containers of a multi-container model are invoked
+/// (`InferenceExecutionConfig.Mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One container.
+    Single,
+    /// An inference pipeline: each container's answer is the next one's request.
+    Serial,
+    /// The caller names one container with TargetContainerHostname.
+    Direct,
+}
+
+/// One instance: its containers, in order.
+#[derive(Debug, Clone)]
+pub struct LiveInstance {
+    pub containers: Vec<Arc<Backend>>,
+}
+
+impl LiveInstance {
+    pub fn single(backend: Arc<Backend>) -> Self {
+        LiveInstance {
+            containers: vec![backend],
+        }
+    }
+
+    fn load(&self) -> usize {
+        self.containers
+            .first()
+            .map_or(usize::MAX, |b| b.outstanding.load(Ordering::Relaxed))
     }
 }
 
@@ -60,7 +112,9 @@ impl Backend {
 pub struct LiveVariant {
     pub name: String,
     pub weight: f64,
-    pub backends: Vec<Arc<Backend>>,
+    /// How its model's containers are invoked.
+    pub mode: Mode,
+    pub instances: Vec<LiveInstance>,
 }
 
 /// An endpoint that can take traffic.
@@ -217,30 +271,90 @@ impl Router {
             Ok(v) => v,
             Err(response) => return *response,
         };
-        let Some(backend) = variant
-            .backends
-            .iter()
-            .min_by_key(|b| b.outstanding.load(Ordering::Relaxed))
-        else {
+        let hostname = parts
+            .headers
+            .get("x-amzn-sagemaker-target-container-hostname")
+            .and_then(|v| v.to_str().ok());
+        let Some(instance) = variant.instances.iter().min_by_key(|i| i.load()) else {
             return self.not_found(name);
         };
-        backend.outstanding.fetch_add(1, Ordering::Relaxed);
-        let result = self.forward(backend, &parts.headers, payload).await;
-        backend.outstanding.fetch_sub(1, Ordering::Relaxed);
-        let mut response = match result {
-            Ok(response) => self.answer(name, &variant.name, response).await,
-            Err(detail) => self.model_error(name, 0, detail),
+        let chain: Vec<&Arc<Backend>> = match (variant.mode, hostname) {
+            (Mode::Direct, Some(host)) => match instance.containers.iter().find(|b| b.hostname == host) {
+                Some(backend) => vec![backend],
+                None => {
+                    return validation_error(format!(
+                        "The container hostname {host} does not exist on endpoint {name} of account {}.",
+                        self.account
+                    ))
+                }
+            },
+            (Mode::Direct, None) => {
+                return validation_error(format!(
+                    "Endpoint {name} of account {} uses direct invocation: specify TargetContainerHostname.",
+                    self.account
+                ))
+            }
+            (_, Some(_)) => {
+                return validation_error(format!(
+                    "Endpoint {name} of account {} is not configured for direct invocation: TargetContainerHostname is not allowed.",
+                    self.account
+                ))
+            }
+            (Mode::Serial, None) => instance.containers.iter().collect(),
+            (Mode::Single, None) => instance.containers.iter().take(1).collect(),
         };
+        let Some(first) = instance.containers.first() else {
+            return self.not_found(name);
+        };
+        first.outstanding.fetch_add(1, Ordering::Relaxed);
+        let mut response = self.run_chain(name, &chain, &parts.headers, payload).await;
+        first.outstanding.fetch_sub(1, Ordering::Relaxed);
         if let Ok(value) = HeaderValue::from_str(&variant.name) {
             response
                 .headers_mut()
                 .insert("x-amzn-invoked-production-variant", value);
         }
         // Not an AWS header: which container answered, for people debugging routing.
-        if let Ok(value) = HeaderValue::from_str(&backend.name) {
+        if let Some(value) = chain
+            .last()
+            .and_then(|b| HeaderValue::from_str(&b.name).ok())
+        {
             response.headers_mut().insert("x-sagedock-instance", value);
         }
         response
+    }
+
+    /// Sends the request through `chain` (one container, or a pipeline): each answer
+    /// becomes the next request, with its Content-Type.
+    async fn run_chain(
+        &self,
+        name: &str,
+        chain: &[&Arc<Backend>],
+        headers: &HeaderMap,
+        payload: Bytes,
+    ) -> Response<Body> {
+        let mut headers = headers.clone();
+        let mut payload = payload;
+        for (i, backend) in chain.iter().enumerate() {
+            let last = i + 1 == chain.len();
+            let response = match self.forward(backend, &headers, payload.clone()).await {
+                Ok(response) => response,
+                Err(detail) => return self.model_error(name, &container_label(backend), 0, detail),
+            };
+            if last || !response.status().is_success() {
+                return self.answer(name, &container_label(backend), response).await;
+            }
+            if let Some(content_type) = response.headers().get(CONTENT_TYPE) {
+                headers.insert(CONTENT_TYPE, content_type.clone());
+            }
+            payload = match response.into_body().collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(e) => {
+                    return self.model_error(name, &container_label(backend), 0, e.to_string())
+                }
+            };
+        }
+        self.not_found(name)
     }
 
     async fn forward(
@@ -269,7 +383,7 @@ impl Router {
     async fn answer(
         &self,
         name: &str,
-        _variant: &str,
+        container: &str,
         response: Response<Incoming>,
     ) -> Response<Body> {
         let status = response.status();
@@ -290,11 +404,17 @@ impl Router {
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         let text = String::from_utf8_lossy(&body).into_owned();
-        self.model_error(name, status.as_u16(), text)
+        self.model_error(name, container, status.as_u16(), text)
     }
 
     /// ModelError (424), as SageMaker reports a container's failure.
-    fn model_error(&self, name: &str, status: u16, original: String) -> Response<Body> {
+    fn model_error(
+        &self,
+        name: &str,
+        container: &str,
+        status: u16,
+        original: String,
+    ) -> Response<Body> {
         let kind = if (400..500).contains(&status) {
             "client"
         } else {
@@ -308,7 +428,7 @@ impl Router {
                 "ErrorCode": if kind == "client" { "CLIENT_ERROR_FROM_MODEL" } else { "SERVER_ERROR_FROM_MODEL" },
                 "LogStreamArn": format!("arn:aws:logs:{}:{}:log-group:{group}", self.region, self.account),
                 "Message": format!(
-                    "Received {kind} error ({status}) from primary with message \"{original}\". See `sagedock logs {name}` (CloudWatch log group {group} in account {}) for more information.",
+                    "Received {kind} error ({status}) from {container} with message \"{original}\". See `sagedock logs {name}` (CloudWatch log group {group} in account {}) for more information.",
                     self.account
                 ),
                 "OriginalMessage": original,

@@ -1,9 +1,10 @@
 //! Finding sagedock's containers by label, and removing those whose run is gone.
 //!
-//! A container's owner label names the process that created it (`runtime::owner`); when
-//! that process no longer exists (it was killed, or the machine restarted) the container
-//! is an orphan. `gc` removes orphans of this host; `gc --all` removes every sagedock
-//! container, including those of live runs.
+//! A container's owner label names the process (or the `up` data directory) that owns it
+//! (`runtime::owner`); when that owner is gone (killed, or the machine restarted) the
+//! container is an orphan. Every start of sagedock removes the orphans of `serve` runs;
+//! `sagedock gc` also removes those of an `up` that is not running (which would otherwise
+//! re-adopt them when it starts again); `gc --all` removes every sagedock container.
 
 use std::collections::HashMap;
 
@@ -79,13 +80,30 @@ pub async fn list(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
     Ok(out)
 }
 
-/// Removes orphaned containers (all sagedock containers with `all`); returns their names.
-pub async fn gc(engine: &Engine, all: bool) -> Result<Vec<String>, RuntimeError> {
+/// Which containers to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// Orphans of `serve` runs only: what every start of sagedock does. Containers of an
+    /// `up` whose data directory is unlocked are kept for that `up` to re-adopt.
+    ProcessOrphans,
+    /// Every orphan, `up`'s included (`sagedock gc`).
+    Orphans,
+    /// Every sagedock container (`sagedock gc --all`).
+    All,
+}
+
+/// Removes containers as `sweep` says; returns their names.
+pub async fn gc(engine: &Engine, sweep: Sweep) -> Result<Vec<String>, RuntimeError> {
     let mut removed = Vec::new();
     for c in list(engine).await? {
         let owner_label = c.labels.get(labels::OWNER).cloned().unwrap_or_default();
         let orphan = !c.owner_alive && (owner::is_local(&owner_label) || owner_label.is_empty());
-        if all || orphan {
+        let wanted = match sweep {
+            Sweep::All => true,
+            Sweep::Orphans => orphan,
+            Sweep::ProcessOrphans => orphan && !owner_label.starts_with("dir:"),
+        };
+        if wanted {
             super::guard::remove_container(engine, &c.id, &c.name).await?;
             removed.push(c.name);
         }

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::guard::ContainerGuard;
-use super::spec::{ContainerSpec, SERVING_PORT};
+use super::spec::ContainerSpec;
 use super::{logs, Engine, RuntimeError};
 
 /// How long and how often to wait for health.
@@ -77,7 +77,7 @@ pub async fn launch(
     if !info.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
         return Err(exit_error(engine, &guard).await);
     }
-    let (addr, published) = address(engine, &info, spec.network_isolation, &spec.name)?;
+    let (addr, published) = address(engine, &info, spec.network_isolation, &spec.name, spec.port)?;
     wait_until_healthy(engine, &guard, addr, policy).await?;
     Ok(Instance {
         guard,
@@ -105,11 +105,12 @@ pub fn address(
     info: &ContainerInspectResponse,
     isolated: bool,
     name: &str,
+    port: u16,
 ) -> Result<(SocketAddr, Option<SocketAddr>), RuntimeError> {
     let net = info.network_settings.as_ref();
     let published: Option<SocketAddr> = net
         .and_then(|n| n.ports.as_ref())
-        .and_then(|p| p.get(&format!("{SERVING_PORT}/tcp")))
+        .and_then(|p| p.get(&format!("{port}/tcp")))
         .and_then(|b| b.as_ref())
         .and_then(|v| {
             v.iter()
@@ -122,7 +123,7 @@ pub fn address(
             m.values()
                 .find_map(|e| e.ip_address.as_deref()?.parse().ok())
         })
-        .map(|ip: std::net::IpAddr| SocketAddr::new(ip, SERVING_PORT));
+        .map(|ip: std::net::IpAddr| SocketAddr::new(ip, port));
     let direct = engine.local && cfg!(target_os = "linux");
     let chosen = match (direct || isolated, bridge, published) {
         (true, Some(b), _) => Some(b),

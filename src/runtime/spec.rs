@@ -31,6 +31,10 @@ pub struct ContainerSpec {
     pub network_isolation: bool,
     /// Run accelerator instance types without their devices.
     pub cpu_only: bool,
+    /// The port the container serves on (8080, or SAGEMAKER_BIND_TO_PORT in pipelines).
+    pub port: u16,
+    /// ContainerDefinition.ContainerHostname.
+    pub hostname: Option<String>,
 }
 
 impl ContainerSpec {
@@ -55,7 +59,24 @@ impl ContainerSpec {
             labels,
             network_isolation: false,
             cpu_only: false,
+            port: SERVING_PORT,
+            hostname: None,
         }
+    }
+
+    /// Serve on `port`, telling the container through SAGEMAKER_BIND_TO_PORT.
+    pub fn with_bind_port(mut self, port: u16) -> Self {
+        self.port = port;
+        if port != SERVING_PORT {
+            self.env
+                .insert("SAGEMAKER_BIND_TO_PORT".into(), port.to_string());
+        }
+        self
+    }
+
+    pub fn with_hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.hostname = Some(hostname.into());
+        self
     }
 
     pub fn with_model_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -91,7 +112,7 @@ impl ContainerSpec {
     ) -> Result<ContainerCreateBody, RuntimeError> {
         validate_env(&self.env)?;
         let device_requests = self.device_requests(nvidia_runtime)?;
-        let port = format!("{SERVING_PORT}/tcp");
+        let port = format!("{}/tcp", self.port);
         let mut host = HostConfig {
             binds: self
                 .model_dir
@@ -126,6 +147,7 @@ impl ContainerSpec {
             env: Some(self.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(self.labels.clone().into_iter().collect()),
             exposed_ports: Some(vec![port]),
+            hostname: self.hostname.clone(),
             host_config: Some(host),
             ..Default::default()
         })

@@ -35,6 +35,8 @@ struct Config {
     sleep_ms: u64,
     max_models: usize,
     load_delay_ms: u64,
+    /// ECHO_APPEND: bytes added after the echoed body (shows the order of a pipeline).
+    append: Vec<u8>,
     hostname: String,
 }
 
@@ -163,6 +165,7 @@ fn main() {
         sleep_ms: env_num("ECHO_SLEEP_MS").unwrap_or(0),
         max_models: env_num("ECHO_MAX_MODELS").unwrap_or(100),
         load_delay_ms: env_num("ECHO_LOAD_DELAY_MS").unwrap_or(0),
+        append: env_opt("ECHO_APPEND").unwrap_or_default().into_bytes(),
         hostname,
     };
     let c = CONFIG.get_or_init(|| config);
@@ -764,6 +767,12 @@ fn invoke(req: &Request, w: &mut Writer, model: Option<&str>) -> io::Result<u16>
         w.write_all(b"0\r\n\r\n")?;
         return Ok(200);
     }
-    http::finish(w, content_type, &req.body, false)?;
+    if c.append.is_empty() {
+        http::finish(w, content_type, &req.body, false)?;
+    } else {
+        let mut body = req.body.clone();
+        body.extend_from_slice(&c.append);
+        http::finish(w, content_type, &body, false)?;
+    }
     Ok(200)
 }
