@@ -3,6 +3,8 @@
 
 mod util;
 
+#[cfg(feature = "aws-sdk-tests")]
+mod aws_sdk;
 mod cache;
 mod pack;
 mod serve;

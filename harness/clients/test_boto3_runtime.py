@@ -361,7 +361,7 @@ def test_body_at_6mib_is_accepted(runtime, echo_endpoint):
     assert r["Body"].read() == body
 
 
-def test_body_over_6mb_is_refused(runtime, echo_endpoint):
+def test_body_over_6mb_is_refused(runtime, make_client, echo_endpoint):
     body = b"x" * (7 * 1024 * 1024)
     with pytest.raises(ClientError) as e:
         runtime.invoke_endpoint(EndpointName=echo_endpoint, Body=body,
@@ -372,11 +372,67 @@ def test_body_over_6mb_is_refused(runtime, echo_endpoint):
     # confirmed: a 4xx and ValidationError or 413.
     assert status is not None and 400 <= status < 500, (code, msg, status)
     assert code in ("ValidationError", "413"), (code, msg, status)
-    # The endpoint still serves afterwards, and the client's pooled keep-alive connection
-    # is still usable: a server that answers without reading the whole body must say
-    # `Connection: close` (or drain the body), else the next call on that connection fails.
-    r = runtime.invoke_endpoint(EndpointName=echo_endpoint, Body=b"after")
+    # The endpoint still serves afterwards (a fresh client: what happens to the pooled
+    # connection is test_oversized_body_keeps_keep_alive_honest's business).
+    fresh = make_client("sagemaker-runtime")
+    r = fresh.invoke_endpoint(EndpointName=echo_endpoint, Body=b"after")
     assert r["Body"].read() == b"after"
+
+
+def _read_response(sock):
+    """One HTTP/1.1 response with Content-Length: (status, {header: value}, body), or
+    None if the connection ended first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in
+               (line.split(":", 1) for line in lines[1:] if ":" in line)}
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return int(lines[0].split()[1]), headers, rest[:length]
+
+
+def test_oversized_body_keeps_keep_alive_honest(sagedock, echo_endpoint):
+    """A server that refuses a body without reading all of it must either say
+    `Connection: close` or drain the body and keep serving the connection: a keep-alive
+    client (urllib3 under boto3) sends its next request on that connection."""
+    host, port = sagedock.url.rsplit("/", 1)[-1].split(":")
+    path = f"/endpoints/{echo_endpoint}/invocations"
+    body = b"x" * (7 * 1024 * 1024)
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall((f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+                      f"Content-Type: application/octet-stream\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n").encode())
+        try:
+            sock.sendall(body)
+        except OSError as e:  # the server may stop reading; its answer may still be there
+            send_error = e
+        else:
+            send_error = None
+        first = _read_response(sock)
+        assert first is not None, f"no response to the 7 MiB request (send: {send_error!r})"
+        status, headers, _ = first
+        assert 400 <= status < 500, first
+        if headers.get("connection", "").lower() == "close":
+            return  # honest: the client will not reuse this connection
+        try:
+            sock.sendall((f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+                          f"Content-Length: 5\r\n\r\nafter").encode())
+            second = _read_response(sock)
+        except OSError as e:
+            second = e
+        assert isinstance(second, tuple) and second[0] == 200 and second[2] == b"after", (
+            f"the refusal kept the connection open (no `Connection: close`: {headers}), "
+            f"but the next request on it got {second!r} instead of 200 'after'")
 
 
 # --------------------------------------------------------------------------- failures

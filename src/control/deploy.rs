@@ -106,16 +106,19 @@ impl Fleet {
     }
 }
 
-/// ContainerHostname of each container: the given ones, else `container-<n>` by position.
+/// ContainerHostname of each container: the given ones, else `container-<n>` by position
+/// (none for a single container, which SageMaker calls `primary` in messages).
 fn hostnames(containers: &[Value]) -> Vec<String> {
     containers
         .iter()
         .enumerate()
-        .map(|(j, c)| {
-            c.get("ContainerHostname")
-                .and_then(Value::as_str)
-                .map_or_else(|| format!("container-{}", j + 1), str::to_string)
-        })
+        .map(
+            |(j, c)| match c.get("ContainerHostname").and_then(Value::as_str) {
+                Some(name) => name.to_string(),
+                None if containers.len() == 1 => String::new(),
+                None => format!("container-{}", j + 1),
+            },
+        )
         .collect()
 }
 

@@ -258,9 +258,14 @@ impl Router {
         let payload = match Limited::new(body, MAX_PAYLOAD).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(_) => {
-                return validation_error(format!(
+                let mut response = validation_error(format!(
                     "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less than or equal to {MAX_PAYLOAD}"
-                ))
+                ));
+                // The rest of the body is not read: the connection cannot carry another request.
+                response
+                    .headers_mut()
+                    .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                return response;
             }
         };
         let target = parts
