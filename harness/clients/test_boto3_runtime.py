@@ -502,8 +502,6 @@ def test_container_over_60s_is_a_model_error(runtime, echo_endpoint):
 # --------------------------------------------------------------------------- not yet
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented yet: TargetModel on a non-MME "
-                   "endpoint is forwarded instead of refused")
 def test_target_model_on_single_model_endpoint(runtime, echo_endpoint):
     with pytest.raises(runtime.exceptions.ValidationError) as e:
         runtime.invoke_endpoint(EndpointName=echo_endpoint, Body=b"x", TargetModel="a.tar.gz")
@@ -513,7 +511,6 @@ def test_target_model_on_single_model_endpoint(runtime, echo_endpoint):
     assert f"Endpoint {echo_endpoint} is not a multi-model endpoint" in msg, msg
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented yet: InvokeEndpointWithResponseStream")
 def test_invoke_with_response_stream(runtime, echo_endpoint):
     attributes = "stream=3,stream_delay_ms=400"
     r = runtime.invoke_endpoint_with_response_stream(
@@ -651,7 +648,6 @@ def _samples(text):
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented yet: GET /metrics")
 def test_metrics_prometheus(sagedock, runtime, names, sm, echo_image):
     model, config, endpoint = names("model"), names("config"), names("ep")
     try:

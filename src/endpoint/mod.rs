@@ -9,7 +9,9 @@
 //!
 //! Does not: own container lifecycles.
 
+pub mod metrics;
 pub mod router;
+pub mod stream;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +91,10 @@ impl App {
                     let name = percent_decode(name);
                     self.router.invoke(&name, req).await
                 }
+                Some((name, "invocations-response-stream")) => {
+                    let name = percent_decode(name);
+                    self.router.invoke_stream(&name, req).await
+                }
                 _ => not_found(&path),
             },
             (&Method::POST, "/invocations") => match self.router.only() {
@@ -96,6 +102,14 @@ impl App {
                 None => not_found(&path),
             },
             (&Method::GET, "/ping") => plain(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/metrics") => {
+                let mut response = Response::new(full(self.router.metrics.render()));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
             _ => not_found(&path),
         };
         if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -156,7 +170,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 
 fn not_found(path: &str) -> Response<Body> {
     let body = serde_json::json!({
-        "message": format!("sagedock serves POST / (SageMaker API, X-Amz-Target), POST /endpoints/NAME/invocations and GET /ping; not {path}")
+        "message": format!("sagedock serves POST / (SageMaker API, X-Amz-Target), POST /endpoints/NAME/invocations, POST /endpoints/NAME/invocations-response-stream, GET /ping and GET /metrics; not {path}")
     });
     let mut response = Response::new(full(serde_json::to_vec(&body).expect("json")));
     *response.status_mut() = StatusCode::NOT_FOUND;

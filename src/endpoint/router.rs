@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -32,6 +32,34 @@ fn container_label(backend: &Backend) -> String {
     }
 }
 
+/// Where one invocation goes.
+struct Target {
+    variant: String,
+    /// The containers the request passes through, in order.
+    chain: Vec<Arc<Backend>>,
+    /// The instance's first container, which counts the instance's outstanding requests.
+    first: Arc<Backend>,
+}
+
+impl Target {
+    /// Adds the response headers that name the variant (and, for debugging, the container).
+    fn label(&self, response: &mut Response<Body>) {
+        if let Ok(value) = HeaderValue::from_str(&self.variant) {
+            response
+                .headers_mut()
+                .insert("x-amzn-invoked-production-variant", value);
+        }
+        // Not an AWS header: which container answered, for people debugging routing.
+        if let Some(value) = self
+            .chain
+            .last()
+            .and_then(|b| HeaderValue::from_str(&b.name).ok())
+        {
+            response.headers_mut().insert("x-sagedock-instance", value);
+        }
+    }
+}
+
 /// InvokeEndpoint's payload limit: 6 MB.
 pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 /// How long a container may take to answer one invocation.
@@ -42,7 +70,6 @@ const FORWARDED: &[&str] = &[
     "content-type",
     "accept",
     "x-amzn-sagemaker-custom-attributes",
-    "x-amzn-sagemaker-target-model",
     "x-amzn-sagemaker-inference-id",
 ];
 
@@ -131,6 +158,8 @@ pub struct Router {
     account: String,
     region: String,
     counter: AtomicU64,
+    /// Invocation metrics, served on GET /metrics.
+    pub metrics: super::metrics::Metrics,
 }
 
 /// An error in the rest-json shape of sagemaker-runtime.
@@ -167,6 +196,7 @@ impl Router {
             account: account.into(),
             region: region.into(),
             counter: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+            metrics: Default::default(),
         })
     }
 
@@ -176,9 +206,10 @@ impl Router {
         table.insert(endpoint.name.clone(), Arc::new(endpoint));
     }
 
-    /// Takes an endpoint out of service.
+    /// Takes an endpoint out of service (it was deleted): its metrics go too.
     pub fn withdraw(&self, name: &str) {
         self.endpoints.write().expect("router lock").remove(name);
+        self.metrics.forget(name);
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<LiveEndpoint>> {
@@ -249,14 +280,10 @@ impl Router {
         Ok(endpoint.variants.last().expect("at least one variant"))
     }
 
-    /// Handles InvokeEndpoint for `name`.
-    pub async fn invoke(&self, name: &str, req: Request<Incoming>) -> Response<Body> {
-        let Some(endpoint) = self.get(name) else {
-            return self.not_found(name);
-        };
-        let (parts, body) = req.into_parts();
-        let payload = match Limited::new(body, MAX_PAYLOAD).collect().await {
-            Ok(collected) => collected.to_bytes(),
+    /// Reads the request body, refusing more than [`MAX_PAYLOAD`].
+    async fn payload(body: Incoming) -> Result<Bytes, Box<Response<Body>>> {
+        match Limited::new(body, MAX_PAYLOAD).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
             Err(_) => {
                 let mut response = validation_error(format!(
                     "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less than or equal to {MAX_PAYLOAD}"
@@ -265,67 +292,143 @@ impl Router {
                 response
                     .headers_mut()
                     .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-                return response;
+                Err(Box::new(response))
             }
+        }
+    }
+
+    /// Chooses the variant, the instance and the containers a request goes to.
+    fn resolve(&self, name: &str, headers: &HeaderMap) -> Result<Target, Box<Response<Body>>> {
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let Some(endpoint) = self.get(name) else {
+            return Err(Box::new(self.not_found(name)));
         };
-        let target = parts
-            .headers
-            .get("x-amzn-sagemaker-target-variant")
-            .and_then(|v| v.to_str().ok());
-        let variant = match self.choose_variant(&endpoint, target) {
-            Ok(v) => v,
-            Err(response) => return *response,
-        };
-        let hostname = parts
-            .headers
-            .get("x-amzn-sagemaker-target-container-hostname")
-            .and_then(|v| v.to_str().ok());
+        if header("x-amzn-sagemaker-target-model").is_some() {
+            return Err(Box::new(validation_error(format!(
+                "Endpoint {name} is not a multi-model endpoint and does not support target model header."
+            ))));
+        }
+        let variant = self.choose_variant(&endpoint, header("x-amzn-sagemaker-target-variant"))?;
         let Some(instance) = variant.instances.iter().min_by_key(|i| i.load()) else {
-            return self.not_found(name);
+            return Err(Box::new(self.not_found(name)));
         };
-        let chain: Vec<&Arc<Backend>> = match (variant.mode, hostname) {
+        let refuse = |message: String| Err(Box::new(validation_error(message)));
+        let chain: Vec<Arc<Backend>> = match (variant.mode, header("x-amzn-sagemaker-target-container-hostname")) {
             (Mode::Direct, Some(host)) => match instance.containers.iter().find(|b| b.hostname == host) {
-                Some(backend) => vec![backend],
+                Some(backend) => vec![backend.clone()],
                 None => {
-                    return validation_error(format!(
+                    return refuse(format!(
                         "The container hostname {host} does not exist on endpoint {name} of account {}.",
                         self.account
                     ))
                 }
             },
             (Mode::Direct, None) => {
-                return validation_error(format!(
+                return refuse(format!(
                     "Endpoint {name} of account {} uses direct invocation: specify TargetContainerHostname.",
                     self.account
                 ))
             }
             (_, Some(_)) => {
-                return validation_error(format!(
+                return refuse(format!(
                     "Endpoint {name} of account {} is not configured for direct invocation: TargetContainerHostname is not allowed.",
                     self.account
                 ))
             }
-            (Mode::Serial, None) => instance.containers.iter().collect(),
-            (Mode::Single, None) => instance.containers.iter().take(1).collect(),
+            (Mode::Serial, None) => instance.containers.clone(),
+            (Mode::Single, None) => instance.containers.iter().take(1).cloned().collect(),
         };
-        let Some(first) = instance.containers.first() else {
-            return self.not_found(name);
+        let first = instance
+            .containers
+            .first()
+            .cloned()
+            .ok_or_else(|| Box::new(self.not_found(name)))?;
+        Ok(Target {
+            variant: variant.name.clone(),
+            chain,
+            first,
+        })
+    }
+
+    /// Handles InvokeEndpoint for `name`.
+    pub async fn invoke(&self, name: &str, req: Request<Incoming>) -> Response<Body> {
+        let t0 = Instant::now();
+        let (parts, body) = req.into_parts();
+        let target = match self.resolve(name, &parts.headers) {
+            Ok(t) => t,
+            Err(response) => return *response,
         };
-        first.outstanding.fetch_add(1, Ordering::Relaxed);
-        let mut response = self.run_chain(name, &chain, &parts.headers, payload).await;
-        first.outstanding.fetch_sub(1, Ordering::Relaxed);
-        if let Ok(value) = HeaderValue::from_str(&variant.name) {
-            response
-                .headers_mut()
-                .insert("x-amzn-invoked-production-variant", value);
+        let payload = match Self::payload(body).await {
+            Ok(p) => p,
+            Err(response) => return *response,
+        };
+        target.first.outstanding.fetch_add(1, Ordering::Relaxed);
+        let chain: Vec<&Arc<Backend>> = target.chain.iter().collect();
+        let started = Instant::now();
+        let (mut response, status) = self.run_chain(name, &chain, &parts.headers, payload).await;
+        let model = started.elapsed();
+        target.first.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .record(name, &target.variant, status, model, t0.elapsed());
+        target.label(&mut response);
+        response
+    }
+
+    /// Handles InvokeEndpointWithResponseStream for `name`: the container's answer is
+    /// passed on chunk by chunk, in event-stream framing.
+    pub async fn invoke_stream(&self, name: &str, req: Request<Incoming>) -> Response<Body> {
+        let t0 = Instant::now();
+        let (parts, body) = req.into_parts();
+        let target = match self.resolve(name, &parts.headers) {
+            Ok(t) => t,
+            Err(response) => return *response,
+        };
+        if target.chain.len() > 1 {
+            return validation_error(format!(
+                "Endpoint {name} of account {} is an inference pipeline; response streaming needs a single container.",
+                self.account
+            ));
         }
-        // Not an AWS header: which container answered, for people debugging routing.
-        if let Some(value) = chain
-            .last()
-            .and_then(|b| HeaderValue::from_str(&b.name).ok())
-        {
-            response.headers_mut().insert("x-sagedock-instance", value);
+        let payload = match Self::payload(body).await {
+            Ok(p) => p,
+            Err(response) => return *response,
+        };
+        let mut headers = parts.headers.clone();
+        if let Some(accept) = parts.headers.get("x-amzn-sagemaker-accept") {
+            headers.insert(hyper::header::ACCEPT, accept.clone());
         }
+        let backend = &target.chain[0];
+        target.first.outstanding.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let forwarded = self.forward(backend, &headers, payload).await;
+        let model = started.elapsed();
+        target.first.outstanding.fetch_sub(1, Ordering::Relaxed);
+        let status = forwarded.as_ref().map_or(0, |r| r.status().as_u16());
+        self.metrics
+            .record(name, &target.variant, status, model, t0.elapsed());
+        let mut response = match forwarded {
+            Err(detail) => self.model_error(name, &container_label(backend), 0, detail),
+            Ok(answer) if !answer.status().is_success() => {
+                self.answer(name, &container_label(backend), answer).await
+            }
+            Ok(answer) => {
+                let (container, body) = answer.into_parts();
+                let mut out = Response::new(super::stream::reframe(body, INVOCATION_TIMEOUT));
+                let h = out.headers_mut();
+                h.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/vnd.amazon.eventstream"),
+                );
+                if let Some(ct) = container.headers.get(CONTENT_TYPE) {
+                    h.insert("x-amzn-sagemaker-content-type", ct.clone());
+                }
+                if let Some(attrs) = container.headers.get("x-amzn-sagemaker-custom-attributes") {
+                    h.insert("x-amzn-sagemaker-custom-attributes", attrs.clone());
+                }
+                out
+            }
+        };
+        target.label(&mut response);
         response
     }
 
@@ -337,17 +440,26 @@ impl Router {
         chain: &[&Arc<Backend>],
         headers: &HeaderMap,
         payload: Bytes,
-    ) -> Response<Body> {
+    ) -> (Response<Body>, u16) {
         let mut headers = headers.clone();
         let mut payload = payload;
         for (i, backend) in chain.iter().enumerate() {
             let last = i + 1 == chain.len();
             let response = match self.forward(backend, &headers, payload.clone()).await {
                 Ok(response) => response,
-                Err(detail) => return self.model_error(name, &container_label(backend), 0, detail),
+                Err(detail) => {
+                    return (
+                        self.model_error(name, &container_label(backend), 0, detail),
+                        0,
+                    )
+                }
             };
+            let status = response.status().as_u16();
             if last || !response.status().is_success() {
-                return self.answer(name, &container_label(backend), response).await;
+                return (
+                    self.answer(name, &container_label(backend), response).await,
+                    status,
+                );
             }
             if let Some(content_type) = response.headers().get(CONTENT_TYPE) {
                 headers.insert(CONTENT_TYPE, content_type.clone());
@@ -355,11 +467,14 @@ impl Router {
             payload = match response.into_body().collect().await {
                 Ok(body) => body.to_bytes(),
                 Err(e) => {
-                    return self.model_error(name, &container_label(backend), 0, e.to_string())
+                    return (
+                        self.model_error(name, &container_label(backend), 0, e.to_string()),
+                        0,
+                    )
                 }
             };
         }
-        self.not_found(name)
+        (self.not_found(name), 0)
     }
 
     async fn forward(

@@ -1,0 +1,235 @@
+//! Invocation metrics per endpoint and variant, named after SageMaker's CloudWatch metrics
+//! (namespace AWS/SageMaker, dimensions EndpointName and VariantName) and served as
+//! Prometheus text on `GET /metrics`.
+//!
+//! Invocations; Invocation4XXErrors and Invocation5XXErrors (by the model's status code,
+//! a timeout or unreachable container counting as 5XX); InvocationModelErrors (every
+//! answer that was not 2XX); ModelLatency (time in the containers) and OverheadLatency
+//! (the rest of sagedock's time) as histograms in microseconds, as CloudWatch reports them.
+//! Recording takes one short lock and never across an await.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Histogram bucket upper bounds, in microseconds.
+const BUCKETS_US: [u64; 16] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 10_000_000, 60_000_000,
+];
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS_US.len()],
+    count: u64,
+    sum_us: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, value: Duration) {
+        let us = value.as_micros() as u64;
+        if let Some(i) = BUCKETS_US.iter().position(|&b| us <= b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum_us += us;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS_US.iter().zip(self.buckets) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+/// A counter's Prometheus name, CloudWatch name, and value.
+type Counter = (&'static str, &'static str, fn(&Stats) -> u64);
+
+#[derive(Debug, Clone, Default)]
+struct Stats {
+    invocations: u64,
+    errors_4xx: u64,
+    errors_5xx: u64,
+    model_errors: u64,
+    model_latency: Histogram,
+    overhead_latency: Histogram,
+}
+
+/// The metrics of every endpoint and variant.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    table: Mutex<BTreeMap<(String, String), Stats>>,
+}
+
+impl Metrics {
+    /// Records one invocation: the model's final status (0 when it never answered), the
+    /// time spent in the containers and the total time.
+    pub fn record(
+        &self,
+        endpoint: &str,
+        variant: &str,
+        model_status: u16,
+        model: Duration,
+        total: Duration,
+    ) {
+        let mut table = self.table.lock().expect("metrics lock");
+        let stats = match table.get_mut(&(endpoint.to_string(), variant.to_string())) {
+            Some(stats) => stats,
+            None => table
+                .entry((endpoint.to_string(), variant.to_string()))
+                .or_default(),
+        };
+        stats.invocations += 1;
+        if !(200..300).contains(&model_status) {
+            stats.model_errors += 1;
+            if (400..500).contains(&model_status) {
+                stats.errors_4xx += 1;
+            } else {
+                stats.errors_5xx += 1;
+            }
+        }
+        stats.model_latency.observe(model);
+        stats.overhead_latency.observe(total.saturating_sub(model));
+    }
+
+    /// Drops an endpoint's series (it was deleted).
+    pub fn forget(&self, endpoint: &str) {
+        self.table
+            .lock()
+            .expect("metrics lock")
+            .retain(|(e, _), _| e != endpoint);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let table = self.table.lock().expect("metrics lock").clone();
+        let mut out = String::new();
+        let counters: [Counter; 4] = [
+            ("sagemaker_invocations_total", "Invocations", |s| {
+                s.invocations
+            }),
+            (
+                "sagemaker_invocation_4xx_errors_total",
+                "Invocation4XXErrors",
+                |s| s.errors_4xx,
+            ),
+            (
+                "sagemaker_invocation_5xx_errors_total",
+                "Invocation5XXErrors",
+                |s| s.errors_5xx,
+            ),
+            (
+                "sagemaker_invocation_model_errors_total",
+                "InvocationModelErrors",
+                |s| s.model_errors,
+            ),
+        ];
+        for (name, cloudwatch, get) in counters {
+            let _ = writeln!(out, "# HELP {name} CloudWatch AWS/SageMaker {cloudwatch}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for ((endpoint, variant), stats) in &table {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{}}} {}",
+                    labels(endpoint, variant),
+                    get(stats)
+                );
+            }
+        }
+        for (name, cloudwatch, model) in [
+            ("sagemaker_model_latency_microseconds", "ModelLatency", true),
+            (
+                "sagemaker_overhead_latency_microseconds",
+                "OverheadLatency",
+                false,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} CloudWatch AWS/SageMaker {cloudwatch} (microseconds)"
+            );
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for ((endpoint, variant), stats) in &table {
+                let histogram = if model {
+                    &stats.model_latency
+                } else {
+                    &stats.overhead_latency
+                };
+                histogram.render(&mut out, name, &labels(endpoint, variant));
+            }
+        }
+        out
+    }
+}
+
+fn labels(endpoint: &str, variant: &str) -> String {
+    let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(
+        "EndpointName=\"{}\",VariantName=\"{}\"",
+        escape(endpoint),
+        escape(variant)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_histograms_render_as_prometheus_text() {
+        let m = Metrics::default();
+        m.record(
+            "ep",
+            "AllTraffic",
+            200,
+            Duration::from_micros(400),
+            Duration::from_micros(450),
+        );
+        m.record(
+            "ep",
+            "AllTraffic",
+            404,
+            Duration::from_micros(300),
+            Duration::from_micros(320),
+        );
+        m.record(
+            "ep",
+            "AllTraffic",
+            0,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        let text = m.render();
+        let labels = "EndpointName=\"ep\",VariantName=\"AllTraffic\"";
+        assert!(
+            text.contains(&format!("sagemaker_invocations_total{{{labels}}} 3")),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "sagemaker_invocation_4xx_errors_total{{{labels}}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "sagemaker_invocation_5xx_errors_total{{{labels}}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "sagemaker_invocation_model_errors_total{{{labels}}} 2"
+        )));
+        assert!(text.contains(&format!(
+            "sagemaker_model_latency_microseconds_bucket{{{labels},le=\"500\"}} 2"
+        )));
+        assert!(text.contains(&format!(
+            "sagemaker_model_latency_microseconds_count{{{labels}}} 3"
+        )));
+        assert!(text.contains(&format!(
+            "sagemaker_overhead_latency_microseconds_bucket{{{labels},le=\"50\"}} 3"
+        )));
+        m.forget("ep");
+        assert!(!m.render().contains("AllTraffic"));
+    }
+}
