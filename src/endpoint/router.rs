@@ -80,6 +80,8 @@ pub struct Backend {
     /// ContainerHostname (multi-container models).
     pub hostname: String,
     pub addr: SocketAddr,
+    /// `http://<addr>/invocations`, parsed once.
+    invocations: hyper::Uri,
     outstanding: AtomicUsize,
 }
 
@@ -97,6 +99,9 @@ impl Backend {
             name: name.into(),
             hostname: hostname.into(),
             addr,
+            invocations: format!("http://{addr}/invocations")
+                .parse()
+                .expect("a valid URI"),
             outstanding: AtomicUsize::new(0),
         })
     }
@@ -441,7 +446,8 @@ impl Router {
         headers: &HeaderMap,
         payload: Bytes,
     ) -> (Response<Body>, u16) {
-        let mut headers = headers.clone();
+        // Only a pipeline changes the headers between containers.
+        let mut headers = std::borrow::Cow::Borrowed(headers);
         let mut payload = payload;
         for (i, backend) in chain.iter().enumerate() {
             let last = i + 1 == chain.len();
@@ -462,7 +468,7 @@ impl Router {
                 );
             }
             if let Some(content_type) = response.headers().get(CONTENT_TYPE) {
-                headers.insert(CONTENT_TYPE, content_type.clone());
+                headers.to_mut().insert(CONTENT_TYPE, content_type.clone());
             }
             payload = match response.into_body().collect().await {
                 Ok(body) => body.to_bytes(),
@@ -483,7 +489,7 @@ impl Router {
         headers: &HeaderMap,
         payload: Bytes,
     ) -> Result<Response<Incoming>, String> {
-        let mut out = Request::post(format!("http://{}/invocations", backend.addr));
+        let mut out = Request::post(backend.invocations.clone());
         for name in FORWARDED {
             if let Some(value) = headers.get(*name) {
                 out = out.header(*name, value);
