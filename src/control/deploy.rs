@@ -377,6 +377,14 @@ impl Deployer {
         }
     }
 
+    /// Whether the endpoint still exists at `generation` (not deleted, not redeployed).
+    fn is_current(&self, name: &str, generation: u64) -> bool {
+        matches!(
+            self.store.get::<EndpointRecord>(Kind::Endpoint, name),
+            Ok(Some(r)) if r.generation == generation && r.status != "Deleting"
+        )
+    }
+
     /// Applies `f` to the endpoint's record if it is still at `generation`.
     fn finish(&self, name: &str, generation: u64, f: impl FnOnce(&mut EndpointRecord)) -> bool {
         let Ok(Some(mut record)) = self.store.get::<EndpointRecord>(Kind::Endpoint, name) else {
@@ -411,17 +419,10 @@ impl Deployer {
                         ))
                     })
                     .collect();
-                let published = self.finish(name, generation, |r| {
-                    r.status = "InService".into();
-                    r.failure_reason = None;
-                    r.config_name = config.name.clone();
-                    r.variants = Self::variant_records(&config);
-                    for v in &mut r.variants {
-                        v.current_count = v.desired_count;
-                        v.image = images.get(&v.name).cloned().unwrap_or_default();
-                    }
-                });
-                if !published {
+                // Traffic moves to the new fleet before the record says InService, so a
+                // client that sees InService reaches the new fleet. No await from the check
+                // to the record update: a DeleteEndpoint cannot slip in between.
+                if !self.is_current(name, generation) {
                     fleet.remove().await;
                     return;
                 }
@@ -431,6 +432,16 @@ impl Deployer {
                     .lock()
                     .expect("fleets")
                     .insert(name.to_string(), fleet);
+                self.finish(name, generation, |r| {
+                    r.status = "InService".into();
+                    r.failure_reason = None;
+                    r.config_name = config.name.clone();
+                    r.variants = Self::variant_records(&config);
+                    for v in &mut r.variants {
+                        v.current_count = v.desired_count;
+                        v.image = images.get(&v.name).cloned().unwrap_or_default();
+                    }
+                });
                 if let Some(old) = old {
                     old.remove().await;
                 }
