@@ -1,0 +1,275 @@
+//! Fleets: the running containers of an endpoint, grouped by variant and instance (an
+//! instance is its model's containers, in order), and how they are started.
+
+use std::time::Duration;
+
+use futures_util::future::{join_all, try_join_all};
+use serde_json::Value;
+
+use super::{Deployer, CONTAINER, GENERATION};
+use crate::control::data;
+use crate::control::records::{now, EndpointConfigRecord, ModelRecord};
+use crate::endpoint::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode as InvokeMode};
+use crate::runtime::{self, instance, labels, ContainerSpec, Instance, ReadyPolicy};
+
+/// The running instances of one variant; each instance is the model's containers.
+pub(super) struct FleetVariant {
+    pub(super) name: String,
+    pub(super) weight: f64,
+    pub(super) mode: InvokeMode,
+    pub(super) hostnames: Vec<String>,
+    pub(super) instances: Vec<Vec<Instance>>,
+}
+
+/// The running instances of one endpoint.
+pub(super) struct Fleet {
+    pub(super) variants: Vec<FleetVariant>,
+}
+
+impl Fleet {
+    pub(super) fn live(&self, name: &str) -> LiveEndpoint {
+        LiveEndpoint {
+            name: name.to_string(),
+            variants: self
+                .variants
+                .iter()
+                .map(|v| LiveVariant {
+                    name: v.name.clone(),
+                    weight: v.weight,
+                    mode: v.mode,
+                    instances: v
+                        .instances
+                        .iter()
+                        .map(|group| LiveInstance {
+                            containers: group
+                                .iter()
+                                .zip(&v.hostnames)
+                                .map(|(i, host)| {
+                                    Backend::with_hostname(&i.guard.name, host, i.addr)
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    pub(super) async fn remove(self) {
+        let all = self
+            .variants
+            .into_iter()
+            .flat_map(|v| v.instances)
+            .flatten()
+            .map(|i| i.guard.remove());
+        for result in join_all(all).await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "removing a container failed; `sagedock gc` will retry");
+            }
+        }
+    }
+}
+
+/// ContainerHostname of each container: the given ones, else `container-<n>` by position
+/// (none for a single container, which SageMaker calls `primary` in messages).
+pub(super) fn hostnames(containers: &[Value]) -> Vec<String> {
+    containers
+        .iter()
+        .enumerate()
+        .map(
+            |(j, c)| match c.get("ContainerHostname").and_then(Value::as_str) {
+                Some(name) => name.to_string(),
+                None if containers.len() == 1 => String::new(),
+                None => format!("container-{}", j + 1),
+            },
+        )
+        .collect()
+}
+
+/// How a model's containers are invoked.
+pub(super) fn invoke_mode(model: &ModelRecord) -> InvokeMode {
+    if model.containers().len() < 2 {
+        return InvokeMode::Single;
+    }
+    match model
+        .input
+        .pointer("/InferenceExecutionConfig/Mode")
+        .and_then(Value::as_str)
+    {
+        Some("Direct") => InvokeMode::Direct,
+        _ => InvokeMode::Serial,
+    }
+}
+
+impl Deployer {
+    /// Starts every variant of `config` at `generation`.
+    pub(super) async fn build_fleet(
+        &self,
+        name: &str,
+        config: &EndpointConfigRecord,
+        generation: u64,
+    ) -> Result<Fleet, String> {
+        let mut variants = Vec::new();
+        for variant in config.variants() {
+            let count = variant
+                .get("InitialInstanceCount")
+                .and_then(Value::as_u64)
+                .unwrap_or(1) as u32;
+            let instances = self
+                .launch_variant(name, &variant, generation, 0, count)
+                .await?;
+            let model = self.model_of(&variant)?;
+            variants.push(FleetVariant {
+                mode: invoke_mode(&model),
+                hostnames: hostnames(&model.containers()),
+                name: variant["VariantName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                weight: variant
+                    .get("InitialVariantWeight")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0),
+                instances,
+            });
+        }
+        Ok(Fleet { variants })
+    }
+
+    /// Starts instances `first..first+count` of one variant; each instance is the model's
+    /// containers, in order.
+    pub(super) async fn launch_variant(
+        &self,
+        endpoint: &str,
+        variant: &Value,
+        generation: u64,
+        first: u32,
+        count: u32,
+    ) -> Result<Vec<Vec<Instance>>, String> {
+        let vname = variant["VariantName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let model = self.model_of(variant)?;
+        let containers = model.containers();
+        let itype = instance::lookup(variant["InstanceType"].as_str().unwrap_or("ml.m5.large"))?;
+        let timeout = variant
+            .get("ContainerStartupHealthCheckTimeoutInSeconds")
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+            .unwrap_or(self.options.health_timeout);
+        let isolation = model
+            .input
+            .get("EnableNetworkIsolation")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let hostnames = hostnames(&containers);
+        let suffix = format!("{:04x}", (now() * 1000.0) as u64 & 0xffff);
+        let mut specs: Vec<ContainerSpec> = Vec::new();
+        for (j, container) in containers.iter().enumerate() {
+            let image = container["Image"].as_str().unwrap_or_default().to_string();
+            let model_data = self
+                .model_data(container)
+                .await
+                .map_err(|e| format!("Failed to download model data: {e}"))?;
+            self.engine
+                .ensure_image(&image, self.options.pull)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Pipeline containers each get their own port, for images that accept one.
+            let accepts_port = self
+                .engine
+                .image_labels(&image)
+                .await
+                .get("com.amazonaws.sagemaker.capabilities.accept-bind-to-port")
+                .is_some_and(|v| v == "true");
+            let port = if containers.len() > 1 && accepts_port {
+                8080 + j as u16
+            } else {
+                8080
+            };
+            let mut env: std::collections::BTreeMap<String, String> = [
+                ("AWS_REGION".to_string(), self.settings.region.clone()),
+                (
+                    "AWS_DEFAULT_REGION".to_string(),
+                    self.settings.region.clone(),
+                ),
+            ]
+            .into();
+            if let Some(map) = container.get("Environment").and_then(Value::as_object) {
+                env.extend(
+                    map.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())),
+                );
+            }
+            for i in first..first + count {
+                let tag = if containers.len() > 1 {
+                    format!("{i}-c{j}")
+                } else {
+                    i.to_string()
+                };
+                let mut spec = ContainerSpec::new(
+                    format!("sagedock-{endpoint}-{vname}-g{generation}-{tag}-{suffix}"),
+                    &image,
+                    itype,
+                )
+                .with_env(env.clone())
+                .with_bind_port(port)
+                .with_label(labels::OWNER, &self.owner)
+                .with_label(labels::ENDPOINT, endpoint)
+                .with_label(labels::VARIANT, &vname)
+                .with_label(labels::INSTANCE, i.to_string())
+                .with_label(CONTAINER, j.to_string())
+                .with_label(GENERATION, generation.to_string())
+                .with_network_isolation(isolation)
+                .with_cpu_only(self.options.cpu_only);
+                if containers.len() > 1 {
+                    spec = spec.with_hostname(&hostnames[j]);
+                }
+                if let Some((dir, sha)) = &model_data {
+                    spec = spec
+                        .with_model_dir(dir)
+                        .with_label(labels::MODEL_SHA256, sha);
+                }
+                specs.push(spec);
+            }
+        }
+        let policy = ReadyPolicy {
+            deadline: timeout,
+            ..Default::default()
+        };
+        let launched = try_join_all(
+            specs
+                .iter()
+                .map(|s| runtime::launch(&self.engine, s, policy)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        // specs are container-major: regroup into instances of `containers.len()`.
+        let mut groups: Vec<Vec<Instance>> = (0..count).map(|_| Vec::new()).collect();
+        for (k, instance) in launched.into_iter().enumerate() {
+            groups[k % count as usize].push(instance);
+        }
+        Ok(groups)
+    }
+
+    /// The container's model data as a directory to mount (and its archive's sha256).
+    async fn model_data(
+        &self,
+        container: &Value,
+    ) -> Result<Option<(std::path::PathBuf, String)>, String> {
+        let Some(url) = data::url_of(container) else {
+            return Ok(None);
+        };
+        let path = match (&self.settings.s3_endpoint, url.starts_with("s3://")) {
+            (Some(endpoint), true) => {
+                data::download(&url, endpoint, &self.cache.root().join("downloads")).await?
+            }
+            _ => data::locate(&url, self.settings.s3_root.as_deref())?,
+        };
+        let (cache, c) = (self.cache.clone(), container.clone());
+        tokio::task::spawn_blocking(move || data::model_dir_at(&path, &url, &c, &cache).map(Some))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+}
