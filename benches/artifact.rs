@@ -80,6 +80,24 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(500));
 }
 
+/// Times GNU tar's step and sagedock's, alternating who goes first (on this VM the step
+/// after a large write is the slower one), each after [`settle`].
+fn race(round: u64, mut gnu: impl FnMut(), mut ours: impl FnMut()) -> (Duration, Duration) {
+    let time = |step: &mut dyn FnMut()| {
+        settle();
+        let t = Instant::now();
+        step();
+        t.elapsed()
+    };
+    if round.is_multiple_of(2) {
+        let g = time(&mut gnu);
+        (g, time(&mut ours))
+    } else {
+        let o = time(&mut ours);
+        (time(&mut gnu), o)
+    }
+}
+
 fn run(cmd: &mut Command) {
     let status = cmd.status().expect("running a command");
     assert!(status.success(), "{cmd:?} failed");
@@ -107,37 +125,22 @@ fn main() {
     let (mut pack_gnu, mut pack_ours, mut unpack_gnu, mut unpack_ours) =
         (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
-        let mut steps: Vec<Box<dyn FnMut() -> (bool, Duration)>> = vec![
-            Box::new(|| {
-                settle();
-                let t = Instant::now();
+        let (gnu, ours) = race(
+            round,
+            || {
                 run(Command::new("tar")
                     .arg("-C")
                     .arg(&src)
                     .args(["-czf"])
                     .arg(&gnu_tgz)
                     .arg("."));
-                (true, t.elapsed())
-            }),
-            Box::new(|| {
-                settle();
-                let t = Instant::now();
+            },
+            || {
                 artifact::pack(&src, &ours_tgz, &PackOptions::default()).unwrap();
-                (false, t.elapsed())
-            }),
-        ];
-        if round % 2 == 1 {
-            steps.reverse();
-        }
-        for step in &mut steps {
-            let (gnu, took) = step();
-            if gnu {
-                pack_gnu.push(took)
-            } else {
-                pack_ours.push(took)
-            }
-        }
-        drop(steps);
+            },
+        );
+        pack_gnu.push(gnu);
+        pack_ours.push(ours);
         eprintln!(
             "round {round}: pack tar czf {:.2?}, sagedock {:.2?}",
             pack_gnu[round as usize], pack_ours[round as usize]
@@ -147,37 +150,21 @@ fn main() {
         let dest = work.path().join(format!("gnu-out-{round}"));
         let dest_ours = work.path().join(format!("ours-out-{round}"));
         fs::create_dir(&dest).unwrap();
-        // Alternate who goes first: the step after a large write is the slower one here.
-        let mut steps: Vec<Box<dyn FnMut() -> (bool, Duration)>> = vec![
-            Box::new(|| {
-                settle();
-                let t = Instant::now();
+        let (gnu, ours) = race(
+            round,
+            || {
                 run(Command::new("tar")
                     .arg("-C")
                     .arg(&dest)
                     .arg("-xzf")
-                    .arg(&gnu_tgz));
-                (true, t.elapsed())
-            }),
-            Box::new(|| {
-                settle();
-                let t = Instant::now();
+                    .arg(&gnu_tgz))
+            },
+            || {
                 artifact::unpack(&gnu_tgz, &dest_ours, &Limits::default()).unwrap();
-                (false, t.elapsed())
-            }),
-        ];
-        if round % 2 == 1 {
-            steps.reverse();
-        }
-        for step in &mut steps {
-            let (gnu, took) = step();
-            if gnu {
-                unpack_gnu.push(took)
-            } else {
-                unpack_ours.push(took)
-            }
-        }
-        drop(steps);
+            },
+        );
+        unpack_gnu.push(gnu);
+        unpack_ours.push(ours);
         eprintln!(
             "round {round}: unpack tar xzf {:.2?}, sagedock {:.2?}",
             unpack_gnu[round as usize], unpack_ours[round as usize]

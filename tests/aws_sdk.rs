@@ -58,12 +58,7 @@ impl Up {
             require_images();
             let sb = Sandbox::new();
             std::fs::create_dir_all(sb.join("s3/bucket")).unwrap();
-            sb.cmd()
-                .arg("pack")
-                .arg(fixture("models/sklearn"))
-                .args(["-o", "s3/bucket/model.tar.gz"])
-                .assert()
-                .success();
+            sb.pack("sklearn", "s3/bucket/model.tar.gz");
             Some(sb)
         })?;
 

@@ -2,7 +2,7 @@
 
 use std::process::Command as Std;
 
-use crate::util::{fixture, json, Sandbox};
+use crate::util::{json, Sandbox};
 
 fn ls(sb: &Sandbox) -> Vec<serde_json::Value> {
     let out = sb.cmd().args(["cache", "ls", "--json"]).output().unwrap();
@@ -11,12 +11,7 @@ fn ls(sb: &Sandbox) -> Vec<serde_json::Value> {
 }
 
 fn packed(sb: &Sandbox) -> String {
-    sb.cmd()
-        .arg("pack")
-        .arg(fixture("models/pytorch"))
-        .args(["-o", "model.tar.gz"])
-        .assert()
-        .success();
+    sb.pack("pytorch", "model.tar.gz");
     "model.tar.gz".into()
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::util::docker::{
     http, inspect, labelled_containers, require_docker, require_images, Served,
 };
-use crate::util::{fixture, json, Sandbox};
+use crate::util::{json, Sandbox};
 
 fn ready() -> bool {
     if !require_docker() {
@@ -42,12 +42,7 @@ fn echo_serves_under_the_container_contract_and_is_removed_on_sigterm() {
         return;
     }
     let sb = Sandbox::new();
-    sb.cmd()
-        .arg("pack")
-        .arg(fixture("models/pytorch"))
-        .args(["-o", "model.tar.gz"])
-        .assert()
-        .success();
+    sb.pack("pytorch", "model.tar.gz");
     let served = Served::start(
         &sb,
         &[
@@ -195,12 +190,7 @@ fn the_mms_walkthrough_answers_through_its_custom_handler() {
         return;
     }
     let sb = Sandbox::new();
-    sb.cmd()
-        .arg("pack")
-        .arg(fixture("models/mms"))
-        .args(["-o", "sentiment.tar.gz"])
-        .assert()
-        .success();
+    sb.pack("mms", "sentiment.tar.gz");
     let served = Served::start(
         &sb,
         &[

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::util::docker::{http, labelled_containers, require_docker, require_images};
-use crate::util::{fixture, Sandbox};
+use crate::util::Sandbox;
 
 /// One control-plane call as botocore makes it.
 fn aws(url: &str, op: &str, body: Value) -> (u16, Value) {
@@ -141,12 +141,7 @@ fn setup() -> Option<Sandbox> {
     require_images();
     let sb = Sandbox::new();
     std::fs::create_dir_all(sb.join("s3/bucket")).unwrap();
-    sb.cmd()
-        .arg("pack")
-        .arg(fixture("models/sklearn"))
-        .args(["-o", "s3/bucket/model.tar.gz"])
-        .assert()
-        .success();
+    sb.pack("sklearn", "s3/bucket/model.tar.gz");
     Some(sb)
 }
 

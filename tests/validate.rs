@@ -76,12 +76,7 @@ fn the_savedmodel_signatures_are_listed() {
 #[test]
 fn a_packed_savedmodel_reports_its_digest_and_signatures_as_json() {
     let sb = Sandbox::new();
-    sb.cmd()
-        .arg("pack")
-        .arg(fixture("models/tensorflow"))
-        .args(["-o", "model.tar.gz"])
-        .assert()
-        .success();
+    sb.pack("tensorflow", "model.tar.gz");
     let report = assert_clean(&sb, "model.tar.gz", "tensorflow");
     assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
     let model = &report["tensorflow_models"][0];

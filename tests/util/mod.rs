@@ -62,6 +62,16 @@ impl Sandbox {
         dest
     }
 
+    /// Packs a fixture model (`fixtures/models/NAME`) into `out` with `sagedock pack`.
+    pub fn pack(&self, fixture_model: &str, out: &str) {
+        self.cmd()
+            .arg("pack")
+            .arg(fixture(&format!("models/{fixture_model}")))
+            .args(["-o", out])
+            .assert()
+            .success();
+    }
+
     /// Writes a file (creating parents) and returns its path.
     pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.join(rel);
