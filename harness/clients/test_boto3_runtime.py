@@ -541,7 +541,6 @@ def test_invoke_with_response_stream(runtime, echo_endpoint):
     assert e.value.response["OriginalStatusCode"] == 500
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented yet: InvokeEndpointAsync")
 def test_invoke_endpoint_async(sagedock, sm, runtime, names, echo_image):
     model, config, endpoint = names("model"), names("config"), names("ep")
     token = names.token
@@ -577,6 +576,42 @@ def test_invoke_endpoint_async(sagedock, sm, runtime, names, echo_image):
         r = runtime.invoke_endpoint_async(EndpointName=endpoint,
                                           InputLocation=f"s3://async-in/{token}/input.json")
         assert isinstance(r["InferenceId"], str) and r["InferenceId"], "InferenceId not generated"
+    finally:
+        cleanup(sm, endpoints=[endpoint], configs=[config], models=[model])
+
+
+
+def test_invoke_endpoint_async_failure_lands_at_the_failure_location(sagedock, sm, runtime, names, echo_image):
+    model, config, endpoint = names("model"), names("config"), names("ep")
+    token = names.token
+    failure_path = f"s3://async-out/{token}-failed/"
+    try:
+        create_model(sm, model, echo_image)
+        sm.create_endpoint_config(
+            EndpointConfigName=config, ProductionVariants=[variant(model)],
+            AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": f"s3://async-out/{token}/",
+                                                   "S3FailurePath": failure_path}})
+        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+        wait_in_service(sm, endpoint)
+        r = runtime.invoke_endpoint_async(EndpointName=endpoint, InputLocation=f"s3://async-in/{token}/missing.json")
+        pytest.fail(f"a missing InputLocation was accepted: {r}")
+    except runtime.exceptions.ValidationError as e:
+        assert "missing.json" in str(e)
+        source = sagedock.s3_root / "async-in" / token / "input.json"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(b"boom")
+        r = runtime.invoke_endpoint_async(EndpointName=endpoint, InputLocation=f"s3://async-in/{token}/input.json",
+                                          CustomAttributes="status=500")
+        location = r["FailureLocation"]
+        assert location.startswith(failure_path), location
+        bucket, key = location[len("s3://"):].split("/", 1)
+        out = sagedock.s3_root / bucket / key
+        deadline = time.monotonic() + 30
+        while not out.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert out.is_file(), f"{location} did not appear"
+        assert b"forced status 500" in out.read_bytes()
+        assert not (sagedock.s3_root / "async-out" / token).exists(), "no output for a failed invocation"
     finally:
         cleanup(sm, endpoints=[endpoint], configs=[config], models=[model])
 

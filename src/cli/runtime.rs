@@ -164,6 +164,7 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     let router = Router::new("123456789012", &args.region);
     router.publish(LiveEndpoint {
         name: args.name.clone(),
+        async_output: None,
         variants: vec![LiveVariant {
             name: args.variant.clone(),
             weight: 1.0,

@@ -40,7 +40,11 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         s3_root: args.s3_root.clone(),
         s3_endpoint: args.s3_endpoint.clone(),
     };
-    let router = Router::new(&args.account, &args.region);
+    let storage = crate::control::data::Storage {
+        s3_root: args.s3_root.clone(),
+        s3_endpoint: args.s3_endpoint.clone(),
+    };
+    let router = Router::with_storage(&args.account, &args.region, storage);
     let deployer = Deployer::new(
         settings.clone(),
         store.clone(),

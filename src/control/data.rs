@@ -56,9 +56,9 @@ pub fn url_of(container: &Value) -> Option<String> {
         })
 }
 
-/// Downloads `s3://bucket/key` (an object, or every object under a prefix ending in `/`)
-/// from the S3-compatible server at `endpoint` into `downloads`; returns the local path.
-pub async fn download(url: &str, endpoint: &str, downloads: &Path) -> Result<PathBuf, String> {
+/// A client for the bucket of `url` on the S3-compatible server at `endpoint` (path-style,
+/// signed with the environment's AWS credentials, else a dummy key), and the object key.
+fn s3_store(url: &str, endpoint: &str) -> Result<(object_store::aws::AmazonS3, String), String> {
     let rest = url
         .strip_prefix("s3://")
         .ok_or_else(|| format!("{url} is not an s3:// URL"))?;
@@ -78,6 +78,66 @@ pub async fn download(url: &str, endpoint: &str, downloads: &Path) -> Result<Pat
     let store = builder
         .build()
         .map_err(|e| format!("S3 endpoint {endpoint}: {e}"))?;
+    Ok((store, key.to_string()))
+}
+
+/// Where `s3://`, `file://` and plain paths are read and written.
+#[derive(Debug, Clone, Default)]
+pub struct Storage {
+    pub s3_root: Option<PathBuf>,
+    pub s3_endpoint: Option<String>,
+}
+
+impl Storage {
+    /// Reads one object.
+    pub async fn read(&self, url: &str) -> Result<bytes::Bytes, String> {
+        if let (Some(endpoint), true) = (&self.s3_endpoint, url.starts_with("s3://")) {
+            let (store, key) = s3_store(url, endpoint)?;
+            let got = store
+                .get(&object_store::path::Path::from(key))
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            return got.bytes().await.map_err(|e| format!("{url}: {e}"));
+        }
+        let path = locate(url, self.s3_root.as_deref())?;
+        tokio::fs::read(&path)
+            .await
+            .map(Into::into)
+            .map_err(|e| format!("{url} ({}): {e}", path.display()))
+    }
+
+    /// Writes one object (locally: beside it, then renamed, so readers see all or nothing).
+    pub async fn write(&self, url: &str, bytes: bytes::Bytes) -> Result<(), String> {
+        if let (Some(endpoint), true) = (&self.s3_endpoint, url.starts_with("s3://")) {
+            let (store, key) = s3_store(url, endpoint)?;
+            store
+                .put(&object_store::path::Path::from(key), bytes.into())
+                .await
+                .map(drop)
+                .map_err(|e| format!("{url}: {e}"))?;
+            return Ok(());
+        }
+        let path = locate(url, self.s3_root.as_deref())?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let partial = path.with_extension("sagedock-part");
+        tokio::fs::write(&partial, &bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::fs::rename(&partial, &path)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Downloads `s3://bucket/key` (an object, or every object under a prefix ending in `/`)
+/// from the S3-compatible server at `endpoint` into `downloads`; returns the local path.
+pub async fn download(url: &str, endpoint: &str, downloads: &Path) -> Result<PathBuf, String> {
+    let (store, bucket_key) = s3_store(url, endpoint)?;
+    let key = bucket_key.as_str();
     let id: String = crate::artifact::hex(url.as_bytes())
         .chars()
         .take(40)

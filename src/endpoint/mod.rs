@@ -25,7 +25,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-pub use router::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router};
+pub use router::{AsyncOutput, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router};
 
 use crate::control::{error::AwsError, ControlPlane};
 
@@ -90,6 +90,10 @@ impl App {
                 Some((name, "invocations")) => {
                     let name = percent_decode(name);
                     self.router.invoke(&name, req).await
+                }
+                Some((name, "async-invocations")) => {
+                    let name = percent_decode(name);
+                    self.router.invoke_async(&name, req).await
                 }
                 Some((name, "invocations-response-stream")) => {
                     let name = percent_decode(name);

@@ -154,6 +154,15 @@ pub struct LiveVariant {
 pub struct LiveEndpoint {
     pub name: String,
     pub variants: Vec<LiveVariant>,
+    /// AsyncInferenceConfig.OutputConfig, when the endpoint takes asynchronous requests.
+    pub async_output: Option<AsyncOutput>,
+}
+
+/// Where asynchronous inference results go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncOutput {
+    pub output_path: String,
+    pub failure_path: Option<String>,
 }
 
 /// Routes invocations to live endpoints.
@@ -165,6 +174,8 @@ pub struct Router {
     counter: AtomicU64,
     /// Invocation metrics, served on GET /metrics.
     pub metrics: super::metrics::Metrics,
+    /// Where InvokeEndpointAsync reads inputs and writes results.
+    storage: crate::control::data::Storage,
 }
 
 /// An error in the rest-json shape of sagemaker-runtime.
@@ -202,7 +213,19 @@ impl Router {
             region: region.into(),
             counter: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
             metrics: Default::default(),
+            storage: Default::default(),
         })
+    }
+
+    /// A router whose asynchronous invocations read and write through `storage`.
+    pub fn with_storage(
+        account: impl Into<String>,
+        region: impl Into<String>,
+        storage: crate::control::data::Storage,
+    ) -> Arc<Self> {
+        let mut router = Arc::into_inner(Self::new(account, region)).expect("a new router");
+        router.storage = storage;
+        Arc::new(router)
     }
 
     /// Makes `endpoint` live (replacing any earlier version of it).
@@ -376,6 +399,136 @@ impl Router {
         self.metrics
             .record(name, &target.variant, status, model, t0.elapsed());
         target.label(&mut response);
+        response
+    }
+
+    /// Handles InvokeEndpointAsync for `name`: reads the input (InputLocation or the body),
+    /// answers 202 with the InferenceId and the output and failure locations at once, and
+    /// invokes in the background, writing the answer to the output location (or the error
+    /// to the failure location).
+    pub async fn invoke_async(
+        self: &Arc<Self>,
+        name: &str,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let header = |n: &str| {
+            parts
+                .headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let Some(output) = self.get(name).and_then(|e| e.async_output.clone()) else {
+            return match self.get(name) {
+                None => self.not_found(name),
+                Some(_) => validation_error(format!(
+                    "Endpoint {name} of account {} is not configured for asynchronous inference (AsyncInferenceConfig).",
+                    self.account
+                )),
+            };
+        };
+        let target = match self.resolve(name, &parts.headers) {
+            Ok(t) => t,
+            Err(response) => return *response,
+        };
+        let inline = match Self::payload(body).await {
+            Ok(p) => p,
+            Err(response) => return *response,
+        };
+        let payload = match header("x-amzn-sagemaker-inputlocation") {
+            Some(location) => match self.storage.read(&location).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    return validation_error(format!(
+                        "Could not read InputLocation {location}: {e}"
+                    ))
+                }
+            },
+            None => inline,
+        };
+        let id = header("x-amzn-sagemaker-inference-id").unwrap_or_else(|| {
+            let n = self.unit_random().to_bits();
+            format!(
+                "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                n >> 32,
+                (n >> 16) & 0xffff,
+                n & 0xfff,
+                (n >> 20) & 0xfff,
+                n & 0xffff_ffff_ffff
+            )
+        });
+        let slash = |p: &str| {
+            if p.ends_with('/') {
+                p.to_string()
+            } else {
+                format!("{p}/")
+            }
+        };
+        let output_location = format!("{}{id}.out", slash(&output.output_path));
+        let failure_location = output
+            .failure_path
+            .as_deref()
+            .map(|p| format!("{}{id}-error.out", slash(p)));
+        let mut headers = HeaderMap::new();
+        for (from, to) in [
+            ("x-amzn-sagemaker-content-type", CONTENT_TYPE.as_str()),
+            ("x-amzn-sagemaker-accept", "accept"),
+            (
+                "x-amzn-sagemaker-custom-attributes",
+                "x-amzn-sagemaker-custom-attributes",
+            ),
+        ] {
+            if let Some(value) = parts.headers.get(from) {
+                if let Ok(name) = hyper::header::HeaderName::from_bytes(to.as_bytes()) {
+                    headers.insert(name, value.clone());
+                }
+            }
+        }
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            headers.insert("x-amzn-sagemaker-inference-id", value);
+        }
+        let (this, endpoint) = (self.clone(), name.to_string());
+        let (out, fail) = (output_location.clone(), failure_location.clone());
+        tokio::spawn(async move {
+            let chain: Vec<&Arc<Backend>> = target.chain.iter().collect();
+            let started = Instant::now();
+            let (response, status) = this.run_chain(&endpoint, &chain, &headers, payload).await;
+            this.metrics.record(
+                &endpoint,
+                &target.variant,
+                status,
+                started.elapsed(),
+                started.elapsed(),
+            );
+            let ok = response.status().is_success();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let written = match (ok, &fail) {
+                (true, _) => this.storage.write(&out, bytes).await,
+                (false, Some(fail)) => this.storage.write(fail, bytes).await,
+                (false, None) => Ok(()),
+            };
+            if let Err(e) = written {
+                tracing::warn!(endpoint, error = %e, "could not write the asynchronous inference result");
+            }
+        });
+        let mut response = Response::new(super::full(
+            serde_json::to_vec(&json!({ "InferenceId": id })).expect("json"),
+        ));
+        *response.status_mut() = StatusCode::ACCEPTED;
+        let h = response.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Ok(value) = HeaderValue::from_str(&output_location) {
+            h.insert("x-amzn-sagemaker-outputlocation", value);
+        }
+        if let Some(value) = failure_location.and_then(|f| HeaderValue::from_str(&f).ok()) {
+            h.insert("x-amzn-sagemaker-failurelocation", value);
+        }
         response
     }
 

@@ -9,7 +9,9 @@ use serde_json::Value;
 use super::{Deployer, CONTAINER, GENERATION};
 use crate::control::data;
 use crate::control::records::{now, EndpointConfigRecord, ModelRecord};
-use crate::endpoint::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode as InvokeMode};
+use crate::endpoint::{
+    AsyncOutput, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode as InvokeMode,
+};
 use crate::runtime::{self, instance, labels, ContainerSpec, Instance, ReadyPolicy};
 
 /// The running instances of one variant; each instance is the model's containers.
@@ -24,12 +26,27 @@ pub(super) struct FleetVariant {
 /// The running instances of one endpoint.
 pub(super) struct Fleet {
     pub(super) variants: Vec<FleetVariant>,
+    /// The endpoint config's AsyncInferenceConfig output locations.
+    pub(super) async_output: Option<AsyncOutput>,
+}
+
+/// The AsyncInferenceConfig output locations of an endpoint config.
+pub(super) fn async_output(config: &EndpointConfigRecord) -> Option<AsyncOutput> {
+    let out = config.input.pointer("/AsyncInferenceConfig/OutputConfig")?;
+    Some(AsyncOutput {
+        output_path: out.get("S3OutputPath")?.as_str()?.to_string(),
+        failure_path: out
+            .get("S3FailurePath")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
 }
 
 impl Fleet {
     pub(super) fn live(&self, name: &str) -> LiveEndpoint {
         LiveEndpoint {
             name: name.to_string(),
+            async_output: self.async_output.clone(),
             variants: self
                 .variants
                 .iter()
@@ -133,7 +150,10 @@ impl Deployer {
                 instances,
             });
         }
-        Ok(Fleet { variants })
+        Ok(Fleet {
+            variants,
+            async_output: async_output(config),
+        })
     }
 
     /// Starts instances `first..first+count` of one variant; each instance is the model's

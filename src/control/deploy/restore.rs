@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::fleet::{hostnames, invoke_mode, Fleet, FleetVariant};
+use super::fleet::{async_output, hostnames, invoke_mode, Fleet, FleetVariant};
 use super::{Deployer, Mode, CONTAINER, GENERATION};
 use crate::control::error::AwsError;
 use crate::control::records::EndpointRecord;
@@ -163,6 +163,9 @@ impl Deployer {
                 instances: groups,
             });
         }
-        Some(Fleet { variants })
+        Some(Fleet {
+            variants,
+            async_output: async_output(&config),
+        })
     }
 }
