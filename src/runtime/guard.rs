@@ -78,11 +78,24 @@ pub async fn remove_container(engine: &Engine, id: &str, name: &str) -> Result<(
     match engine.docker.remove_container(id, Some(remove)).await {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        // 409: removal already in progress.
+        // 409: another process is removing it; return once it is gone.
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 409, ..
-        }) => Ok(()),
+        }) => {
+            wait_gone(engine, id).await;
+            Ok(())
+        }
         Err(e) => Err(RuntimeError::docker("remove container", name, e)),
+    }
+}
+
+/// Waits (at most 10 s) until the engine no longer knows the container.
+async fn wait_gone(engine: &Engine, id: &str) {
+    for _ in 0..200 {
+        match engine.docker.inspect_container(id, None).await {
+            Err(e) if is_not_found(&e) => return,
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
     }
 }
 
