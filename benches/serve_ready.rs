@@ -17,11 +17,9 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use sagedock::artifact::Cache;
-use sagedock::control::deploy::{DeployOptions, Deployer};
-use sagedock::control::store::Store;
+use sagedock::control::deploy::DeployOptions;
 use sagedock::control::{ControlPlane, Settings};
-use sagedock::endpoint::Router;
-use sagedock::runtime::{self, instance, launch::ping, owner, ContainerSpec, Engine, ReadyPolicy};
+use sagedock::runtime::{self, instance, launch::ping, ContainerSpec, Engine, ReadyPolicy};
 use serde_json::json;
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -71,33 +69,27 @@ async fn with_sagedock(engine: &Engine, spec: &ContainerSpec) -> Duration {
     took
 }
 
-fn control_plane(engine: &Engine, dir: &std::path::Path) -> ControlPlane {
+fn control_plane(engine: &Engine, dir: &std::path::Path) -> Arc<ControlPlane> {
     let settings = Settings {
         region: "us-east-1".into(),
         account: "123456789012".into(),
         s3_root: None,
         s3_endpoint: None,
     };
-    let store = Arc::new(Store::open(&dir.join("data")).unwrap());
-    let router = Router::new("123456789012", "us-east-1");
-    let deployer = Deployer::new(
-        settings.clone(),
-        store.clone(),
-        router,
+    let options = DeployOptions {
+        health_timeout: Duration::from_secs(60),
+        pull: false,
+        cpu_only: false,
+    };
+    ControlPlane::open(
+        settings,
+        &dir.join("data"),
         engine.clone(),
         Cache::at(dir.join("cache")),
-        owner::data_dir(&dir.join("data")),
-        DeployOptions {
-            health_timeout: Duration::from_secs(60),
-            pull: false,
-            cpu_only: false,
-        },
-    );
-    ControlPlane {
-        settings,
-        store,
-        deployer,
-    }
+        options,
+    )
+    .unwrap()
+    .0
 }
 
 async fn through_control_plane(control: &ControlPlane, round: usize) -> Duration {

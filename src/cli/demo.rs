@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,11 +19,10 @@ use tokio::net::TcpListener;
 
 use super::DemoArgs;
 use crate::artifact::{self, Cache, PackOptions};
-use crate::control::deploy::{DeployOptions, Deployer};
-use crate::control::store::Store;
+use crate::control::deploy::DeployOptions;
 use crate::control::{ControlPlane, Settings};
-use crate::endpoint::{self, App, Router};
-use crate::runtime::{owner, Engine};
+use crate::endpoint::{self, App};
+use crate::runtime::Engine;
 use crate::{Error, Result};
 
 const IMAGE: &str = "sagedock/echo:latest";
@@ -224,33 +222,25 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
 
 /// Serves the control plane and runtime API from this process on a free port.
 async fn start_server(engine: Engine, work: &Path, s3: &Path) -> Result<String> {
-    let data = work.join("data");
-    let store = Arc::new(Store::open(&data).map_err(|e| Error::Usage(e.to_string()))?);
     let settings = Settings {
         region: "us-east-1".into(),
         account: "123456789012".into(),
         s3_root: Some(s3.to_path_buf()),
         s3_endpoint: None,
     };
-    let router = Router::new(&settings.account, &settings.region);
-    let deployer = Deployer::new(
-        settings.clone(),
-        store.clone(),
-        router.clone(),
+    let options = DeployOptions {
+        health_timeout: Duration::from_secs(120),
+        pull: false,
+        cpu_only: false,
+    };
+    let (control, router) = ControlPlane::open(
+        settings,
+        &work.join("data"),
         engine,
         Cache::at(work.join("cache")),
-        owner::data_dir(&data),
-        DeployOptions {
-            health_timeout: Duration::from_secs(120),
-            pull: false,
-            cpu_only: false,
-        },
-    );
-    let control = Arc::new(ControlPlane {
-        settings,
-        store,
-        deployer,
-    });
+        options,
+    )
+    .map_err(|e| Error::Usage(e.to_string()))?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(endpoint::serve(listener, App::new(router, Some(control))));

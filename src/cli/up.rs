@@ -2,16 +2,13 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use super::runtime::{listen_and_connect, shutdown_signal};
 use super::UpArgs;
 use crate::artifact::Cache;
-use crate::control::deploy::{DeployOptions, Deployer};
-use crate::control::store::Store;
+use crate::control::deploy::DeployOptions;
 use crate::control::{ControlPlane, Settings};
-use crate::endpoint::{self, App, Router};
-use crate::runtime::owner;
+use crate::endpoint::{self, App};
 use crate::{Error, Result};
 
 /// Where `up` keeps its state unless told otherwise.
@@ -31,7 +28,6 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         path: data_dir.clone(),
         source,
     })?;
-    let store = Arc::new(Store::open(&data_dir).map_err(|e| Error::Usage(e.to_string()))?);
     let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
     let local = listener.local_addr()?;
     let settings = Settings {
@@ -40,33 +36,19 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         s3_root: args.s3_root.clone(),
         s3_endpoint: args.s3_endpoint.clone(),
     };
-    let storage = crate::control::data::Storage {
-        s3_root: args.s3_root.clone(),
-        s3_endpoint: args.s3_endpoint.clone(),
+    let options = DeployOptions {
+        health_timeout: args.health_timeout,
+        pull: args.pull,
+        cpu_only: args.cpu_only,
     };
-    let router = Router::with_storage(&args.account, &args.region, storage);
-    let deployer = Deployer::new(
-        settings.clone(),
-        store.clone(),
-        router.clone(),
-        engine,
-        Cache::from_env()?,
-        owner::data_dir(&data_dir),
-        DeployOptions {
-            health_timeout: args.health_timeout,
-            pull: args.pull,
-            cpu_only: args.cpu_only,
-        },
-    );
+    let (control, router) =
+        ControlPlane::open(settings, &data_dir, engine, Cache::from_env()?, options)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+    let deployer = control.deployer.clone();
     deployer
         .restore()
         .await
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let control = Arc::new(ControlPlane {
-        settings,
-        store,
-        deployer: deployer.clone(),
-    });
     let app = App::new(router, Some(control));
     print_banner(local, &data_dir)?;
     let server = tokio::spawn(endpoint::serve(listener, app));

@@ -36,6 +36,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Where model data and asynchronous inference objects are read and written.
+    pub fn storage(&self) -> data::Storage {
+        data::Storage {
+            s3_root: self.s3_root.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+        }
+    }
+
     pub fn arn(&self, kind: &str, name: &str) -> String {
         format!(
             "arn:aws:sagemaker:{}:{}:{kind}/{}",
@@ -56,6 +64,39 @@ pub struct ControlPlane {
 type OpResult = Result<Value, AwsError>;
 
 impl ControlPlane {
+    /// Opens the store in `data_dir` (taking its lock) and wires a deployer that owns that
+    /// directory's containers; returns the control plane and the router it publishes
+    /// endpoints to (reading and writing objects as `settings` says).
+    pub fn open(
+        settings: Settings,
+        data_dir: &std::path::Path,
+        engine: crate::runtime::Engine,
+        cache: crate::artifact::Cache,
+        options: deploy::DeployOptions,
+    ) -> Result<(Arc<ControlPlane>, Arc<crate::endpoint::Router>), store::StoreError> {
+        let store = Arc::new(Store::open(data_dir)?);
+        let router = crate::endpoint::Router::with_storage(
+            &settings.account,
+            &settings.region,
+            settings.storage(),
+        );
+        let deployer = deploy::Deployer::new(
+            settings.clone(),
+            store.clone(),
+            router.clone(),
+            engine,
+            cache,
+            crate::runtime::owner::data_dir(data_dir),
+            options,
+        );
+        let control = Arc::new(ControlPlane {
+            settings,
+            store,
+            deployer,
+        });
+        Ok((control, router))
+    }
+
     /// Runs one operation: `target` is the `X-Amz-Target` header, `body` the JSON input.
     pub async fn handle(&self, target: &str, body: &[u8]) -> OpResult {
         let op = target.strip_prefix("SageMaker.").unwrap_or("");

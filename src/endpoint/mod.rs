@@ -31,6 +31,19 @@ use crate::control::{error::AwsError, ControlPlane};
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
+/// An id in AWS's UUID form (version-4 layout) from a counter or random number.
+pub(crate) fn uuid_like(n: u64) -> String {
+    let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        (h >> 32) as u32,
+        (h >> 16) as u16,
+        h & 0xfff,
+        (n >> 4) & 0xfff,
+        n & 0xffff_ffff_ffff
+    )
+}
+
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
@@ -60,16 +73,7 @@ impl App {
 
     /// A request id in AWS's UUID form.
     fn request_id(&self) -> String {
-        let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
-        let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        format!(
-            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-            (h >> 32) as u32,
-            (h >> 16) as u16,
-            h & 0xfff,
-            (n >> 4) & 0xfff,
-            n & 0xffff_ffff_ffff
-        )
+        uuid_like(self.request_ids.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Handles one request.

@@ -447,17 +447,8 @@ impl Router {
             },
             None => inline,
         };
-        let id = header("x-amzn-sagemaker-inference-id").unwrap_or_else(|| {
-            let n = self.unit_random().to_bits();
-            format!(
-                "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-                n >> 32,
-                (n >> 16) & 0xffff,
-                n & 0xfff,
-                (n >> 20) & 0xfff,
-                n & 0xffff_ffff_ffff
-            )
-        });
+        let id = header("x-amzn-sagemaker-inference-id")
+            .unwrap_or_else(|| super::uuid_like(self.unit_random().to_bits()));
         let slash = |p: &str| {
             if p.ends_with('/') {
                 p.to_string()
