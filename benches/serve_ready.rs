@@ -80,6 +80,7 @@ fn control_plane(engine: &Engine, dir: &std::path::Path) -> Arc<ControlPlane> {
         health_timeout: Duration::from_secs(60),
         pull: false,
         cpu_only: false,
+        model_load_wait: sagedock::endpoint::router::MODEL_LOAD_WAIT,
     };
     ControlPlane::open(
         settings,

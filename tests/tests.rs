@@ -6,6 +6,7 @@ mod util;
 #[cfg(feature = "aws-sdk-tests")]
 mod aws_sdk;
 mod cache;
+mod multimodel;
 mod pack;
 mod serve;
 mod unpack;

@@ -12,7 +12,7 @@ use crate::util::docker::{http, labelled_containers, require_docker, require_ima
 use crate::util::Sandbox;
 
 /// One control-plane call as botocore makes it.
-fn aws(url: &str, op: &str, body: Value) -> (u16, Value) {
+pub(crate) fn aws(url: &str, op: &str, body: Value) -> (u16, Value) {
     let reply = http(
         "POST",
         &format!("{url}/"),
@@ -28,19 +28,24 @@ fn aws(url: &str, op: &str, body: Value) -> (u16, Value) {
     )
 }
 
-fn ok(url: &str, op: &str, body: Value) -> Value {
+pub(crate) fn ok(url: &str, op: &str, body: Value) -> Value {
     let (status, value) = aws(url, op, body);
     assert_eq!(status, 200, "{op}: {value}");
     value
 }
 
-struct Up {
+pub(crate) struct Up {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Up {
     fn start(sb: &Sandbox) -> Result<Up, String> {
+        Self::start_with(sb, &[])
+    }
+
+    /// `sagedock up` with `extra` arguments.
+    pub(crate) fn start_with(sb: &Sandbox, extra: &[&str]) -> Result<Up, String> {
         let stdout_path = sb.join(&format!("up-{}.out", Instant::now().elapsed().as_nanos()));
         let stderr_path = sb.join("up.err");
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("sagedock"))
@@ -49,6 +54,7 @@ impl Up {
             .arg(sb.join("data"))
             .arg("--s3-root")
             .arg(sb.join("s3"))
+            .args(extra)
             .env("SAGEDOCK_CACHE_DIR", sb.cache_dir())
             .stdout(std::fs::File::create(&stdout_path).unwrap())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
@@ -95,7 +101,7 @@ impl Drop for Up {
     }
 }
 
-fn wait_status(url: &str, endpoint: &str, until: &[&str]) -> Value {
+pub(crate) fn wait_status(url: &str, endpoint: &str, until: &[&str]) -> Value {
     let t0 = Instant::now();
     loop {
         let (status, value) = aws(url, "DescribeEndpoint", json!({"EndpointName": endpoint}));
@@ -134,7 +140,7 @@ fn deploy(url: &str, name: &str, env: Value) {
     );
 }
 
-fn setup() -> Option<Sandbox> {
+pub(crate) fn setup() -> Option<Sandbox> {
     if !require_docker() {
         return None;
     }

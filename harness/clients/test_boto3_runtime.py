@@ -23,8 +23,8 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from support import (ACCOUNT, ORIGINAL_ENV, REGION, ROLE_ARN, cleanup, error_of, pack,
-                     unique_name, variant, wait_in_service)
+from support import (ACCOUNT, MMS_FIXTURE, ORIGINAL_ENV, REGION, ROLE_ARN, cleanup, error_of,
+                     pack, unique_name, variant, wait_in_service)
 
 # Every error InvokeEndpoint models (service-2.json): a crash must surface as one of them.
 MODELED_INVOKE_ERRORS = {"InternalFailure", "ServiceUnavailable", "ValidationError", "ModelError",
@@ -616,7 +616,6 @@ def test_invoke_endpoint_async_failure_lands_at_the_failure_location(sagedock, s
         cleanup(sm, endpoints=[endpoint], configs=[config], models=[model])
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented yet: multi-model endpoints (TargetModel)")
 def test_multi_model_endpoint(sagedock, sm, runtime, names, echo_image, tmp_path):
     model, config, endpoint = names("model"), names("config"), names("ep")
     token = names.token
@@ -654,7 +653,48 @@ def test_multi_model_endpoint(sagedock, sm, runtime, names, echo_image, tmp_path
 
         with pytest.raises(ClientError) as e:
             runtime.invoke_endpoint(EndpointName=endpoint, Body=b"x", TargetModel="missing.tar.gz")
-        assert 400 <= error_of(e)[2] < 500, error_of(e)
+        code, message, status = error_of(e)
+        assert (code, status) == ("ValidationError", 400), error_of(e)
+        assert "missing.tar.gz" in message
+
+        with pytest.raises(ClientError) as e:
+            runtime.invoke_endpoint(EndpointName=endpoint, Body=b"x")
+        code, _, status = error_of(e)
+        assert (code, status) == ("ValidationError", 400), error_of(e)
+    finally:
+        cleanup(sm, endpoints=[endpoint], configs=[config], models=[model])
+
+
+def test_multi_model_endpoint_on_multi_model_server(sagedock, sm, runtime, names, mms_image, tmp_path):
+    """The real Multi Model Server as a multi-model endpoint: two sentiment models with
+    opposite word lists, loaded on demand through MMS's own /models API."""
+    import shutil
+    model, config, endpoint = names("model"), names("config"), names("ep")
+    token = names.token
+    for target, sign in (("pos", 1), ("neg", -1)):
+        src = tmp_path / target
+        shutil.copytree(MMS_FIXTURE, src)
+        lines = []
+        for line in (MMS_FIXTURE / "vocab.txt").read_text().splitlines():
+            word, _, weight = line.partition(" ")
+            lines.append(line if line.startswith("#") or not weight else f"{word} {sign * int(weight)}")
+        (src / "vocab.txt").write_text("\n".join(lines) + "\n")
+        pack(src, sagedock.s3_root / "mms-mme" / token / f"{target}.tar.gz")
+    try:
+        create_model(sm, model, mms_image, model_data=f"s3://mms-mme/{token}/", mode="MultiModel")
+        sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[variant(model)])
+        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+        wait_in_service(sm, endpoint)
+        text = b"This is an amazing movie"
+        verdicts = {}
+        for target in ("pos.tar.gz", "neg.tar.gz", "pos.tar.gz"):
+            r = runtime.invoke_endpoint(EndpointName=endpoint, Body=text, ContentType="text/plain",
+                                        TargetModel=target)
+            verdicts[target] = json.loads(r["Body"].read())["sentiment"]
+        assert verdicts == {"pos.tar.gz": "positive", "neg.tar.gz": "negative"}, verdicts
+        [addr] = container_addresses(endpoint)
+        _, _, body = http_get(f"http://{addr}:8080/models")
+        assert len(json.loads(body)["models"]) == 2, body
     finally:
         cleanup(sm, endpoints=[endpoint], configs=[config], models=[model])
 

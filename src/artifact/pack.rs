@@ -113,6 +113,13 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
         path: path.to_path_buf(),
         source,
     };
+    if !out_dir.is_dir() {
+        let missing = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the output directory does not exist; create it first",
+        );
+        return Err(write_err(&out_dir, missing));
+    }
     let temp = tempfile::Builder::new()
         .prefix(".sagedock-pack-")
         .tempfile_in(&out_dir)

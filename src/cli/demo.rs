@@ -232,6 +232,7 @@ async fn start_server(engine: Engine, work: &Path, s3: &Path) -> Result<String> 
         health_timeout: Duration::from_secs(120),
         pull: false,
         cpu_only: false,
+        model_load_wait: crate::endpoint::router::MODEL_LOAD_WAIT,
     };
     let (control, router) = ControlPlane::open(
         settings,

@@ -124,6 +124,10 @@ pub struct UpArgs {
     /// Run GPU and Inferentia instance types without their accelerators.
     #[arg(long)]
     pub cpu_only: bool,
+    /// Multi-model endpoints: how long an InvokeEndpoint waits for its TargetModel to load
+    /// before answering ModelNotReadyException (the load goes on). SageMaker waits 60 s.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub model_load_wait: std::time::Duration,
 }
 
 /// The port `sagedock serve` (and later `sagedock up`) listens on unless told otherwise.

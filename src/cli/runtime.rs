@@ -173,6 +173,7 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|i| LiveInstance::single(Backend::new(&i.guard.name, i.addr)))
                 .collect(),
+            models: None,
         }],
     });
     let server = tokio::spawn(endpoint::serve(listener, App::new(router, None)));

@@ -40,6 +40,7 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         health_timeout: args.health_timeout,
         pull: args.pull,
         cpu_only: args.cpu_only,
+        model_load_wait: args.model_load_wait,
     };
     let (control, router) =
         ControlPlane::open(settings, &data_dir, engine, Cache::from_env()?, options)

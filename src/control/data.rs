@@ -89,6 +89,15 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// A local path for the model data at `url`: under the S3 root, as given, or
+    /// downloaded (from `--s3-endpoint`) into `downloads`.
+    pub async fn fetch(&self, url: &str, downloads: &Path) -> Result<PathBuf, String> {
+        match (&self.s3_endpoint, url.starts_with("s3://")) {
+            (Some(endpoint), true) => download(url, endpoint, downloads).await,
+            _ => locate(url, self.s3_root.as_deref()),
+        }
+    }
+
     /// Reads one object.
     pub async fn read(&self, url: &str) -> Result<bytes::Bytes, String> {
         if let (Some(endpoint), true) = (&self.s3_endpoint, url.starts_with("s3://")) {

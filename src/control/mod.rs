@@ -79,6 +79,7 @@ impl ControlPlane {
             &settings.account,
             &settings.region,
             settings.storage(),
+            options.model_load_wait,
         );
         let deployer = deploy::Deployer::new(
             settings.clone(),

@@ -6,6 +6,8 @@
 //! a timeout or unreachable container counting as 5XX); InvocationModelErrors (every
 //! answer that was not 2XX); ModelLatency (time in the containers) and OverheadLatency
 //! (the rest of sagedock's time) as histograms in microseconds, as CloudWatch reports them.
+//! Multi-model endpoints add ModelCacheHit (invocations whose model was loaded already)
+//! and ModelLoadingWaitTime (how long the others waited for the load).
 //! Recording takes one short lock and never across an await.
 
 use std::collections::BTreeMap;
@@ -59,6 +61,8 @@ struct Stats {
     model_errors: u64,
     model_latency: Histogram,
     overhead_latency: Histogram,
+    model_cache_hits: u64,
+    model_loading_wait: Histogram,
 }
 
 /// The metrics of every endpoint and variant.
@@ -98,6 +102,19 @@ impl Metrics {
         stats.overhead_latency.observe(total.saturating_sub(model));
     }
 
+    /// Records a multi-model invocation's model lookup: `None` when the model was loaded
+    /// already, else how long the invocation waited for the load.
+    pub fn record_model_load(&self, endpoint: &str, variant: &str, waited: Option<Duration>) {
+        let mut table = self.table.lock().expect("metrics lock");
+        let stats = table
+            .entry((endpoint.to_string(), variant.to_string()))
+            .or_default();
+        match waited {
+            None => stats.model_cache_hits += 1,
+            Some(wait) => stats.model_loading_wait.observe(wait),
+        }
+    }
+
     /// Drops an endpoint's series (it was deleted).
     pub fn forget(&self, endpoint: &str) {
         self.table
@@ -110,7 +127,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let table = self.table.lock().expect("metrics lock").clone();
         let mut out = String::new();
-        let counters: [Counter; 4] = [
+        let counters: [Counter; 5] = [
             ("sagemaker_invocations_total", "Invocations", |s| {
                 s.invocations
             }),
@@ -129,6 +146,9 @@ impl Metrics {
                 "InvocationModelErrors",
                 |s| s.model_errors,
             ),
+            ("sagemaker_model_cache_hit_total", "ModelCacheHit", |s| {
+                s.model_cache_hits
+            }),
         ];
         for (name, cloudwatch, get) in counters {
             let _ = writeln!(out, "# HELP {name} CloudWatch AWS/SageMaker {cloudwatch}");
@@ -142,26 +162,32 @@ impl Metrics {
                 );
             }
         }
-        for (name, cloudwatch, model) in [
-            ("sagemaker_model_latency_microseconds", "ModelLatency", true),
+        type Pick = fn(&Stats) -> &Histogram;
+        let histograms: [(&str, &str, Pick); 3] = [
+            (
+                "sagemaker_model_latency_microseconds",
+                "ModelLatency",
+                |s| &s.model_latency,
+            ),
             (
                 "sagemaker_overhead_latency_microseconds",
                 "OverheadLatency",
-                false,
+                |s| &s.overhead_latency,
             ),
-        ] {
+            (
+                "sagemaker_model_loading_wait_time_microseconds",
+                "ModelLoadingWaitTime",
+                |s| &s.model_loading_wait,
+            ),
+        ];
+        for (name, cloudwatch, pick) in histograms {
             let _ = writeln!(
                 out,
                 "# HELP {name} CloudWatch AWS/SageMaker {cloudwatch} (microseconds)"
             );
             let _ = writeln!(out, "# TYPE {name} histogram");
             for ((endpoint, variant), stats) in &table {
-                let histogram = if model {
-                    &stats.model_latency
-                } else {
-                    &stats.overhead_latency
-                };
-                histogram.render(&mut out, name, &labels(endpoint, variant));
+                pick(stats).render(&mut out, name, &labels(endpoint, variant));
             }
         }
         out

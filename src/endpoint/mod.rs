@@ -10,6 +10,7 @@
 //! Does not: own container lifecycles.
 
 pub mod metrics;
+pub mod multimodel;
 pub mod router;
 pub mod stream;
 

@@ -21,7 +21,11 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
+use super::multimodel::{self, Container, LoadError, ModelRepository, ModelTable, Ready};
 use super::Body;
+
+/// The pooled HTTP client sagedock talks to containers with.
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// How SageMaker names a container in error messages: `primary`, or its hostname.
 fn container_label(backend: &Backend) -> String {
@@ -39,6 +43,8 @@ struct Target {
     chain: Vec<Arc<Backend>>,
     /// The instance's first container, which counts the instance's outstanding requests.
     first: Arc<Backend>,
+    /// Multi-model endpoints: the TargetModel, its key in the container, and where it is.
+    model: Option<(String, String, Arc<ModelRepository>)>,
 }
 
 impl Target {
@@ -60,6 +66,8 @@ impl Target {
     }
 }
 
+/// How long an invocation waits for a multi-model load before ModelNotReadyException.
+pub const MODEL_LOAD_WAIT: Duration = Duration::from_secs(60);
 /// InvokeEndpoint's payload limit: 6 MB.
 pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 /// How long a container may take to answer one invocation.
@@ -71,6 +79,8 @@ const FORWARDED: &[&str] = &[
     "accept",
     "x-amzn-sagemaker-custom-attributes",
     "x-amzn-sagemaker-inference-id",
+    // Multi-model endpoints only (the header is refused for the others).
+    "x-amzn-sagemaker-target-model",
 ];
 
 /// One container.
@@ -83,6 +93,8 @@ pub struct Backend {
     /// `http://<addr>/invocations`, parsed once.
     invocations: hyper::Uri,
     outstanding: AtomicUsize,
+    /// The models loaded in a multi-model container.
+    pub models: Option<Arc<ModelTable>>,
 }
 
 impl Backend {
@@ -103,7 +115,20 @@ impl Backend {
                 .parse()
                 .expect("a valid URI"),
             outstanding: AtomicUsize::new(0),
+            models: None,
         })
+    }
+
+    /// A multi-model container (models are loaded into it on demand).
+    pub fn multi_model(
+        name: impl Into<String>,
+        hostname: impl Into<String>,
+        addr: SocketAddr,
+    ) -> Arc<Self> {
+        let mut backend =
+            Arc::into_inner(Self::with_hostname(name, hostname, addr)).expect("a new backend");
+        backend.models = Some(Arc::default());
+        Arc::new(backend)
     }
 }
 
@@ -147,6 +172,8 @@ pub struct LiveVariant {
     /// How its model's containers are invoked.
     pub mode: Mode,
     pub instances: Vec<LiveInstance>,
+    /// Multi-model variants: where TargetModel is fetched from.
+    pub models: Option<Arc<ModelRepository>>,
 }
 
 /// An endpoint that can take traffic.
@@ -168,7 +195,7 @@ pub struct AsyncOutput {
 /// Routes invocations to live endpoints.
 pub struct Router {
     endpoints: RwLock<HashMap<String, Arc<LiveEndpoint>>>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     account: String,
     region: String,
     counter: AtomicU64,
@@ -176,6 +203,8 @@ pub struct Router {
     pub metrics: super::metrics::Metrics,
     /// Where InvokeEndpointAsync reads inputs and writes results.
     storage: crate::control::data::Storage,
+    /// How long an invocation waits for a multi-model load.
+    model_load_wait: Duration,
 }
 
 /// An error in the rest-json shape of sagemaker-runtime.
@@ -214,17 +243,21 @@ impl Router {
             counter: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
             metrics: Default::default(),
             storage: Default::default(),
+            model_load_wait: MODEL_LOAD_WAIT,
         })
     }
 
-    /// A router whose asynchronous invocations read and write through `storage`.
+    /// A router whose asynchronous invocations read and write through `storage`, and
+    /// whose multi-model invocations wait `model_load_wait` for a load.
     pub fn with_storage(
         account: impl Into<String>,
         region: impl Into<String>,
         storage: crate::control::data::Storage,
+        model_load_wait: Duration,
     ) -> Arc<Self> {
         let mut router = Arc::into_inner(Self::new(account, region)).expect("a new router");
         router.storage = storage;
+        router.model_load_wait = model_load_wait;
         Arc::new(router)
     }
 
@@ -331,13 +364,38 @@ impl Router {
         let Some(endpoint) = self.get(name) else {
             return Err(Box::new(self.not_found(name)));
         };
-        if header("x-amzn-sagemaker-target-model").is_some() {
-            return Err(Box::new(validation_error(format!(
-                "Endpoint {name} is not a multi-model endpoint and does not support target model header."
-            ))));
-        }
         let variant = self.choose_variant(&endpoint, header("x-amzn-sagemaker-target-variant"))?;
-        let Some(instance) = variant.instances.iter().min_by_key(|i| i.load()) else {
+        let model = match (&variant.models, header("x-amzn-sagemaker-target-model")) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(Box::new(validation_error(format!(
+                    "Endpoint {name} is not a multi-model endpoint and does not support target model header."
+                ))))
+            }
+            (Some(_), None) => {
+                return Err(Box::new(validation_error(format!(
+                    "Endpoint {name} of account {} is a multi-model endpoint: specify TargetModel (a model.tar.gz under its model data prefix).",
+                    self.account
+                ))))
+            }
+            (Some(repository), Some(target)) => Some((
+                target.to_string(),
+                multimodel::model_key(target),
+                repository.clone(),
+            )),
+        };
+        // A multi-model invocation prefers an instance that has its model loaded.
+        let has_model = |i: &&LiveInstance| match (&model, i.containers.first()) {
+            (Some((_, key, _)), Some(b)) => b.models.as_ref().is_some_and(|t| t.has(key)),
+            _ => false,
+        };
+        let warm = variant
+            .instances
+            .iter()
+            .filter(has_model)
+            .min_by_key(|i| i.load());
+        let Some(instance) = warm.or_else(|| variant.instances.iter().min_by_key(|i| i.load()))
+        else {
             return Err(Box::new(self.not_found(name)));
         };
         let refuse = |message: String| Err(Box::new(validation_error(message)));
@@ -375,6 +433,7 @@ impl Router {
             variant: variant.name.clone(),
             chain,
             first,
+            model,
         })
     }
 
@@ -392,8 +451,14 @@ impl Router {
         };
         target.first.outstanding.fetch_add(1, Ordering::Relaxed);
         let chain: Vec<&Arc<Backend>> = target.chain.iter().collect();
-        let started = Instant::now();
-        let (mut response, status) = self.run_chain(name, &chain, &parts.headers, payload).await;
+        let mut started = Instant::now();
+        let (mut response, status) = match &target.model {
+            Some(model) => {
+                self.run_model(name, &target, model, &parts.headers, payload, &mut started)
+                    .await
+            }
+            None => self.run_chain(name, &chain, &parts.headers, payload).await,
+        };
         let model = started.elapsed();
         target.first.outstanding.fetch_sub(1, Ordering::Relaxed);
         self.metrics
@@ -633,7 +698,17 @@ impl Router {
         headers: &HeaderMap,
         payload: Bytes,
     ) -> Result<Response<Incoming>, String> {
-        let mut out = Request::post(backend.invocations.clone());
+        self.forward_to(backend.invocations.clone(), headers, payload)
+            .await
+    }
+
+    async fn forward_to(
+        &self,
+        uri: hyper::Uri,
+        headers: &HeaderMap,
+        payload: Bytes,
+    ) -> Result<Response<Incoming>, String> {
+        let mut out = Request::post(uri);
         for name in FORWARDED {
             if let Some(value) = headers.get(*name) {
                 out = out.header(*name, value);
@@ -648,6 +723,85 @@ impl Router {
                 INVOCATION_TIMEOUT.as_secs()
             )),
         }
+    }
+
+    /// Invokes a multi-model endpoint's TargetModel: loads it into the instance first when
+    /// it is not loaded (`started` is moved past the wait for the load), and once more when
+    /// the container says it no longer has it.
+    async fn run_model(
+        &self,
+        name: &str,
+        target: &Target,
+        (target_model, key, repository): &(String, String, Arc<ModelRepository>),
+        headers: &HeaderMap,
+        payload: Bytes,
+        started: &mut Instant,
+    ) -> (Response<Body>, u16) {
+        let backend = &target.first;
+        let Some(table) = &backend.models else {
+            return (self.not_found(name), 0);
+        };
+        let label = container_label(backend);
+        for attempt in 0..2 {
+            let container = Container {
+                name: &backend.name,
+                addr: backend.addr,
+                client: &self.client,
+            };
+            let ready = table
+                .ensure(
+                    container,
+                    repository,
+                    key,
+                    target_model,
+                    self.model_load_wait,
+                )
+                .await;
+            match ready {
+                Ok(Some(Ready::Hit)) => {
+                    self.metrics.record_model_load(name, &target.variant, None);
+                }
+                Ok(Some(Ready::Loaded(waited))) => {
+                    self.metrics
+                        .record_model_load(name, &target.variant, Some(waited));
+                    *started = Instant::now();
+                }
+                Ok(None) => {
+                    let response = runtime_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "ModelNotReadyException",
+                        json!({ "message": format!(
+                            "Model {target_model} is still being loaded on endpoint {name} (waited {} s); try again.",
+                            self.model_load_wait.as_secs()
+                        ) }),
+                    );
+                    return (response, 0);
+                }
+                Err(LoadError::Data(message)) => return (validation_error(message), 0),
+                Err(LoadError::Container(status, text)) => {
+                    return (self.model_error(name, &label, status, text), status)
+                }
+                Err(LoadError::Unreachable(detail)) => {
+                    return (self.model_error(name, &label, 0, detail), 0)
+                }
+            }
+            let uri = match format!("http://{}/models/{key}/invoke", backend.addr).parse() {
+                Ok(uri) => uri,
+                Err(_) => return (self.not_found(name), 0),
+            };
+            let response = match self.forward_to(uri, headers, payload.clone()).await {
+                Ok(response) => response,
+                Err(detail) => return (self.model_error(name, &label, 0, detail), 0),
+            };
+            let status = response.status().as_u16();
+            if status == 404 && attempt == 0 {
+                // Unloaded behind sagedock's back (or the container restarted): load again.
+                table.forget(key);
+                continue;
+            }
+            return (self.answer(name, &label, response).await, status);
+        }
+        (self.not_found(name), 0)
     }
 
     async fn answer(

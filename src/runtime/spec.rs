@@ -14,6 +14,10 @@ use super::{labels, RuntimeError};
 
 /// The port a serving container listens on.
 pub const SERVING_PORT: u16 = 8080;
+/// Where a multi-model container finds its models.
+pub const MODELS_MOUNT: &str = "/opt/ml/models";
+/// Where a multi-model container sees the artifact cache's unpacked trees (read-only).
+pub const ARTIFACTS_MOUNT: &str = "/opt/ml/.sagedock/artifacts";
 /// The network isolated containers join: no route outside the host.
 pub const ISOLATED_NETWORK: &str = "sagedock-isolated";
 
@@ -35,6 +39,9 @@ pub struct ContainerSpec {
     pub port: u16,
     /// ContainerDefinition.ContainerHostname.
     pub hostname: Option<String>,
+    /// A multi-model container: the host directories mounted (read-only) at
+    /// `/opt/ml/models` and at the artifacts path its models link into.
+    pub multi_model: Option<(PathBuf, PathBuf)>,
 }
 
 impl ContainerSpec {
@@ -61,7 +68,18 @@ impl ContainerSpec {
             cpu_only: false,
             port: SERVING_PORT,
             hostname: None,
+            multi_model: None,
         }
+    }
+
+    /// A multi-model container (`Mode: MultiModel`): `models_dir` is mounted at
+    /// `/opt/ml/models`, `artifacts_dir` where the links in it point; both read-only.
+    /// Sets SAGEMAKER_MULTI_MODEL=true.
+    pub fn with_multi_model(mut self, models_dir: PathBuf, artifacts_dir: PathBuf) -> Self {
+        self.env
+            .insert("SAGEMAKER_MULTI_MODEL".into(), "true".into());
+        self.multi_model = Some((models_dir, artifacts_dir));
+        self
     }
 
     /// Serve on `port`, telling the container through SAGEMAKER_BIND_TO_PORT.
@@ -104,6 +122,18 @@ impl ContainerSpec {
         self
     }
 
+    fn binds(&self) -> Option<Vec<String>> {
+        let mut binds = Vec::new();
+        if let Some(dir) = &self.model_dir {
+            binds.push(format!("{}:/opt/ml/model:ro", dir.display()));
+        }
+        if let Some((models, artifacts)) = &self.multi_model {
+            binds.push(format!("{}:{MODELS_MOUNT}:ro", models.display()));
+            binds.push(format!("{}:{ARTIFACTS_MOUNT}:ro", artifacts.display()));
+        }
+        (!binds.is_empty()).then_some(binds)
+    }
+
     /// The Docker create request for this container on an engine with `host_cpus`.
     pub fn create_body(
         &self,
@@ -114,10 +144,7 @@ impl ContainerSpec {
         let device_requests = self.device_requests(nvidia_runtime)?;
         let port = format!("{}/tcp", self.port);
         let mut host = HostConfig {
-            binds: self
-                .model_dir
-                .as_ref()
-                .map(|dir| vec![format!("{}:/opt/ml/model:ro", dir.display())]),
+            binds: self.binds(),
             device_requests,
             auto_remove: Some(false),
             ..Default::default()

@@ -3,7 +3,8 @@
 # Builds the base image sagedock/debian:bookworm first (../debian/build.sh).
 #
 # Usage: harness/images/mms/build.sh [--force] [--no-cache]
-#   Exits 0 at once when the image already exists, unless --force is given
+#   Exits 0 at once when the image exists and its label sagedock.mms.source-sha256 matches
+#   this folder's sources (Dockerfile, entrypoint.sh, log4j2.xml), unless --force is given
 #   (--force rebuilds this image, not the base; use ../debian/build.sh --force for that).
 #   --force reuses Docker's layer cache (picks up edits in this folder in seconds);
 #   --no-cache (implies --force) rebuilds every layer, re-downloading packages.
@@ -27,8 +28,11 @@ log() { echo "[mms/build.sh] $*" >&2; }
 start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
 
-if [ "$FORCE" = 0 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-    log "$IMAGE already exists (use --force to rebuild); elapsed $(elapsed)"
+LABEL=sagedock.mms.source-sha256
+HASH="$(cd "$HERE" && sha256sum Dockerfile entrypoint.sh log4j2.xml | sha256sum | cut -d' ' -f1)"
+if [ "$FORCE" = 0 ] \
+    && [ "$(docker image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$IMAGE" 2>/dev/null)" = "$HASH" ]; then
+    log "$IMAGE is up to date (sources ${HASH:0:12}; use --force to rebuild); elapsed $(elapsed)"
     exit 0
 fi
 
@@ -44,7 +48,7 @@ trap 'rm -f "$HERE/ca-certificates.crt"' EXIT
 log "building $IMAGE"
 # The classic builder: this machine's docker client has no buildx plugin.
 BUILD_LOG="$(mktemp /tmp/sagedock-mms-build.XXXXXX.log)"
-if ! DOCKER_BUILDKIT=0 docker build "${NO_CACHE[@]}" -t "$IMAGE" "$HERE" >"$BUILD_LOG" 2>&1; then
+if ! DOCKER_BUILDKIT=0 docker build "${NO_CACHE[@]}" --label "$LABEL=$HASH" -t "$IMAGE" "$HERE" >"$BUILD_LOG" 2>&1; then
     log "docker build failed; last lines of $BUILD_LOG:"
     tail -n 40 "$BUILD_LOG" >&2
     exit 1

@@ -4,10 +4,15 @@
 #   serve        start Multi Model Server in the foreground, serving the model directory
 #                /opt/ml/model (may be mounted read-only) on port
 #                ${SAGEMAKER_BIND_TO_PORT:-8080}: GET /ping, POST /invocations.
+#                With SAGEMAKER_MULTI_MODEL=true (a multi-model endpoint) no model is
+#                loaded at start; the platform loads models from /opt/ml/models/<name>/model
+#                with the MME API on the same port: POST/GET /models,
+#                GET/DELETE /models/<name>, POST /models/<name>/invoke.
 #   anything else   exec'd as a command (e.g. `bash`, `model-archiver --help`).
 #
 # Env honoured (all optional):
 #   SAGEMAKER_BIND_TO_PORT          inference port (default 8080)
+#   SAGEMAKER_MULTI_MODEL           "true": multi-model endpoint (see above)
 #   SAGEMAKER_SAFE_PORT_RANGE       "LOW-HIGH": the management port is taken from it
 #   SAGEMAKER_MODEL_SERVER_WORKERS  MMS default_workers_per_model (MMS default: CPU count)
 #   SAGEMAKER_MODEL_SERVER_TIMEOUT  MMS default_response_timeout, seconds (MMS default 120)
@@ -52,7 +57,10 @@ else
 fi
 is_uint "$MGMT_PORT" || { log "management port is not a port: '$MGMT_PORT'"; exit 1; }
 
-if [ ! -f "$MODEL_DIR/MAR-INF/MANIFEST.json" ]; then
+MULTI_MODEL=false
+[ "${SAGEMAKER_MULTI_MODEL:-}" = "true" ] && MULTI_MODEL=true
+
+if [ "$MULTI_MODEL" = false ] && [ ! -f "$MODEL_DIR/MAR-INF/MANIFEST.json" ]; then
     log "no $MODEL_DIR/MAR-INF/MANIFEST.json: the model directory must be the output of"
     log "model-archiver --archive-format no-archive (or an extracted .mar)"
     ls -la "$MODEL_DIR" 2>&1 | sed 's/^/[sagedock-mms]   /' || true
@@ -68,9 +76,18 @@ CONFIG="${SAGEDOCK_MMS_CONFIG:-/etc/sagemaker-mms.properties}"
 {
     echo "# written by sagedock-mms entrypoint at $(date -u +%FT%TZ)"
     echo "inference_address=http://0.0.0.0:$PORT"
-    echo "management_address=http://0.0.0.0:$MGMT_PORT"
-    echo "model_store=$MODEL_STORE"
-    echo "load_models=$MODEL_NAME_IN_STORE"
+    if [ "$MULTI_MODEL" = true ]; then
+        # As the SageMaker inference toolkit configures MMS for multi-model endpoints:
+        # management API on the inference port, load URLs are absolute paths, one worker
+        # per model unless told otherwise.
+        echo "management_address=http://0.0.0.0:$PORT"
+        echo "model_store=/"
+        [ -n "${SAGEMAKER_MODEL_SERVER_WORKERS:-}" ] || echo "default_workers_per_model=1"
+    else
+        echo "management_address=http://0.0.0.0:$MGMT_PORT"
+        echo "model_store=$MODEL_STORE"
+        echo "load_models=$MODEL_NAME_IN_STORE"
+    fi
     echo "enable_envvars_config=false"
     if [ -n "${SAGEMAKER_MODEL_SERVER_WORKERS:-}" ]; then
         is_uint "$SAGEMAKER_MODEL_SERVER_WORKERS" || { log "SAGEMAKER_MODEL_SERVER_WORKERS is not a number"; exit 1; }

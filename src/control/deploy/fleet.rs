@@ -1,6 +1,7 @@
 //! Fleets: the running containers of an endpoint, grouped by variant and instance (an
 //! instance is its model's containers, in order), and how they are started.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{join_all, try_join_all};
@@ -9,10 +10,30 @@ use serde_json::Value;
 use super::{Deployer, CONTAINER, GENERATION};
 use crate::control::data;
 use crate::control::records::{now, EndpointConfigRecord, ModelRecord};
+use crate::endpoint::multimodel::{self, ModelRepository};
 use crate::endpoint::{
     AsyncOutput, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode as InvokeMode,
 };
 use crate::runtime::{self, instance, labels, ContainerSpec, Instance, ReadyPolicy};
+
+/// One running container and how the router reaches it (kept for the container's life,
+/// so its outstanding-request count and loaded models survive a republish).
+pub(super) struct Member {
+    pub(super) container: Instance,
+    pub(super) backend: Arc<Backend>,
+    /// A multi-model container's host directory of model links.
+    models_dir: Option<std::path::PathBuf>,
+}
+
+impl Member {
+    pub(super) async fn remove(self) -> Result<(), crate::runtime::RuntimeError> {
+        let removed = self.container.guard.remove().await;
+        if let Some(dir) = self.models_dir {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+        }
+        removed
+    }
+}
 
 /// The running instances of one variant; each instance is the model's containers.
 pub(super) struct FleetVariant {
@@ -20,7 +41,53 @@ pub(super) struct FleetVariant {
     pub(super) weight: f64,
     pub(super) mode: InvokeMode,
     pub(super) hostnames: Vec<String>,
-    pub(super) instances: Vec<Vec<Instance>>,
+    pub(super) instances: Vec<Vec<Member>>,
+    /// Multi-model variants: where TargetModel is fetched from.
+    pub(super) models: Option<Arc<ModelRepository>>,
+}
+
+impl FleetVariant {
+    pub(super) fn new(
+        name: String,
+        weight: f64,
+        model: &ModelRecord,
+        models: Option<Arc<ModelRepository>>,
+    ) -> Self {
+        FleetVariant {
+            name,
+            weight,
+            mode: invoke_mode(model),
+            hostnames: hostnames(&model.containers()),
+            instances: Vec::new(),
+            models,
+        }
+    }
+
+    /// Adds running instances (each the model's containers, in order).
+    pub(super) fn add_instances(&mut self, groups: Vec<Vec<Instance>>) {
+        for group in groups {
+            let members = group
+                .into_iter()
+                .zip(&self.hostnames)
+                .map(|(container, host)| {
+                    let (name, addr) = (&container.guard.name, container.addr);
+                    let (backend, models_dir) = match &self.models {
+                        Some(repository) => (
+                            Backend::multi_model(name, host, addr),
+                            Some(repository.models_dir(name)),
+                        ),
+                        None => (Backend::with_hostname(name, host, addr), None),
+                    };
+                    Member {
+                        container,
+                        backend,
+                        models_dir,
+                    }
+                })
+                .collect();
+            self.instances.push(members);
+        }
+    }
 }
 
 /// The running instances of one endpoint.
@@ -58,15 +125,10 @@ impl Fleet {
                         .instances
                         .iter()
                         .map(|group| LiveInstance {
-                            containers: group
-                                .iter()
-                                .zip(&v.hostnames)
-                                .map(|(i, host)| {
-                                    Backend::with_hostname(&i.guard.name, host, i.addr)
-                                })
-                                .collect(),
+                            containers: group.iter().map(|m| m.backend.clone()).collect(),
                         })
                         .collect(),
+                    models: v.models.clone(),
                 })
                 .collect(),
         }
@@ -78,7 +140,7 @@ impl Fleet {
             .into_iter()
             .flat_map(|v| v.instances)
             .flatten()
-            .map(|i| i.guard.remove());
+            .map(Member::remove);
         for result in join_all(all).await {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "removing a container failed; `sagedock gc` will retry");
@@ -101,6 +163,11 @@ pub(super) fn hostnames(containers: &[Value]) -> Vec<String> {
             },
         )
         .collect()
+}
+
+/// Whether a container definition is a multi-model one (`Mode: MultiModel`).
+pub(super) fn is_multi_model(container: &Value) -> bool {
+    container.get("Mode").and_then(Value::as_str) == Some("MultiModel")
 }
 
 /// How a model's containers are invoked.
@@ -136,19 +203,20 @@ impl Deployer {
                 .launch_variant(name, &variant, generation, 0, count)
                 .await?;
             let model = self.model_of(&variant)?;
-            variants.push(FleetVariant {
-                mode: invoke_mode(&model),
-                hostnames: hostnames(&model.containers()),
-                name: variant["VariantName"]
+            let mut fleet_variant = FleetVariant::new(
+                variant["VariantName"]
                     .as_str()
                     .unwrap_or_default()
                     .to_string(),
-                weight: variant
+                variant
                     .get("InitialVariantWeight")
                     .and_then(Value::as_f64)
                     .unwrap_or(1.0),
-                instances,
-            });
+                &model,
+                self.model_repository(&model),
+            );
+            fleet_variant.add_instances(instances);
+            variants.push(fleet_variant);
         }
         Ok(Fleet {
             variants,
@@ -188,21 +256,34 @@ impl Deployer {
         let mut specs: Vec<ContainerSpec> = Vec::new();
         for (j, container) in containers.iter().enumerate() {
             let image = container["Image"].as_str().unwrap_or_default().to_string();
-            let model_data = self
-                .model_data(container)
-                .await
-                .map_err(|e| format!("Failed to download model data: {e}"))?;
+            let multi_model = is_multi_model(container);
+            // A multi-model container gets its models on demand, not at start.
+            let model_data = if multi_model {
+                None
+            } else {
+                self.model_data(container)
+                    .await
+                    .map_err(|e| format!("Failed to download model data: {e}"))?
+            };
             self.engine
                 .ensure_image(&image, self.options.pull)
                 .await
                 .map_err(|e| e.to_string())?;
             // Pipeline containers each get their own port, for images that accept one.
-            let accepts_port = self
-                .engine
-                .image_labels(&image)
-                .await
+            let image_labels = self.engine.image_labels(&image).await;
+            let accepts_port = image_labels
                 .get("com.amazonaws.sagemaker.capabilities.accept-bind-to-port")
                 .is_some_and(|v| v == "true");
+            if multi_model
+                && image_labels
+                    .get("com.amazonaws.sagemaker.capabilities.multi-models")
+                    .is_none_or(|v| v != "true")
+            {
+                tracing::warn!(
+                    image,
+                    "the image does not declare com.amazonaws.sagemaker.capabilities.multi-models=true; SageMaker expects multi-model images to"
+                );
+            }
             let port = if containers.len() > 1 && accepts_port {
                 8080 + j as u16
             } else {
@@ -246,6 +327,15 @@ impl Deployer {
                 if containers.len() > 1 {
                     spec = spec.with_hostname(&hostnames[j]);
                 }
+                if multi_model {
+                    let models_dir = multimodel::models_dir(&self.cache, &spec.name);
+                    std::fs::create_dir_all(&models_dir)
+                        .map_err(|e| format!("{}: {e}", models_dir.display()))?;
+                    let artifacts = multimodel::artifacts_dir(&self.cache);
+                    std::fs::create_dir_all(&artifacts)
+                        .map_err(|e| format!("{}: {e}", artifacts.display()))?;
+                    spec = spec.with_multi_model(models_dir, artifacts);
+                }
                 if let Some((dir, sha)) = &model_data {
                     spec = spec
                         .with_model_dir(dir)
@@ -273,6 +363,17 @@ impl Deployer {
         Ok(groups)
     }
 
+    /// Where a multi-model variant's TargetModels come from (`None` for other models).
+    pub(super) fn model_repository(&self, model: &ModelRecord) -> Option<Arc<ModelRepository>> {
+        let container = model.containers().into_iter().find(is_multi_model)?;
+        let prefix = data::url_of(&container)?;
+        Some(Arc::new(ModelRepository::new(
+            prefix,
+            self.settings.storage(),
+            self.cache.clone(),
+        )))
+    }
+
     /// The container's model data as a directory to mount (and its archive's sha256).
     async fn model_data(
         &self,
@@ -281,12 +382,11 @@ impl Deployer {
         let Some(url) = data::url_of(container) else {
             return Ok(None);
         };
-        let path = match (&self.settings.s3_endpoint, url.starts_with("s3://")) {
-            (Some(endpoint), true) => {
-                data::download(&url, endpoint, &self.cache.root().join("downloads")).await?
-            }
-            _ => data::locate(&url, self.settings.s3_root.as_deref())?,
-        };
+        let path = self
+            .settings
+            .storage()
+            .fetch(&url, &self.cache.root().join("downloads"))
+            .await?;
         let (cache, c) = (self.cache.clone(), container.clone());
         tokio::task::spawn_blocking(move || data::model_dir_at(&path, &url, &c, &cache).map(Some))
             .await

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 mod fleet;
 mod restore;
 
-use fleet::{Fleet, FleetVariant};
+use fleet::{Fleet, FleetVariant, Member};
 
 use super::error::AwsError;
 use super::records::{now, EndpointConfigRecord, EndpointRecord, ModelRecord, VariantRecord};
@@ -47,6 +47,8 @@ pub struct DeployOptions {
     pub health_timeout: Duration,
     pub pull: bool,
     pub cpu_only: bool,
+    /// How long an invocation waits for a multi-model load (SageMaker: 60 s).
+    pub model_load_wait: Duration,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -433,7 +435,7 @@ impl Deployer {
                     )
                     .await
                 {
-                    Ok(extra) => self.with_variant(name, &want.name, |v| v.instances.extend(extra)),
+                    Ok(extra) => self.with_variant(name, &want.name, |v| v.add_instances(extra)),
                     Err(e) => failure = Some(e),
                 }
             } else if want.desired_count < have {
@@ -441,7 +443,7 @@ impl Deployer {
                 self.with_variant(name, &want.name, |v| {
                     surplus = v.instances.split_off(want.desired_count as usize)
                 });
-                join_all(surplus.into_iter().flatten().map(|i| i.guard.remove())).await;
+                join_all(surplus.into_iter().flatten().map(Member::remove)).await;
             }
             self.with_variant(name, &want.name, |v| v.weight = want.desired_weight);
         }

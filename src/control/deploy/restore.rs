@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::fleet::{async_output, hostnames, invoke_mode, Fleet, FleetVariant};
+use super::fleet::{async_output, Fleet, FleetVariant};
 use super::{Deployer, Mode, CONTAINER, GENERATION};
 use crate::control::error::AwsError;
 use crate::control::records::EndpointRecord;
@@ -155,13 +155,14 @@ impl Deployer {
             if groups.is_empty() {
                 return None;
             }
-            variants.push(FleetVariant {
-                name: v.name.clone(),
-                weight: v.current_weight,
-                mode: invoke_mode(&model),
-                hostnames: hostnames(&model.containers()),
-                instances: groups,
-            });
+            let mut variant = FleetVariant::new(
+                v.name.clone(),
+                v.current_weight,
+                &model,
+                self.model_repository(&model),
+            );
+            variant.add_instances(groups);
+            variants.push(variant);
         }
         Some(Fleet {
             variants,

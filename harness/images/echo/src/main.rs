@@ -330,7 +330,7 @@ fn route(req: &Request, w: &mut Writer) -> io::Result<(u16, bool)> {
             Ok((status, false))
         }
         b"/report" if get => {
-            let body = report::build(&c.hostname);
+            let body = report::build(&c.hostname, report::MODEL_DIR);
             http::simple(
                 w,
                 200,
@@ -734,7 +734,11 @@ fn invoke(req: &Request, w: &mut Writer, model: Option<&str>) -> io::Result<u16>
     }
 
     if attrs.report {
-        let body = report::build(&c.hostname);
+        // A multi-model invocation reports the loaded model's directory.
+        let dir = model
+            .and_then(|m| models().get(m).cloned())
+            .map(|url| url.strip_prefix("file://").unwrap_or(&url).to_string());
+        let body = report::build(&c.hostname, dir.as_deref().unwrap_or(report::MODEL_DIR));
         http::start(w, 200, close)?;
         echo_headers(req, w, model)?;
         http::finish(w, b"application/json", body.as_bytes(), false)?;

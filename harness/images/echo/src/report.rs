@@ -10,7 +10,9 @@ pub const MODEL_DIR: &str = "/opt/ml/model";
 /// At most this many files are listed (`files_truncated` says when there were more).
 const MAX_FILES: usize = 10_000;
 
-pub fn build(hostname: &str) -> String {
+/// The report, listing the files of `model_dir` (`/opt/ml/model`, or a multi-model
+/// endpoint's loaded model directory).
+pub fn build(hostname: &str, model_dir: &str) -> String {
     let mut o = String::with_capacity(8192);
 
     o.push_str("{\"args\":[");
@@ -45,8 +47,7 @@ pub fn build(hostname: &str) -> String {
     o.push_str(",\"pid\":");
     o.push_str(&std::process::id().to_string());
 
-    // /opt/ml/model
-    let dir = Path::new(MODEL_DIR);
+    let dir = Path::new(model_dir);
     let exists = dir.is_dir();
     let mut files = Vec::new();
     if exists {
@@ -56,7 +57,7 @@ pub fn build(hostname: &str) -> String {
     let truncated = files.len() > MAX_FILES;
     files.truncate(MAX_FILES);
     o.push_str(",\"model_dir\":{\"path\":");
-    json::push_str(&mut o, MODEL_DIR);
+    json::push_str(&mut o, model_dir);
     o.push_str(",\"exists\":");
     o.push_str(if exists { "true" } else { "false" });
     o.push_str(",\"files\":[");
