@@ -616,6 +616,63 @@ def test_invoke_endpoint_async_failure_lands_at_the_failure_location(sagedock, s
         cleanup(sm, endpoints=[endpoint], configs=[config], models=[model])
 
 
+def _wait_file(path, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not path.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.is_file(), f"{path} did not appear within {seconds} s"
+    return time.monotonic()
+
+
+def test_invoke_endpoint_async_queue_timeout_and_naming(sagedock, sm, runtime, make_client, names, echo_image):
+    """MaxConcurrentInvocationsPerInstance bounds how many requests run at once;
+    InvocationTimeoutSeconds ends a slow one at the failure location; S3OutputPathExtension
+    and Filename name the output; out-of-range RequestTTLSeconds is a ValidationError."""
+    model, config, endpoint = names("model"), names("config"), names("ep")
+    token = names.token
+    root = sagedock.s3_root
+    (root / "async-in" / token).mkdir(parents=True)
+    (root / "async-in" / token / "in.txt").write_bytes(b"queued")
+    source = f"s3://async-in/{token}/in.txt"
+    try:
+        create_model(sm, model, echo_image)
+        sm.create_endpoint_config(
+            EndpointConfigName=config, ProductionVariants=[variant(model)],
+            AsyncInferenceConfig={
+                "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 1},
+                "OutputConfig": {"S3OutputPath": f"s3://async-out/{token}",
+                                 "S3FailurePath": f"s3://async-out/{token}-failed"}})
+        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+        wait_in_service(sm, endpoint)
+
+        unchecked = make_client("sagemaker-runtime", parameter_validation=False)  # boto3 checks it too
+        with pytest.raises(ClientError) as e:
+            unchecked.invoke_endpoint_async(EndpointName=endpoint, InputLocation=source, RequestTTLSeconds=59)
+        code, message, status = error_of(e)
+        assert (code, status) == ("ValidationError", 400) and "requestTTLSeconds" in message, error_of(e)
+
+        # One at a time: three 700 ms requests take about 2.1 s, the last one finishing last.
+        t0 = time.monotonic()
+        locations = [runtime.invoke_endpoint_async(
+            EndpointName=endpoint, InputLocation=source, CustomAttributes="sleep_ms=700",
+            S3OutputPathExtension="batch-1", Filename=f"result-{i}.txt")["OutputLocation"]
+            for i in range(3)]
+        assert locations[0] == f"s3://async-out/{token}/batch-1/result-0.txt", locations
+        done = [_wait_file(root / loc[len("s3://"):]) - t0 for loc in locations]
+        assert done[2] >= 2.0, f"the queue ran requests concurrently: finished at {done}"
+        assert (root / locations[2][len("s3://"):]).read_bytes() == b"queued"
+
+        # A request slower than its InvocationTimeoutSeconds fails.
+        r = runtime.invoke_endpoint_async(EndpointName=endpoint, InputLocation=source,
+                                          CustomAttributes="sleep_ms=3000", InvocationTimeoutSeconds=1)
+        failure = root / r["FailureLocation"][len("s3://"):]
+        _wait_file(failure, seconds=20)
+        assert b"timed out" in failure.read_bytes()
+        assert not (root / r["OutputLocation"][len("s3://"):]).exists()
+    finally:
+        cleanup(sm, endpoints=[endpoint], configs=[config], models=[model])
+
+
 def test_multi_model_endpoint(sagedock, sm, runtime, names, echo_image, tmp_path):
     model, config, endpoint = names("model"), names("config"), names("ep")
     token = names.token

@@ -9,6 +9,7 @@
 //!
 //! Does not: own container lifecycles.
 
+pub mod asynchronous;
 pub mod metrics;
 pub mod multimodel;
 pub mod router;
@@ -26,7 +27,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-pub use router::{AsyncOutput, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router};
+pub use asynchronous::{AsyncOutput, AsyncQueue};
+pub use router::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router};
 
 use crate::control::{error::AwsError, ControlPlane};
 

@@ -21,6 +21,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
+use super::asynchronous::AsyncOutput;
 use super::multimodel::{self, Container, LoadError, ModelRepository, ModelTable, Ready};
 use super::Body;
 
@@ -37,10 +38,10 @@ fn container_label(backend: &Backend) -> String {
 }
 
 /// Where one invocation goes.
-struct Target {
-    variant: String,
+pub(super) struct Target {
+    pub(super) variant: String,
     /// The containers the request passes through, in order.
-    chain: Vec<Arc<Backend>>,
+    pub(super) chain: Vec<Arc<Backend>>,
     /// The instance's first container, which counts the instance's outstanding requests.
     first: Arc<Backend>,
     /// Multi-model endpoints: the TargetModel, its key in the container, and where it is.
@@ -185,30 +186,23 @@ pub struct LiveEndpoint {
     pub async_output: Option<AsyncOutput>,
 }
 
-/// Where asynchronous inference results go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AsyncOutput {
-    pub output_path: String,
-    pub failure_path: Option<String>,
-}
-
 /// Routes invocations to live endpoints.
 pub struct Router {
     endpoints: RwLock<HashMap<String, Arc<LiveEndpoint>>>,
     client: HttpClient,
-    account: String,
+    pub(super) account: String,
     region: String,
     counter: AtomicU64,
     /// Invocation metrics, served on GET /metrics.
     pub metrics: super::metrics::Metrics,
     /// Where InvokeEndpointAsync reads inputs and writes results.
-    storage: crate::control::data::Storage,
+    pub(super) storage: crate::control::data::Storage,
     /// How long an invocation waits for a multi-model load.
     model_load_wait: Duration,
 }
 
 /// An error in the rest-json shape of sagemaker-runtime.
-fn runtime_error(
+pub(super) fn runtime_error(
     status: StatusCode,
     code: &'static str,
     body: serde_json::Value,
@@ -221,7 +215,7 @@ fn runtime_error(
     response
 }
 
-fn validation_error(message: String) -> Response<Body> {
+pub(super) fn validation_error(message: String) -> Response<Body> {
     runtime_error(
         StatusCode::BAD_REQUEST,
         "ValidationError",
@@ -289,7 +283,7 @@ impl Router {
             .flatten()
     }
 
-    fn not_found(&self, name: &str) -> Response<Body> {
+    pub(super) fn not_found(&self, name: &str) -> Response<Body> {
         validation_error(format!(
             "Endpoint {name} of account {} not found.",
             self.account
@@ -297,7 +291,7 @@ impl Router {
     }
 
     /// A fast pseudo-random number in [0, 1) for weighted choice.
-    fn unit_random(&self) -> f64 {
+    pub(super) fn unit_random(&self) -> f64 {
         let mut x = self
             .counter
             .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
@@ -342,7 +336,7 @@ impl Router {
     }
 
     /// Reads the request body, refusing more than [`MAX_PAYLOAD`].
-    async fn payload(body: Incoming) -> Result<Bytes, Box<Response<Body>>> {
+    pub(super) async fn payload(body: Incoming) -> Result<Bytes, Box<Response<Body>>> {
         match Limited::new(body, MAX_PAYLOAD).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(_) => {
@@ -359,7 +353,11 @@ impl Router {
     }
 
     /// Chooses the variant, the instance and the containers a request goes to.
-    fn resolve(&self, name: &str, headers: &HeaderMap) -> Result<Target, Box<Response<Body>>> {
+    pub(super) fn resolve(
+        &self,
+        name: &str,
+        headers: &HeaderMap,
+    ) -> Result<Target, Box<Response<Body>>> {
         let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         let Some(endpoint) = self.get(name) else {
             return Err(Box::new(self.not_found(name)));
@@ -457,134 +455,16 @@ impl Router {
                 self.run_model(name, &target, model, &parts.headers, payload, &mut started)
                     .await
             }
-            None => self.run_chain(name, &chain, &parts.headers, payload).await,
+            None => {
+                self.run_chain(name, &chain, &parts.headers, payload, INVOCATION_TIMEOUT)
+                    .await
+            }
         };
         let model = started.elapsed();
         target.first.outstanding.fetch_sub(1, Ordering::Relaxed);
         self.metrics
             .record(name, &target.variant, status, model, t0.elapsed());
         target.label(&mut response);
-        response
-    }
-
-    /// Handles InvokeEndpointAsync for `name`: reads the input (InputLocation or the body),
-    /// answers 202 with the InferenceId and the output and failure locations at once, and
-    /// invokes in the background, writing the answer to the output location (or the error
-    /// to the failure location).
-    pub async fn invoke_async(
-        self: &Arc<Self>,
-        name: &str,
-        req: Request<Incoming>,
-    ) -> Response<Body> {
-        let (parts, body) = req.into_parts();
-        let header = |n: &str| {
-            parts
-                .headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let Some(output) = self.get(name).and_then(|e| e.async_output.clone()) else {
-            return match self.get(name) {
-                None => self.not_found(name),
-                Some(_) => validation_error(format!(
-                    "Endpoint {name} of account {} is not configured for asynchronous inference (AsyncInferenceConfig).",
-                    self.account
-                )),
-            };
-        };
-        let target = match self.resolve(name, &parts.headers) {
-            Ok(t) => t,
-            Err(response) => return *response,
-        };
-        let inline = match Self::payload(body).await {
-            Ok(p) => p,
-            Err(response) => return *response,
-        };
-        let payload = match header("x-amzn-sagemaker-inputlocation") {
-            Some(location) => match self.storage.read(&location).await {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    return validation_error(format!(
-                        "Could not read InputLocation {location}: {e}"
-                    ))
-                }
-            },
-            None => inline,
-        };
-        let id = header("x-amzn-sagemaker-inference-id")
-            .unwrap_or_else(|| super::uuid_like(self.unit_random().to_bits()));
-        let slash = |p: &str| {
-            if p.ends_with('/') {
-                p.to_string()
-            } else {
-                format!("{p}/")
-            }
-        };
-        let output_location = format!("{}{id}.out", slash(&output.output_path));
-        let failure_location = output
-            .failure_path
-            .as_deref()
-            .map(|p| format!("{}{id}-error.out", slash(p)));
-        let mut headers = HeaderMap::new();
-        for (from, to) in [
-            ("x-amzn-sagemaker-content-type", CONTENT_TYPE.as_str()),
-            ("x-amzn-sagemaker-accept", "accept"),
-            (
-                "x-amzn-sagemaker-custom-attributes",
-                "x-amzn-sagemaker-custom-attributes",
-            ),
-        ] {
-            if let Some(value) = parts.headers.get(from) {
-                if let Ok(name) = hyper::header::HeaderName::from_bytes(to.as_bytes()) {
-                    headers.insert(name, value.clone());
-                }
-            }
-        }
-        if let Ok(value) = HeaderValue::from_str(&id) {
-            headers.insert("x-amzn-sagemaker-inference-id", value);
-        }
-        let (this, endpoint) = (self.clone(), name.to_string());
-        let (out, fail) = (output_location.clone(), failure_location.clone());
-        tokio::spawn(async move {
-            let chain: Vec<&Arc<Backend>> = target.chain.iter().collect();
-            let started = Instant::now();
-            let (response, status) = this.run_chain(&endpoint, &chain, &headers, payload).await;
-            this.metrics.record(
-                &endpoint,
-                &target.variant,
-                status,
-                started.elapsed(),
-                started.elapsed(),
-            );
-            let ok = response.status().is_success();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let written = match (ok, &fail) {
-                (true, _) => this.storage.write(&out, bytes).await,
-                (false, Some(fail)) => this.storage.write(fail, bytes).await,
-                (false, None) => Ok(()),
-            };
-            if let Err(e) = written {
-                tracing::warn!(endpoint, error = %e, "could not write the asynchronous inference result");
-            }
-        });
-        let mut response = Response::new(super::full(
-            serde_json::to_vec(&json!({ "InferenceId": id })).expect("json"),
-        ));
-        *response.status_mut() = StatusCode::ACCEPTED;
-        let h = response.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Ok(value) = HeaderValue::from_str(&output_location) {
-            h.insert("x-amzn-sagemaker-outputlocation", value);
-        }
-        if let Some(value) = failure_location.and_then(|f| HeaderValue::from_str(&f).ok()) {
-            h.insert("x-amzn-sagemaker-failurelocation", value);
-        }
         response
     }
 
@@ -614,7 +494,9 @@ impl Router {
         let backend = &target.chain[0];
         target.first.outstanding.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let forwarded = self.forward(backend, &headers, payload).await;
+        let forwarded = self
+            .forward(backend, &headers, payload, INVOCATION_TIMEOUT)
+            .await;
         let model = started.elapsed();
         target.first.outstanding.fetch_sub(1, Ordering::Relaxed);
         let status = forwarded.as_ref().map_or(0, |r| r.status().as_u16());
@@ -648,19 +530,23 @@ impl Router {
 
     /// Sends the request through `chain` (one container, or a pipeline): each answer
     /// becomes the next request, with its Content-Type.
-    async fn run_chain(
+    pub(super) async fn run_chain(
         &self,
         name: &str,
         chain: &[&Arc<Backend>],
         headers: &HeaderMap,
         payload: Bytes,
+        timeout: Duration,
     ) -> (Response<Body>, u16) {
         // Only a pipeline changes the headers between containers.
         let mut headers = std::borrow::Cow::Borrowed(headers);
         let mut payload = payload;
         for (i, backend) in chain.iter().enumerate() {
             let last = i + 1 == chain.len();
-            let response = match self.forward(backend, &headers, payload.clone()).await {
+            let response = match self
+                .forward(backend, &headers, payload.clone(), timeout)
+                .await
+            {
                 Ok(response) => response,
                 Err(detail) => {
                     return (
@@ -697,16 +583,19 @@ impl Router {
         backend: &Backend,
         headers: &HeaderMap,
         payload: Bytes,
+        timeout: Duration,
     ) -> Result<Response<Incoming>, String> {
-        self.forward_to(backend.invocations.clone(), headers, payload)
+        self.forward_to(backend.invocations.clone(), headers, payload, timeout)
             .await
     }
 
+    /// Sends one request, waiting at most `timeout` for the answer's head.
     async fn forward_to(
         &self,
         uri: hyper::Uri,
         headers: &HeaderMap,
         payload: Bytes,
+        timeout: Duration,
     ) -> Result<Response<Incoming>, String> {
         let mut out = Request::post(uri);
         for name in FORWARDED {
@@ -715,12 +604,12 @@ impl Router {
             }
         }
         let out = out.body(Full::new(payload)).expect("a valid request");
-        match tokio::time::timeout(INVOCATION_TIMEOUT, self.client.request(out)).await {
+        match tokio::time::timeout(timeout, self.client.request(out)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(format!("the container could not be reached ({e})")),
             Err(_) => Err(format!(
                 "Your invocation timed out while waiting for a response from container primary. Review the latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again. (limit: {} s)",
-                INVOCATION_TIMEOUT.as_secs()
+                timeout.as_secs()
             )),
         }
     }
@@ -789,7 +678,10 @@ impl Router {
                 Ok(uri) => uri,
                 Err(_) => return (self.not_found(name), 0),
             };
-            let response = match self.forward_to(uri, headers, payload.clone()).await {
+            let response = match self
+                .forward_to(uri, headers, payload.clone(), INVOCATION_TIMEOUT)
+                .await
+            {
                 Ok(response) => response,
                 Err(detail) => return (self.model_error(name, &label, 0, detail), 0),
             };

@@ -10,7 +10,9 @@ use serde_json::Value;
 use super::{Deployer, CONTAINER, GENERATION};
 use crate::control::data;
 use crate::control::records::{now, EndpointConfigRecord, ModelRecord};
+use crate::endpoint::asynchronous::DEFAULT_PER_INSTANCE;
 use crate::endpoint::multimodel::{self, ModelRepository};
+use crate::endpoint::AsyncQueue;
 use crate::endpoint::{
     AsyncOutput, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode as InvokeMode,
 };
@@ -100,16 +102,30 @@ pub(super) struct Fleet {
 /// The AsyncInferenceConfig output locations of an endpoint config.
 pub(super) fn async_output(config: &EndpointConfigRecord) -> Option<AsyncOutput> {
     let out = config.input.pointer("/AsyncInferenceConfig/OutputConfig")?;
+    let per_instance = config
+        .input
+        .pointer("/AsyncInferenceConfig/ClientConfig/MaxConcurrentInvocationsPerInstance")
+        .and_then(Value::as_u64)
+        .map_or(DEFAULT_PER_INSTANCE, |n| n as u32);
     Some(AsyncOutput {
         output_path: out.get("S3OutputPath")?.as_str()?.to_string(),
         failure_path: out
             .get("S3FailurePath")
             .and_then(Value::as_str)
             .map(str::to_string),
+        queue: AsyncQueue::new(per_instance),
     })
 }
 
 impl Fleet {
+    /// Sizes the asynchronous queue for the instances running now.
+    pub(super) fn size_queue(&self) {
+        if let Some(output) = &self.async_output {
+            let instances = self.variants.iter().map(|v| v.instances.len()).sum();
+            output.queue.resize(instances);
+        }
+    }
+
     pub(super) fn live(&self, name: &str) -> LiveEndpoint {
         LiveEndpoint {
             name: name.to_string(),
@@ -218,10 +234,12 @@ impl Deployer {
             fleet_variant.add_instances(instances);
             variants.push(fleet_variant);
         }
-        Ok(Fleet {
+        let fleet = Fleet {
             variants,
             async_output: async_output(config),
-        })
+        };
+        fleet.size_queue();
+        Ok(fleet)
     }
 
     /// Starts instances `first..first+count` of one variant; each instance is the model's

@@ -447,12 +447,10 @@ impl Deployer {
             }
             self.with_variant(name, &want.name, |v| v.weight = want.desired_weight);
         }
-        let live = self
-            .fleets
-            .lock()
-            .expect("fleets")
-            .get(name)
-            .map(|f| f.live(name));
+        let live = self.fleets.lock().expect("fleets").get(name).map(|f| {
+            f.size_queue();
+            f.live(name)
+        });
         if let Some(live) = live {
             self.router.publish(live);
         }

@@ -164,9 +164,11 @@ impl Deployer {
             variant.add_instances(groups);
             variants.push(variant);
         }
-        Some(Fleet {
+        let fleet = Fleet {
             variants,
             async_output: async_output(&config),
-        })
+        };
+        fleet.size_queue();
+        Some(fleet)
     }
 }
