@@ -11,7 +11,7 @@
 //! artifacts, mounted read-only). The container reads the cached tree in place: nothing is
 //! copied, and a model shared by endpoints is unpacked once.
 //!
-//! A load runs in its own task: callers wait for it at most the load wait (60 s, as
+//! [`Router::run_model`] is the invocation side; a load runs in its own task: callers wait for it at most the load wait (60 s, as
 //! SageMaker), then get ModelNotReadyException while it goes on.
 
 use std::collections::HashMap;
@@ -21,12 +21,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Request, StatusCode};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use super::router::{
+    container_label, runtime_error, validation_error, Router, Target, INVOCATION_TIMEOUT,
+};
+use super::Body;
 use crate::artifact::{Cache, Limits};
 use crate::control::data::Storage;
 use crate::runtime::spec::{ARTIFACTS_MOUNT, MODELS_MOUNT};
@@ -390,6 +394,90 @@ impl LoadJob {
             .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
             .unwrap_or_default();
         Ok((status, text))
+    }
+}
+
+impl Router {
+    /// Invokes a multi-model endpoint's TargetModel: loads it into the instance first when
+    /// it is not loaded (`started` is moved past the wait for the load), and once more when
+    /// the container says it no longer has it.
+    pub(super) async fn run_model(
+        &self,
+        name: &str,
+        target: &Target,
+        (target_model, key, repository): &(String, String, Arc<ModelRepository>),
+        headers: &HeaderMap,
+        payload: Bytes,
+        started: &mut Instant,
+    ) -> (Response<Body>, u16) {
+        let backend = &target.first;
+        let Some(table) = &backend.models else {
+            return (self.not_found(name), 0);
+        };
+        let label = container_label(backend);
+        for attempt in 0..2 {
+            let container = Container {
+                name: &backend.name,
+                addr: backend.addr,
+                client: &self.client,
+            };
+            let ready = table
+                .ensure(
+                    container,
+                    repository,
+                    key,
+                    target_model,
+                    self.model_load_wait,
+                )
+                .await;
+            match ready {
+                Ok(Some(Ready::Hit)) => {
+                    self.metrics.record_model_load(name, &target.variant, None);
+                }
+                Ok(Some(Ready::Loaded(waited))) => {
+                    self.metrics
+                        .record_model_load(name, &target.variant, Some(waited));
+                    *started = Instant::now();
+                }
+                Ok(None) => {
+                    let response = runtime_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "ModelNotReadyException",
+                        json!({ "message": format!(
+                            "Model {target_model} is still being loaded on endpoint {name} (waited {} s); try again.",
+                            self.model_load_wait.as_secs()
+                        ) }),
+                    );
+                    return (response, 0);
+                }
+                Err(LoadError::Data(message)) => return (validation_error(message), 0),
+                Err(LoadError::Container(status, text)) => {
+                    return (self.model_error(name, &label, status, text), status)
+                }
+                Err(LoadError::Unreachable(detail)) => {
+                    return (self.model_error(name, &label, 0, detail), 0)
+                }
+            }
+            let uri = match format!("http://{}/models/{key}/invoke", backend.addr).parse() {
+                Ok(uri) => uri,
+                Err(_) => return (self.not_found(name), 0),
+            };
+            let response = match self
+                .forward_to(uri, headers, payload.clone(), INVOCATION_TIMEOUT)
+                .await
+            {
+                Ok(response) => response,
+                Err(detail) => return (self.model_error(name, &label, 0, detail), 0),
+            };
+            let status = response.status().as_u16();
+            if status == 404 && attempt == 0 {
+                // Unloaded behind sagedock's back (or the container restarted): load again.
+                table.forget(key);
+                continue;
+            }
+            return (self.answer(name, &label, response).await, status);
+        }
+        (self.not_found(name), 0)
     }
 }
 

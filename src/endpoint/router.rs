@@ -22,14 +22,14 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
 use super::asynchronous::AsyncOutput;
-use super::multimodel::{self, Container, LoadError, ModelRepository, ModelTable, Ready};
+use super::multimodel::{self, ModelRepository, ModelTable};
 use super::Body;
 
 /// The pooled HTTP client sagedock talks to containers with.
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// How SageMaker names a container in error messages: `primary`, or its hostname.
-fn container_label(backend: &Backend) -> String {
+pub(super) fn container_label(backend: &Backend) -> String {
     if backend.hostname.is_empty() {
         "primary".into()
     } else {
@@ -43,14 +43,14 @@ pub(super) struct Target {
     /// The containers the request passes through, in order.
     pub(super) chain: Vec<Arc<Backend>>,
     /// The instance's first container, which counts the instance's outstanding requests.
-    first: Arc<Backend>,
+    pub(super) first: Arc<Backend>,
     /// Multi-model endpoints: the TargetModel, its key in the container, and where it is.
-    model: Option<(String, String, Arc<ModelRepository>)>,
+    pub(super) model: Option<(String, String, Arc<ModelRepository>)>,
 }
 
 impl Target {
     /// Adds the response headers that name the variant (and, for debugging, the container).
-    fn label(&self, response: &mut Response<Body>) {
+    pub(super) fn label(&self, response: &mut Response<Body>) {
         if let Ok(value) = HeaderValue::from_str(&self.variant) {
             response
                 .headers_mut()
@@ -93,7 +93,7 @@ pub struct Backend {
     pub addr: SocketAddr,
     /// `http://<addr>/invocations`, parsed once.
     invocations: hyper::Uri,
-    outstanding: AtomicUsize,
+    pub(super) outstanding: AtomicUsize,
     /// The models loaded in a multi-model container.
     pub models: Option<Arc<ModelTable>>,
 }
@@ -189,7 +189,7 @@ pub struct LiveEndpoint {
 /// Routes invocations to live endpoints.
 pub struct Router {
     endpoints: RwLock<HashMap<String, Arc<LiveEndpoint>>>,
-    client: HttpClient,
+    pub(super) client: HttpClient,
     pub(super) account: String,
     region: String,
     counter: AtomicU64,
@@ -198,7 +198,7 @@ pub struct Router {
     /// Where InvokeEndpointAsync reads inputs and writes results.
     pub(super) storage: crate::control::data::Storage,
     /// How long an invocation waits for a multi-model load.
-    model_load_wait: Duration,
+    pub(super) model_load_wait: Duration,
 }
 
 /// An error in the rest-json shape of sagemaker-runtime.
@@ -468,66 +468,6 @@ impl Router {
         response
     }
 
-    /// Handles InvokeEndpointWithResponseStream for `name`: the container's answer is
-    /// passed on chunk by chunk, in event-stream framing.
-    pub async fn invoke_stream(&self, name: &str, req: Request<Incoming>) -> Response<Body> {
-        let t0 = Instant::now();
-        let (parts, body) = req.into_parts();
-        let target = match self.resolve(name, &parts.headers) {
-            Ok(t) => t,
-            Err(response) => return *response,
-        };
-        if target.chain.len() > 1 {
-            return validation_error(format!(
-                "Endpoint {name} of account {} is an inference pipeline; response streaming needs a single container.",
-                self.account
-            ));
-        }
-        let payload = match Self::payload(body).await {
-            Ok(p) => p,
-            Err(response) => return *response,
-        };
-        let mut headers = parts.headers.clone();
-        if let Some(accept) = parts.headers.get("x-amzn-sagemaker-accept") {
-            headers.insert(hyper::header::ACCEPT, accept.clone());
-        }
-        let backend = &target.chain[0];
-        target.first.outstanding.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let forwarded = self
-            .forward(backend, &headers, payload, INVOCATION_TIMEOUT)
-            .await;
-        let model = started.elapsed();
-        target.first.outstanding.fetch_sub(1, Ordering::Relaxed);
-        let status = forwarded.as_ref().map_or(0, |r| r.status().as_u16());
-        self.metrics
-            .record(name, &target.variant, status, model, t0.elapsed());
-        let mut response = match forwarded {
-            Err(detail) => self.model_error(name, &container_label(backend), 0, detail),
-            Ok(answer) if !answer.status().is_success() => {
-                self.answer(name, &container_label(backend), answer).await
-            }
-            Ok(answer) => {
-                let (container, body) = answer.into_parts();
-                let mut out = Response::new(super::stream::reframe(body, INVOCATION_TIMEOUT));
-                let h = out.headers_mut();
-                h.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/vnd.amazon.eventstream"),
-                );
-                if let Some(ct) = container.headers.get(CONTENT_TYPE) {
-                    h.insert("x-amzn-sagemaker-content-type", ct.clone());
-                }
-                if let Some(attrs) = container.headers.get("x-amzn-sagemaker-custom-attributes") {
-                    h.insert("x-amzn-sagemaker-custom-attributes", attrs.clone());
-                }
-                out
-            }
-        };
-        target.label(&mut response);
-        response
-    }
-
     /// Sends the request through `chain` (one container, or a pipeline): each answer
     /// becomes the next request, with its Content-Type.
     pub(super) async fn run_chain(
@@ -578,7 +518,7 @@ impl Router {
         (self.not_found(name), 0)
     }
 
-    async fn forward(
+    pub(super) async fn forward(
         &self,
         backend: &Backend,
         headers: &HeaderMap,
@@ -590,7 +530,7 @@ impl Router {
     }
 
     /// Sends one request, waiting at most `timeout` for the answer's head.
-    async fn forward_to(
+    pub(super) async fn forward_to(
         &self,
         uri: hyper::Uri,
         headers: &HeaderMap,
@@ -614,89 +554,7 @@ impl Router {
         }
     }
 
-    /// Invokes a multi-model endpoint's TargetModel: loads it into the instance first when
-    /// it is not loaded (`started` is moved past the wait for the load), and once more when
-    /// the container says it no longer has it.
-    async fn run_model(
-        &self,
-        name: &str,
-        target: &Target,
-        (target_model, key, repository): &(String, String, Arc<ModelRepository>),
-        headers: &HeaderMap,
-        payload: Bytes,
-        started: &mut Instant,
-    ) -> (Response<Body>, u16) {
-        let backend = &target.first;
-        let Some(table) = &backend.models else {
-            return (self.not_found(name), 0);
-        };
-        let label = container_label(backend);
-        for attempt in 0..2 {
-            let container = Container {
-                name: &backend.name,
-                addr: backend.addr,
-                client: &self.client,
-            };
-            let ready = table
-                .ensure(
-                    container,
-                    repository,
-                    key,
-                    target_model,
-                    self.model_load_wait,
-                )
-                .await;
-            match ready {
-                Ok(Some(Ready::Hit)) => {
-                    self.metrics.record_model_load(name, &target.variant, None);
-                }
-                Ok(Some(Ready::Loaded(waited))) => {
-                    self.metrics
-                        .record_model_load(name, &target.variant, Some(waited));
-                    *started = Instant::now();
-                }
-                Ok(None) => {
-                    let response = runtime_error(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "ModelNotReadyException",
-                        json!({ "message": format!(
-                            "Model {target_model} is still being loaded on endpoint {name} (waited {} s); try again.",
-                            self.model_load_wait.as_secs()
-                        ) }),
-                    );
-                    return (response, 0);
-                }
-                Err(LoadError::Data(message)) => return (validation_error(message), 0),
-                Err(LoadError::Container(status, text)) => {
-                    return (self.model_error(name, &label, status, text), status)
-                }
-                Err(LoadError::Unreachable(detail)) => {
-                    return (self.model_error(name, &label, 0, detail), 0)
-                }
-            }
-            let uri = match format!("http://{}/models/{key}/invoke", backend.addr).parse() {
-                Ok(uri) => uri,
-                Err(_) => return (self.not_found(name), 0),
-            };
-            let response = match self
-                .forward_to(uri, headers, payload.clone(), INVOCATION_TIMEOUT)
-                .await
-            {
-                Ok(response) => response,
-                Err(detail) => return (self.model_error(name, &label, 0, detail), 0),
-            };
-            let status = response.status().as_u16();
-            if status == 404 && attempt == 0 {
-                // Unloaded behind sagedock's back (or the container restarted): load again.
-                table.forget(key);
-                continue;
-            }
-            return (self.answer(name, &label, response).await, status);
-        }
-        (self.not_found(name), 0)
-    }
-
-    async fn answer(
+    pub(super) async fn answer(
         &self,
         name: &str,
         container: &str,
@@ -724,7 +582,7 @@ impl Router {
     }
 
     /// ModelError (424), as SageMaker reports a container's failure.
-    fn model_error(
+    pub(super) fn model_error(
         &self,
         name: &str,
         container: &str,

@@ -6,8 +6,11 @@
 //! exception (`ErrorCode` `StreamBroken`), and one that stalls past the invocation time
 //! limit with `ModelInvocationTimeExceeded` — clients would otherwise see a stream that
 //! just stops (botocore ignores a cut frame).
+//!
+//! Also here: [`Router::invoke_stream`], which picks the container and starts the stream.
 
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
@@ -15,7 +18,10 @@ use bytes::Bytes;
 use futures_util::stream;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
+use hyper::header::CONTENT_TYPE;
+use hyper::{Request, Response};
 
+use super::router::{container_label, validation_error, Router, INVOCATION_TIMEOUT};
 use super::Body;
 
 fn string(value: &'static str) -> HeaderValue {
@@ -90,6 +96,68 @@ pub fn reframe(body: Incoming, chunk_timeout: Duration) -> Body {
         }
     });
     StreamBody::new(events).boxed()
+}
+
+impl Router {
+    /// Handles InvokeEndpointWithResponseStream for `name`: the container's answer is
+    /// passed on chunk by chunk, in event-stream framing.
+    pub async fn invoke_stream(&self, name: &str, req: Request<Incoming>) -> Response<Body> {
+        let t0 = Instant::now();
+        let (parts, body) = req.into_parts();
+        let target = match self.resolve(name, &parts.headers) {
+            Ok(t) => t,
+            Err(response) => return *response,
+        };
+        if target.chain.len() > 1 {
+            return validation_error(format!(
+                "Endpoint {name} of account {} is an inference pipeline; response streaming needs a single container.",
+                self.account
+            ));
+        }
+        let payload = match Self::payload(body).await {
+            Ok(p) => p,
+            Err(response) => return *response,
+        };
+        let mut headers = parts.headers.clone();
+        if let Some(accept) = parts.headers.get("x-amzn-sagemaker-accept") {
+            headers.insert(hyper::header::ACCEPT, accept.clone());
+        }
+        let backend = &target.chain[0];
+        target.first.outstanding.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let forwarded = self
+            .forward(backend, &headers, payload, INVOCATION_TIMEOUT)
+            .await;
+        let model = started.elapsed();
+        target.first.outstanding.fetch_sub(1, Ordering::Relaxed);
+        let status = forwarded.as_ref().map_or(0, |r| r.status().as_u16());
+        self.metrics
+            .record(name, &target.variant, status, model, t0.elapsed());
+        let mut response = match forwarded {
+            Err(detail) => self.model_error(name, &container_label(backend), 0, detail),
+            Ok(answer) if !answer.status().is_success() => {
+                self.answer(name, &container_label(backend), answer).await
+            }
+            Ok(answer) => {
+                let (container, body) = answer.into_parts();
+                let mut out = Response::new(super::stream::reframe(body, INVOCATION_TIMEOUT));
+                let h = out.headers_mut();
+                h.insert(
+                    CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/vnd.amazon.eventstream"),
+                );
+                if let Some(ct) = container.headers.get(CONTENT_TYPE) {
+                    h.insert("x-amzn-sagemaker-content-type", ct.clone());
+                }
+                if let Some(attrs) = container.headers.get("x-amzn-sagemaker-custom-attributes") {
+                    h.insert("x-amzn-sagemaker-custom-attributes", attrs.clone());
+                }
+                out
+            }
+        };
+        target.label(&mut response);
+        response
+    }
 }
 
 #[cfg(test)]
