@@ -2,18 +2,24 @@
 # InvokeEndpoint overhead: the echo container called directly vs through sagedock, with
 # the same load in the same run.
 #
-#   bash benches/invoke_overhead.sh [SECONDS] [ROUNDS]      (defaults 10 and 3)
+#   bash benches/invoke_overhead.sh [SECONDS] [ROUNDS]      (defaults 5 and 5)
 #
 # Starts `sagedock serve` (release build) on sagedock/echo (ECHO_QUIET=1), then runs wrk
-# (1 thread, 32 connections, POST of a 100-byte body) alternately against the container's
-# own address and against sagedock's /invocations, and prints each run's requests/s and
-# latency percentiles. Needs wrk, a Docker engine and the test images. On a 2-core machine
-# wrk, sagedock and the container share the cores: the "via sagedock" runs pay for the
-# proxy's CPU as well as its latency.
+# (1 thread, POST of a 100-byte body) alternately against the container's own address and
+# against sagedock's /invocations, ROUNDS times per scenario, and prints per scenario the
+# median of the rounds' requests/s, p50 and p99, and what sagedock adds:
+#
+#   1 client, no model time      the latency a single caller sees added
+#   32 clients, no model time    saturation: every core is busy, so the proxy's own CPU
+#                                (two HTTP exchanges per call) costs throughput
+#   32 clients, 5 ms model       a model that takes 5 ms (custom attribute sleep_ms=5)
+#
+# Needs wrk, a Docker engine and the test images. On a 2-core machine wrk, sagedock and
+# the container share the cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${1:-10}"
-rounds="${2:-3}"
+seconds="${1:-5}"
+rounds="${2:-5}"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
 cargo build --release --quiet
 work="$(mktemp -d)"
@@ -23,18 +29,46 @@ trap 'kill -TERM $serve 2>/dev/null; wait $serve 2>/dev/null; rm -rf "$work"' EX
 for _ in $(seq 1 300); do grep -q "instance .* at " "$work/out" && break; sleep 0.1; done
 via="$(sed -n 's/^  POST \(http:\/\/[^ ]*\/invocations\)$/\1/p' "$work/out" | head -n1)"
 direct="http://$(sed -n 's/^  instance [^ ]* at \([0-9.:]*\).*/\1/p' "$work/out" | head -n1)/invocations"
-cat >"$work/post.lua" <<'LUA'
+for sleep_ms in 0 5; do
+    cat >"$work/post-$sleep_ms.lua" <<LUA
 wrk.method = "POST"
 wrk.body = string.rep("x", 100)
 wrk.headers["Content-Type"] = "application/octet-stream"
+wrk.headers["X-Amzn-SageMaker-Custom-Attributes"] = "sleep_ms=$sleep_ms"
 LUA
+done
+
+# One wrk run: prints "rps p50_us p99_us non2xx".
 run() {
-    wrk -t1 -c32 -d"${seconds}s" --latency -s "$work/post.lua" "$1" \
-        | awk -v who="$2" '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /^Requests\/sec/{rps=$2} /Non-2xx/{bad=$NF}
-              END {printf "%-15s %10s req/s   p50 %8s   p99 %8s   non-2xx %s\n", who, rps, p50, p99, (bad==""?0:bad)}'
+    wrk -t1 -c"$2" -d"${seconds}s" --latency -s "$work/post-$3.lua" "$1" | awk '
+        function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1e6; return v }
+        /^ +50%/ {p50 = us($2)} /^ +99%/ {p99 = us($2)} /^Requests\/sec/ {rps = $2} /Non-2xx/ {bad = $NF}
+        END {printf "%.0f %.0f %.0f %d\n", rps, p50, p99, bad + 0}'
 }
-echo "direct: $direct   via sagedock: $via   ${seconds}s per run, wrk -t1 -c32"
-for r in $(seq 1 "$rounds"); do
-    run "$direct" "direct"
-    run "$via" "via sagedock"
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+echo "direct: $direct   via sagedock: $via   wrk -t1, ${seconds}s x $rounds rounds, medians"
+printf "%-28s %-13s %10s %9s %9s\n" scenario path "req/s" "p50 us" "p99 us"
+for scenario in "1 0" "32 0" "32 5"; do
+    read -r clients sleep_ms <<<"$scenario"
+    : >"$work/direct"; : >"$work/via"
+    for _ in $(seq 1 "$rounds"); do
+        run "$direct" "$clients" "$sleep_ms" >>"$work/direct"
+        run "$via" "$clients" "$sleep_ms" >>"$work/via"
+    done
+    if awk '$4 > 0 {bad = 1} END {exit !bad}' "$work/direct" "$work/via"; then
+        echo "non-2xx answers in scenario '$scenario'" >&2; exit 1
+    fi
+    label="$clients client(s), model ${sleep_ms} ms"
+    for path in direct via; do
+        printf "%-28s %-13s %10s %9s %9s\n" "$label" "$path" \
+            "$(cut -d' ' -f1 "$work/$path" | median)" "$(cut -d' ' -f2 "$work/$path" | median)" \
+            "$(cut -d' ' -f3 "$work/$path" | median)"
+    done
+    # Per round: via/direct throughput and the added p50 and p99 (rounds are paired).
+    paste -d' ' "$work/direct" "$work/via" \
+        | awk '{print $5 / $1, $6 - $2, $7 - $3}' >"$work/added"
+    printf "%-28s %-13s %9.2fx %+9.0f %+9.0f\n" "$label" "added" \
+        "$(cut -d' ' -f1 "$work/added" | median)" "$(cut -d' ' -f2 "$work/added" | median)" \
+        "$(cut -d' ' -f3 "$work/added" | median)"
 done

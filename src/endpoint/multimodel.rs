@@ -216,7 +216,6 @@ pub enum Ready {
 pub struct Container<'a> {
     pub name: &'a str,
     pub addr: std::net::SocketAddr,
-    pub client: &'a super::router::HttpClient,
 }
 
 impl ModelTable {
@@ -269,7 +268,6 @@ impl ModelTable {
                         repository: repository.clone(),
                         name: container.name.to_string(),
                         addr: container.addr,
-                        client: container.client.clone(),
                         key: key.to_string(),
                         target: target.to_string(),
                     };
@@ -328,7 +326,6 @@ struct LoadJob {
     repository: Arc<ModelRepository>,
     name: String,
     addr: std::net::SocketAddr,
-    client: super::router::HttpClient,
     key: String,
     target: String,
 }
@@ -383,9 +380,12 @@ impl LoadJob {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .expect("a valid request");
-        let response = self.client.request(request).await.map_err(|e| {
-            LoadError::Unreachable(format!("the container could not be reached ({e})"))
-        })?;
+        let response = super::router::client()
+            .request(request)
+            .await
+            .map_err(|e| {
+                LoadError::Unreachable(format!("the container could not be reached ({e})"))
+            })?;
         let status = response.status().as_u16();
         let text = response
             .into_body()
@@ -419,7 +419,6 @@ impl Router {
             let container = Container {
                 name: &backend.name,
                 addr: backend.addr,
-                client: &self.client,
             };
             let ready = table
                 .ensure(

@@ -25,8 +25,23 @@ use super::asynchronous::AsyncOutput;
 use super::multimodel::{self, ModelRepository, ModelTable};
 use super::Body;
 
-/// The pooled HTTP client sagedock talks to containers with.
+/// The pooled HTTP client sagedock talks to containers with. There is one per thread
+/// ([`client`]): a pooled connection is then driven by the thread that uses it.
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// This thread's client.
+pub(super) fn client() -> HttpClient {
+    thread_local! {
+        static CLIENT: HttpClient = {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(256)
+                .build(connector)
+        };
+    }
+    CLIENT.with(Clone::clone)
+}
 
 /// How SageMaker names a container in error messages: `primary`, or its hostname.
 pub(super) fn container_label(backend: &Backend) -> String {
@@ -189,7 +204,6 @@ pub struct LiveEndpoint {
 /// Routes invocations to live endpoints.
 pub struct Router {
     endpoints: RwLock<HashMap<String, Arc<LiveEndpoint>>>,
-    pub(super) client: HttpClient,
     pub(super) account: String,
     region: String,
     counter: AtomicU64,
@@ -225,13 +239,8 @@ pub(super) fn validation_error(message: String) -> Response<Body> {
 
 impl Router {
     pub fn new(account: impl Into<String>, region: impl Into<String>) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
         Arc::new(Router {
             endpoints: RwLock::new(HashMap::new()),
-            client: Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(256)
-                .build(connector),
             account: account.into(),
             region: region.into(),
             counter: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
@@ -544,7 +553,7 @@ impl Router {
             }
         }
         let out = out.body(Full::new(payload)).expect("a valid request");
-        match tokio::time::timeout(timeout, self.client.request(out)).await {
+        match tokio::time::timeout(timeout, client().request(out)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(format!("the container could not be reached ({e})")),
             Err(_) => Err(format!(
