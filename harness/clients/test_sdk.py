@@ -25,12 +25,13 @@ import json
 import boto3
 import pytest
 
-from support import (REGION, ROLE_ARN, arn, cleanup, error_of, in_ci, wait_deleted)
+from support import (REGION, ROLE_ARN, arn, cleanup, error_of, in_ci, pack, wait_deleted)
 
 try:
     import sagemaker
     from sagemaker.deserializers import BytesDeserializer, JSONDeserializer
     from sagemaker.model import Model
+    from sagemaker.multidatamodel import MultiDataModel
     from sagemaker.predictor import Predictor
     from sagemaker.serializers import IdentitySerializer, JSONSerializer
     SDK_IMPORT_ERROR = None
@@ -183,3 +184,35 @@ def test_sdk_create_model_twice_is_tolerated(sdk, sm, names, echo_image):
         assert sm.describe_model(ModelName=name)["ModelName"] == name
     finally:
         cleanup(sm, models=[name])
+
+
+def test_sdk_multi_data_model(sdk, sagedock, sm, names, echo_image, tmp_path, telemetry_attempts):
+    """MultiDataModel (a multi-model endpoint) deployed by the SDK; Predictor.predict with
+    target_model loads each model on first use."""
+    session, calls = sdk
+    name, token = names("mme"), names.token
+    for target in ("a", "b"):
+        src = tmp_path / target
+        src.mkdir()
+        (src / f"{target}.txt").write_text(f"model {target}\n")
+        pack(src, sagedock.s3_root / "sdk-mme" / token / f"{target}.tar.gz")
+    try:
+        mdm = MultiDataModel(name=name, model_data_prefix=f"s3://sdk-mme/{token}/",
+                             image_uri=echo_image, role=ROLE_ARN, sagemaker_session=session)
+        mdm.deploy(initial_instance_count=1, instance_type="ml.m5.large", wait=False)
+        assert session.wait_for_endpoint(name, poll=1)["EndpointStatus"] == "InService"
+        container = sm.describe_model(ModelName=name)["PrimaryContainer"]
+        assert (container["Mode"], container["ModelDataUrl"]) == ("MultiModel", f"s3://sdk-mme/{token}/")
+
+        predictor = Predictor(endpoint_name=name, sagemaker_session=session,
+                              serializer=IdentitySerializer(content_type="text/plain"),
+                              deserializer=JSONDeserializer())
+        for target in ("a", "b"):
+            report = predictor.predict(b"x", target_model=f"{target}.tar.gz",
+                                       custom_attributes="report=1")
+            assert report["model_dir"]["files"] == [f"{target}.txt"], report["model_dir"]
+        unexpected = sorted(set(calls) - ALLOWED_CALLS)
+        assert unexpected == [], f"the SDK called operations sagedock does not serve: {unexpected}"
+        assert telemetry_attempts == [], "telemetry opt-out did not take effect"
+    finally:
+        cleanup(sm, endpoints=[name], configs=[name], models=[name])
