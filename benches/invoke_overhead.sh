@@ -7,7 +7,9 @@
 # Starts `sagedock serve` (release build) on sagedock/echo (ECHO_QUIET=1), then runs wrk
 # (1 thread, POST of a 100-byte body) alternately against the container's own address and
 # against sagedock's /invocations, ROUNDS times per scenario, and prints per scenario the
-# median of the rounds' requests/s, p50 and p99, and what sagedock adds:
+# median of the rounds' requests/s, p50 and p99, and what sagedock adds; for the runs
+# through sagedock also its CPU time per invocation (user + system, from /proc), which
+# varies far less than latency on a shared VM:
 #
 #   1 client, no model time      the latency a single caller sees added
 #   32 clients, no model time    saturation: every core is busy, so the proxy's own CPU
@@ -38,17 +40,26 @@ wrk.headers["X-Amzn-SageMaker-Custom-Attributes"] = "sleep_ms=$sleep_ms"
 LUA
 done
 
-# One wrk run: prints "rps p50_us p99_us non2xx".
+# sagedock's CPU time so far, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$serve/stat"; }
+hz="$(getconf CLK_TCK)"
+
+# One wrk run: prints "rps p50_us p99_us non2xx cpu_us_per_call".
 run() {
-    wrk -t1 -c"$2" -d"${seconds}s" --latency -s "$work/post-$3.lua" "$1" | awk '
+    local before after
+    before="$(ticks)"
+    wrk -t1 -c"$2" -d"${seconds}s" --latency -s "$work/post-$3.lua" "$1" >"$work/wrk.out"
+    after="$(ticks)"
+    awk -v cpu="$((after - before))" -v hz="$hz" '
         function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1e6; return v }
         /^ +50%/ {p50 = us($2)} /^ +99%/ {p99 = us($2)} /^Requests\/sec/ {rps = $2} /Non-2xx/ {bad = $NF}
-        END {printf "%.0f %.0f %.0f %d\n", rps, p50, p99, bad + 0}'
+        / requests in / {n = $1}
+        END {printf "%.0f %.0f %.0f %d %.1f\n", rps, p50, p99, bad + 0, (n > 0 ? cpu * 1e6 / hz / n : 0)}' "$work/wrk.out"
 }
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 echo "direct: $direct   via sagedock: $via   wrk -t1, ${seconds}s x $rounds rounds, medians"
-printf "%-28s %-13s %10s %9s %9s\n" scenario path "req/s" "p50 us" "p99 us"
+printf "%-28s %-13s %10s %9s %9s %13s\n" scenario path "req/s" "p50 us" "p99 us" "CPU us/call"
 for scenario in "1 0" "32 0" "32 5"; do
     read -r clients sleep_ms <<<"$scenario"
     : >"$work/direct"; : >"$work/via"
@@ -61,13 +72,15 @@ for scenario in "1 0" "32 0" "32 5"; do
     fi
     label="$clients client(s), model ${sleep_ms} ms"
     for path in direct via; do
-        printf "%-28s %-13s %10s %9s %9s\n" "$label" "$path" \
+        cpu="$(cut -d' ' -f5 "$work/$path" | median)"
+        [ "$path" = direct ] && cpu="-"
+        printf "%-28s %-13s %10s %9s %9s %13s\n" "$label" "$path" \
             "$(cut -d' ' -f1 "$work/$path" | median)" "$(cut -d' ' -f2 "$work/$path" | median)" \
-            "$(cut -d' ' -f3 "$work/$path" | median)"
+            "$(cut -d' ' -f3 "$work/$path" | median)" "$cpu"
     done
     # Per round: via/direct throughput and the added p50 and p99 (rounds are paired).
     paste -d' ' "$work/direct" "$work/via" \
-        | awk '{print $5 / $1, $6 - $2, $7 - $3}' >"$work/added"
+        | awk '{print $6 / $1, $7 - $2, $8 - $3}' >"$work/added"
     printf "%-28s %-13s %9.2fx %+9.0f %+9.0f\n" "$label" "added" \
         "$(cut -d' ' -f1 "$work/added" | median)" "$(cut -d' ' -f2 "$work/added" | median)" \
         "$(cut -d' ' -f3 "$work/added" | median)"

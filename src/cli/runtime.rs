@@ -165,16 +165,16 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     router.publish(LiveEndpoint {
         name: args.name.clone(),
         async_output: None,
-        variants: vec![LiveVariant {
-            name: args.variant.clone(),
-            weight: 1.0,
-            mode: Mode::Single,
-            instances: instances
+        variants: vec![LiveVariant::new(
+            &args.variant,
+            1.0,
+            Mode::Single,
+            instances
                 .iter()
                 .map(|i| LiveInstance::single(Backend::new(&i.guard.name, i.addr)))
                 .collect(),
-            models: None,
-        }],
+            None,
+        )],
     });
     let server = tokio::spawn(endpoint::serve(listener, App::new(router, None)));
     let code = tokio::select! {

@@ -15,7 +15,7 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use super::router::{validation_error, Backend, Router};
+use super::router::{validation_error, Router};
 use super::Body;
 
 /// RequestTTLSeconds when the caller gives none (6 hours), and its bounds.
@@ -246,18 +246,14 @@ impl Router {
                 write(false, message.into()).await;
                 return;
             };
-            let chain: Vec<&Arc<Backend>> = target.chain.iter().collect();
             let started = Instant::now();
             let (response, status) = this
-                .run_chain(&endpoint, &chain, &headers, payload, timeout)
+                .run_chain(&endpoint, target.chain(), &headers, payload, timeout)
                 .await;
-            this.metrics.record(
-                &endpoint,
-                &target.variant,
-                status,
-                started.elapsed(),
-                queued.elapsed(),
-            );
+            target
+                .variant()
+                .series
+                .record(status, started.elapsed(), queued.elapsed());
             let ok = response.status().is_success();
             let bytes = response
                 .into_body()

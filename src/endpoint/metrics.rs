@@ -8,11 +8,13 @@
 //! (the rest of sagedock's time) as histograms in microseconds, as CloudWatch reports them.
 //! Multi-model endpoints add ModelCacheHit (invocations whose model was loaded already)
 //! and ModelLoadingWaitTime (how long the others waited for the load).
-//! Recording takes one short lock and never across an await.
+//! Recording is atomic additions on a series the router resolved when the endpoint was
+//! published: no lock, no allocation per invocation.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Histogram bucket upper bounds, in microseconds.
@@ -21,98 +23,98 @@ const BUCKETS_US: [u64; 16] = [
     1_000_000, 10_000_000, 60_000_000,
 ];
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct Histogram {
-    buckets: [u64; BUCKETS_US.len()],
-    count: u64,
-    sum_us: u64,
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
 }
 
 impl Histogram {
-    fn observe(&mut self, value: Duration) {
+    fn observe(&self, value: Duration) {
         let us = value.as_micros() as u64;
         if let Some(i) = BUCKETS_US.iter().position(|&b| us <= b) {
-            self.buckets[i] += 1;
+            self.buckets[i].fetch_add(1, Relaxed);
         }
-        self.count += 1;
-        self.sum_us += us;
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
-        for (bound, n) in BUCKETS_US.iter().zip(self.buckets) {
-            cumulative += n;
+        for (bound, n) in BUCKETS_US.iter().zip(&self.buckets) {
+            cumulative += n.load(Relaxed);
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us.load(Relaxed));
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
     }
 }
 
 /// A counter's Prometheus name, CloudWatch name, and value.
-type Counter = (&'static str, &'static str, fn(&Stats) -> u64);
+type Counter = (&'static str, &'static str, fn(&Series) -> &AtomicU64);
 
-#[derive(Debug, Clone, Default)]
-struct Stats {
-    invocations: u64,
-    errors_4xx: u64,
-    errors_5xx: u64,
-    model_errors: u64,
+/// The metrics of one endpoint variant. Recording is a few atomic additions: no lock,
+/// no allocation.
+#[derive(Debug, Default)]
+pub struct Series {
+    invocations: AtomicU64,
+    errors_4xx: AtomicU64,
+    errors_5xx: AtomicU64,
+    model_errors: AtomicU64,
     model_latency: Histogram,
     overhead_latency: Histogram,
-    model_cache_hits: u64,
+    model_cache_hits: AtomicU64,
     model_loading_wait: Histogram,
+}
+
+impl Series {
+    /// Records one invocation: the model's final status (0 when it never answered), the
+    /// time spent in the containers and the total time.
+    pub fn record(&self, model_status: u16, model: Duration, total: Duration) {
+        self.invocations.fetch_add(1, Relaxed);
+        if !(200..300).contains(&model_status) {
+            self.model_errors.fetch_add(1, Relaxed);
+            if (400..500).contains(&model_status) {
+                self.errors_4xx.fetch_add(1, Relaxed);
+            } else {
+                self.errors_5xx.fetch_add(1, Relaxed);
+            }
+        }
+        self.model_latency.observe(model);
+        self.overhead_latency.observe(total.saturating_sub(model));
+    }
+
+    /// Records a multi-model invocation's model lookup: `None` when the model was loaded
+    /// already, else how long the invocation waited for the load.
+    pub fn record_model_load(&self, waited: Option<Duration>) {
+        match waited {
+            None => {
+                self.model_cache_hits.fetch_add(1, Relaxed);
+            }
+            Some(wait) => self.model_loading_wait.observe(wait),
+        }
+    }
 }
 
 /// The metrics of every endpoint and variant.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    table: Mutex<BTreeMap<(String, String), Stats>>,
+    table: Mutex<BTreeMap<(String, String), Arc<Series>>>,
 }
 
 impl Metrics {
-    /// Records one invocation: the model's final status (0 when it never answered), the
-    /// time spent in the containers and the total time.
-    pub fn record(
-        &self,
-        endpoint: &str,
-        variant: &str,
-        model_status: u16,
-        model: Duration,
-        total: Duration,
-    ) {
-        let mut table = self.table.lock().expect("metrics lock");
-        let stats = match table.get_mut(&(endpoint.to_string(), variant.to_string())) {
-            Some(stats) => stats,
-            None => table
-                .entry((endpoint.to_string(), variant.to_string()))
-                .or_default(),
-        };
-        stats.invocations += 1;
-        if !(200..300).contains(&model_status) {
-            stats.model_errors += 1;
-            if (400..500).contains(&model_status) {
-                stats.errors_4xx += 1;
-            } else {
-                stats.errors_5xx += 1;
-            }
-        }
-        stats.model_latency.observe(model);
-        stats.overhead_latency.observe(total.saturating_sub(model));
-    }
-
-    /// Records a multi-model invocation's model lookup: `None` when the model was loaded
-    /// already, else how long the invocation waited for the load.
-    pub fn record_model_load(&self, endpoint: &str, variant: &str, waited: Option<Duration>) {
-        let mut table = self.table.lock().expect("metrics lock");
-        let stats = table
+    /// The series of one variant (created on first use; kept while the endpoint lives,
+    /// so a republished endpoint keeps counting).
+    pub fn series(&self, endpoint: &str, variant: &str) -> Arc<Series> {
+        self.table
+            .lock()
+            .expect("metrics lock")
             .entry((endpoint.to_string(), variant.to_string()))
-            .or_default();
-        match waited {
-            None => stats.model_cache_hits += 1,
-            Some(wait) => stats.model_loading_wait.observe(wait),
-        }
+            .or_default()
+            .clone()
     }
 
     /// Drops an endpoint's series (it was deleted).
@@ -129,40 +131,40 @@ impl Metrics {
         let mut out = String::new();
         let counters: [Counter; 5] = [
             ("sagemaker_invocations_total", "Invocations", |s| {
-                s.invocations
+                &s.invocations
             }),
             (
                 "sagemaker_invocation_4xx_errors_total",
                 "Invocation4XXErrors",
-                |s| s.errors_4xx,
+                |s| &s.errors_4xx,
             ),
             (
                 "sagemaker_invocation_5xx_errors_total",
                 "Invocation5XXErrors",
-                |s| s.errors_5xx,
+                |s| &s.errors_5xx,
             ),
             (
                 "sagemaker_invocation_model_errors_total",
                 "InvocationModelErrors",
-                |s| s.model_errors,
+                |s| &s.model_errors,
             ),
             ("sagemaker_model_cache_hit_total", "ModelCacheHit", |s| {
-                s.model_cache_hits
+                &s.model_cache_hits
             }),
         ];
         for (name, cloudwatch, get) in counters {
             let _ = writeln!(out, "# HELP {name} CloudWatch AWS/SageMaker {cloudwatch}");
             let _ = writeln!(out, "# TYPE {name} counter");
-            for ((endpoint, variant), stats) in &table {
+            for ((endpoint, variant), series) in &table {
                 let _ = writeln!(
                     out,
                     "{name}{{{}}} {}",
                     labels(endpoint, variant),
-                    get(stats)
+                    get(series).load(Relaxed)
                 );
             }
         }
-        type Pick = fn(&Stats) -> &Histogram;
+        type Pick = fn(&Series) -> &Histogram;
         let histograms: [(&str, &str, Pick); 3] = [
             (
                 "sagemaker_model_latency_microseconds",
@@ -186,8 +188,8 @@ impl Metrics {
                 "# HELP {name} CloudWatch AWS/SageMaker {cloudwatch} (microseconds)"
             );
             let _ = writeln!(out, "# TYPE {name} histogram");
-            for ((endpoint, variant), stats) in &table {
-                pick(stats).render(&mut out, name, &labels(endpoint, variant));
+            for ((endpoint, variant), series) in &table {
+                pick(series).render(&mut out, name, &labels(endpoint, variant));
             }
         }
         out
@@ -210,27 +212,11 @@ mod tests {
     #[test]
     fn counts_and_histograms_render_as_prometheus_text() {
         let m = Metrics::default();
-        m.record(
-            "ep",
-            "AllTraffic",
-            200,
-            Duration::from_micros(400),
-            Duration::from_micros(450),
-        );
-        m.record(
-            "ep",
-            "AllTraffic",
-            404,
-            Duration::from_micros(300),
-            Duration::from_micros(320),
-        );
-        m.record(
-            "ep",
-            "AllTraffic",
-            0,
-            Duration::from_secs(60),
-            Duration::from_secs(60),
-        );
+        let series = m.series("ep", "AllTraffic");
+        series.record(200, Duration::from_micros(400), Duration::from_micros(450));
+        series.record(404, Duration::from_micros(300), Duration::from_micros(320));
+        m.series("ep", "AllTraffic")
+            .record(0, Duration::from_secs(60), Duration::from_secs(60));
         let text = m.render();
         let labels = "EndpointName=\"ep\",VariantName=\"AllTraffic\"";
         assert!(

@@ -89,8 +89,10 @@ impl App {
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
         let request_id = self.request_id();
-        let path = req.uri().path().to_string();
-        let mut response = match (req.method(), path.as_str()) {
+        // A clone of the URI shares its bytes: the path outlives `req` without a copy.
+        let uri = req.uri().clone();
+        let path = uri.path();
+        let mut response = match (req.method(), path) {
             (&Method::POST, "/") if req.headers().contains_key("x-amz-target") => {
                 self.control(req).await
             }
@@ -110,11 +112,11 @@ impl App {
                     let name = percent_decode(name);
                     self.router.invoke_stream(&name, req).await
                 }
-                _ => not_found(&path),
+                _ => not_found(path),
             },
             (&Method::POST, "/invocations") => match self.router.only() {
-                Some(endpoint) => self.router.invoke(&endpoint.name.clone(), req).await,
-                None => not_found(&path),
+                Some(endpoint) => self.router.invoke(&endpoint.name, req).await,
+                None => not_found(path),
             },
             (&Method::GET, "/ping") => plain(StatusCode::OK, "ok\n"),
             (&Method::GET, "/metrics") => {
@@ -125,9 +127,9 @@ impl App {
                 );
                 response
             }
-            _ => not_found(&path),
+            _ => not_found(path),
         };
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
+        if let Ok(value) = HeaderValue::try_from(request_id) {
             response.headers_mut().insert("x-amzn-requestid", value);
         }
         Ok(response)
@@ -211,7 +213,10 @@ fn not_found(path: &str) -> Response<Body> {
 }
 
 /// Decodes `%XX` escapes in a path segment.
-fn percent_decode(s: &str) -> String {
+fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return std::borrow::Cow::Borrowed(s);
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -226,7 +231,7 @@ fn percent_decode(s: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Serves `app` on `listener` until the task is cancelled (then the connection threads

@@ -410,7 +410,7 @@ impl Router {
         payload: Bytes,
         started: &mut Instant,
     ) -> (Response<Body>, u16) {
-        let backend = &target.first;
+        let backend = target.first();
         let Some(table) = &backend.models else {
             return (self.not_found(name), 0);
         };
@@ -431,11 +431,10 @@ impl Router {
                 .await;
             match ready {
                 Ok(Some(Ready::Hit)) => {
-                    self.metrics.record_model_load(name, &target.variant, None);
+                    target.variant().series.record_model_load(None);
                 }
                 Ok(Some(Ready::Loaded(waited))) => {
-                    self.metrics
-                        .record_model_load(name, &target.variant, Some(waited));
+                    target.variant().series.record_model_load(Some(waited));
                     *started = Instant::now();
                 }
                 Ok(None) => {

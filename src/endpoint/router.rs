@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
 use super::asynchronous::AsyncOutput;
+use super::metrics::Series;
 use super::multimodel::{self, ModelRepository, ModelTable};
 use super::Body;
 
@@ -52,32 +53,54 @@ pub(super) fn container_label(backend: &Backend) -> String {
     }
 }
 
-/// Where one invocation goes.
+/// Which of an instance's containers an invocation passes through.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// All of them, in order (one container, or an inference pipeline).
+    All,
+    /// The one at this index (direct invocation).
+    One(usize),
+}
+
+/// Where one invocation goes: indices into the endpoint it holds (no copies).
 pub(super) struct Target {
-    pub(super) variant: String,
-    /// The containers the request passes through, in order.
-    pub(super) chain: Vec<Arc<Backend>>,
-    /// The instance's first container, which counts the instance's outstanding requests.
-    pub(super) first: Arc<Backend>,
+    endpoint: Arc<LiveEndpoint>,
+    variant: usize,
+    instance: usize,
+    route: Route,
     /// Multi-model endpoints: the TargetModel, its key in the container, and where it is.
     pub(super) model: Option<(String, String, Arc<ModelRepository>)>,
 }
 
+const INVOKED_VARIANT: HeaderName = HeaderName::from_static("x-amzn-invoked-production-variant");
+const SAGEDOCK_INSTANCE: HeaderName = HeaderName::from_static("x-sagedock-instance");
+
 impl Target {
+    pub(super) fn variant(&self) -> &LiveVariant {
+        &self.endpoint.variants[self.variant]
+    }
+
+    /// The containers the request passes through, in order.
+    pub(super) fn chain(&self) -> &[Arc<Backend>] {
+        let containers = &self.variant().instances[self.instance].containers;
+        match self.route {
+            Route::All => containers,
+            Route::One(i) => std::slice::from_ref(&containers[i]),
+        }
+    }
+
+    /// The instance's first container, which counts the instance's outstanding requests.
+    pub(super) fn first(&self) -> &Arc<Backend> {
+        &self.variant().instances[self.instance].containers[0]
+    }
+
     /// Adds the response headers that name the variant (and, for debugging, the container).
     pub(super) fn label(&self, response: &mut Response<Body>) {
-        if let Ok(value) = HeaderValue::from_str(&self.variant) {
-            response
-                .headers_mut()
-                .insert("x-amzn-invoked-production-variant", value);
-        }
+        let headers = response.headers_mut();
+        headers.insert(INVOKED_VARIANT, self.variant().invoked.clone());
         // Not an AWS header: which container answered, for people debugging routing.
-        if let Some(value) = self
-            .chain
-            .last()
-            .and_then(|b| HeaderValue::from_str(&b.name).ok())
-        {
-            response.headers_mut().insert("x-sagedock-instance", value);
+        if let Some(last) = self.chain().last() {
+            headers.insert(SAGEDOCK_INSTANCE, last.name_header.clone());
         }
     }
 }
@@ -90,13 +113,13 @@ pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Request headers SageMaker passes to the container (CONTRACT §1.3).
-const FORWARDED: &[&str] = &[
-    "content-type",
-    "accept",
-    "x-amzn-sagemaker-custom-attributes",
-    "x-amzn-sagemaker-inference-id",
+const FORWARDED: [HeaderName; 5] = [
+    hyper::header::CONTENT_TYPE,
+    hyper::header::ACCEPT,
+    HeaderName::from_static("x-amzn-sagemaker-custom-attributes"),
+    HeaderName::from_static("x-amzn-sagemaker-inference-id"),
     // Multi-model endpoints only (the header is refused for the others).
-    "x-amzn-sagemaker-target-model",
+    HeaderName::from_static("x-amzn-sagemaker-target-model"),
 ];
 
 /// One container.
@@ -108,6 +131,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     /// `http://<addr>/invocations`, parsed once.
     invocations: hyper::Uri,
+    /// `name` as a header value, made once.
+    name_header: HeaderValue,
     pub(super) outstanding: AtomicUsize,
     /// The models loaded in a multi-model container.
     pub models: Option<Arc<ModelTable>>,
@@ -123,8 +148,11 @@ impl Backend {
         hostname: impl Into<String>,
         addr: SocketAddr,
     ) -> Arc<Self> {
+        let name = name.into();
         Arc::new(Backend {
-            name: name.into(),
+            name_header: HeaderValue::from_str(&name)
+                .unwrap_or_else(|_| HeaderValue::from_static("container")),
+            name,
             hostname: hostname.into(),
             addr,
             invocations: format!("http://{addr}/invocations")
@@ -190,6 +218,32 @@ pub struct LiveVariant {
     pub instances: Vec<LiveInstance>,
     /// Multi-model variants: where TargetModel is fetched from.
     pub models: Option<Arc<ModelRepository>>,
+    /// `name` as the x-Amzn-Invoked-Production-Variant value, made once.
+    invoked: HeaderValue,
+    /// Its metrics (set by [`Router::publish`]).
+    pub(super) series: Arc<Series>,
+}
+
+impl LiveVariant {
+    pub fn new(
+        name: impl Into<String>,
+        weight: f64,
+        mode: Mode,
+        instances: Vec<LiveInstance>,
+        models: Option<Arc<ModelRepository>>,
+    ) -> Self {
+        let name = name.into();
+        LiveVariant {
+            invoked: HeaderValue::from_str(&name)
+                .unwrap_or_else(|_| HeaderValue::from_static("AllTraffic")),
+            name,
+            weight,
+            mode,
+            instances,
+            models,
+            series: Arc::default(),
+        }
+    }
 }
 
 /// An endpoint that can take traffic.
@@ -265,7 +319,10 @@ impl Router {
     }
 
     /// Makes `endpoint` live (replacing any earlier version of it).
-    pub fn publish(&self, endpoint: LiveEndpoint) {
+    pub fn publish(&self, mut endpoint: LiveEndpoint) {
+        for variant in &mut endpoint.variants {
+            variant.series = self.metrics.series(&endpoint.name, &variant.name);
+        }
         let mut table = self.endpoints.write().expect("router lock");
         table.insert(endpoint.name.clone(), Arc::new(endpoint));
     }
@@ -310,16 +367,17 @@ impl Router {
         (x >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn choose_variant<'a>(
+    /// The index of the variant a request goes to.
+    fn choose_variant(
         &self,
-        endpoint: &'a LiveEndpoint,
+        endpoint: &LiveEndpoint,
         target: Option<&str>,
-    ) -> Result<&'a LiveVariant, Box<Response<Body>>> {
+    ) -> Result<usize, Box<Response<Body>>> {
         if let Some(target) = target {
             return endpoint
                 .variants
                 .iter()
-                .find(|v| v.name == target)
+                .position(|v| v.name == target)
                 .ok_or_else(|| {
                     Box::new(validation_error(format!(
                         "Variant {target} not found for endpoint {} of account {}.",
@@ -328,20 +386,20 @@ impl Router {
                 });
         }
         let total: f64 = endpoint.variants.iter().map(|v| v.weight).sum();
+        if endpoint.variants.is_empty() {
+            return Err(Box::new(self.not_found(&endpoint.name)));
+        }
         if total <= 0.0 {
-            return endpoint
-                .variants
-                .first()
-                .ok_or_else(|| Box::new(self.not_found(&endpoint.name)));
+            return Ok(0);
         }
         let mut point = self.unit_random() * total;
-        for variant in &endpoint.variants {
+        for (i, variant) in endpoint.variants.iter().enumerate() {
             if point < variant.weight {
-                return Ok(variant);
+                return Ok(i);
             }
             point -= variant.weight;
         }
-        Ok(endpoint.variants.last().expect("at least one variant"))
+        Ok(endpoint.variants.len() - 1)
     }
 
     /// Reads the request body, refusing more than [`MAX_PAYLOAD`].
@@ -371,7 +429,9 @@ impl Router {
         let Some(endpoint) = self.get(name) else {
             return Err(Box::new(self.not_found(name)));
         };
-        let variant = self.choose_variant(&endpoint, header("x-amzn-sagemaker-target-variant"))?;
+        let variant_index =
+            self.choose_variant(&endpoint, header("x-amzn-sagemaker-target-variant"))?;
+        let variant = &endpoint.variants[variant_index];
         let model = match (&variant.models, header("x-amzn-sagemaker-target-model")) {
             (None, None) => None,
             (None, Some(_)) => {
@@ -396,19 +456,23 @@ impl Router {
             (Some((_, key, _)), Some(b)) => b.models.as_ref().is_some_and(|t| t.has(key)),
             _ => false,
         };
-        let warm = variant
-            .instances
-            .iter()
-            .filter(has_model)
-            .min_by_key(|i| i.load());
-        let Some(instance) = warm.or_else(|| variant.instances.iter().min_by_key(|i| i.load()))
-        else {
+        let least_loaded = |warm_only: bool| {
+            variant
+                .instances
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.load() != usize::MAX && (!warm_only || has_model(i)))
+                .min_by_key(|(_, i)| i.load())
+                .map(|(k, _)| k)
+        };
+        let Some(instance_index) = least_loaded(true).or_else(|| least_loaded(false)) else {
             return Err(Box::new(self.not_found(name)));
         };
+        let instance = &variant.instances[instance_index];
         let refuse = |message: String| Err(Box::new(validation_error(message)));
-        let chain: Vec<Arc<Backend>> = match (variant.mode, header("x-amzn-sagemaker-target-container-hostname")) {
-            (Mode::Direct, Some(host)) => match instance.containers.iter().find(|b| b.hostname == host) {
-                Some(backend) => vec![backend.clone()],
+        let route = match (variant.mode, header("x-amzn-sagemaker-target-container-hostname")) {
+            (Mode::Direct, Some(host)) => match instance.containers.iter().position(|b| b.hostname == host) {
+                Some(i) => Route::One(i),
                 None => {
                     return refuse(format!(
                         "The container hostname {host} does not exist on endpoint {name} of account {}.",
@@ -428,18 +492,14 @@ impl Router {
                     self.account
                 ))
             }
-            (Mode::Serial, None) => instance.containers.clone(),
-            (Mode::Single, None) => instance.containers.iter().take(1).cloned().collect(),
+            (Mode::Serial, None) => Route::All,
+            (Mode::Single, None) => Route::One(0),
         };
-        let first = instance
-            .containers
-            .first()
-            .cloned()
-            .ok_or_else(|| Box::new(self.not_found(name)))?;
         Ok(Target {
-            variant: variant.name.clone(),
-            chain,
-            first,
+            endpoint: endpoint.clone(),
+            variant: variant_index,
+            instance: instance_index,
+            route,
             model,
         })
     }
@@ -456,8 +516,7 @@ impl Router {
             Ok(p) => p,
             Err(response) => return *response,
         };
-        target.first.outstanding.fetch_add(1, Ordering::Relaxed);
-        let chain: Vec<&Arc<Backend>> = target.chain.iter().collect();
+        target.first().outstanding.fetch_add(1, Ordering::Relaxed);
         let mut started = Instant::now();
         let (mut response, status) = match &target.model {
             Some(model) => {
@@ -465,14 +524,19 @@ impl Router {
                     .await
             }
             None => {
-                self.run_chain(name, &chain, &parts.headers, payload, INVOCATION_TIMEOUT)
-                    .await
+                self.run_chain(
+                    name,
+                    target.chain(),
+                    &parts.headers,
+                    payload,
+                    INVOCATION_TIMEOUT,
+                )
+                .await
             }
         };
         let model = started.elapsed();
-        target.first.outstanding.fetch_sub(1, Ordering::Relaxed);
-        self.metrics
-            .record(name, &target.variant, status, model, t0.elapsed());
+        target.first().outstanding.fetch_sub(1, Ordering::Relaxed);
+        target.variant().series.record(status, model, t0.elapsed());
         target.label(&mut response);
         response
     }
@@ -482,7 +546,7 @@ impl Router {
     pub(super) async fn run_chain(
         &self,
         name: &str,
-        chain: &[&Arc<Backend>],
+        chain: &[Arc<Backend>],
         headers: &HeaderMap,
         payload: Bytes,
         timeout: Duration,
@@ -548,8 +612,8 @@ impl Router {
     ) -> Result<Response<Incoming>, String> {
         let mut out = Request::post(uri);
         for name in FORWARDED {
-            if let Some(value) = headers.get(*name) {
-                out = out.header(*name, value);
+            if let Some(value) = headers.get(&name) {
+                out = out.header(name, value);
             }
         }
         let out = out.body(Full::new(payload)).expect("a valid request");

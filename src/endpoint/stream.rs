@@ -108,7 +108,7 @@ impl Router {
             Ok(t) => t,
             Err(response) => return *response,
         };
-        if target.chain.len() > 1 {
+        if target.chain().len() > 1 {
             return validation_error(format!(
                 "Endpoint {name} of account {} is an inference pipeline; response streaming needs a single container.",
                 self.account
@@ -122,17 +122,16 @@ impl Router {
         if let Some(accept) = parts.headers.get("x-amzn-sagemaker-accept") {
             headers.insert(hyper::header::ACCEPT, accept.clone());
         }
-        let backend = &target.chain[0];
-        target.first.outstanding.fetch_add(1, Ordering::Relaxed);
+        let backend = &target.chain()[0];
+        target.first().outstanding.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let forwarded = self
             .forward(backend, &headers, payload, INVOCATION_TIMEOUT)
             .await;
         let model = started.elapsed();
-        target.first.outstanding.fetch_sub(1, Ordering::Relaxed);
+        target.first().outstanding.fetch_sub(1, Ordering::Relaxed);
         let status = forwarded.as_ref().map_or(0, |r| r.status().as_u16());
-        self.metrics
-            .record(name, &target.variant, status, model, t0.elapsed());
+        target.variant().series.record(status, model, t0.elapsed());
         let mut response = match forwarded {
             Err(detail) => self.model_error(name, &container_label(backend), 0, detail),
             Ok(answer) if !answer.status().is_success() => {

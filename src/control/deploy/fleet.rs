@@ -133,18 +133,15 @@ impl Fleet {
             variants: self
                 .variants
                 .iter()
-                .map(|v| LiveVariant {
-                    name: v.name.clone(),
-                    weight: v.weight,
-                    mode: v.mode,
-                    instances: v
+                .map(|v| {
+                    let instances = v
                         .instances
                         .iter()
                         .map(|group| LiveInstance {
                             containers: group.iter().map(|m| m.backend.clone()).collect(),
                         })
-                        .collect(),
-                    models: v.models.clone(),
+                        .collect();
+                    LiveVariant::new(&v.name, v.weight, v.mode, instances, v.models.clone())
                 })
                 .collect(),
         }
