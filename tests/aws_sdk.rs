@@ -1,7 +1,7 @@
 //! `sagedock up` driven by the AWS SDK for Rust (`aws-sdk-sagemaker`,
 //! `aws-sdk-sagemakerruntime`): the hosting lifecycle, error shapes as the SDK parses them
 //! (unmodelled `ValidationException` codes, the modelled runtime `ValidationError` and
-//! `ModelError`), and the SDK's paginator. Behind the `aws-sdk-tests` feature because the
+//! `ModelError`), the SDK's paginator, and a multi-model endpoint (`TargetModel`). Behind the `aws-sdk-tests` feature because the
 //! SDK crates are slow to compile; see tests/AWS_SDK.md.
 
 use std::error::Error;
@@ -15,7 +15,8 @@ use aws_sdk_sagemaker::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sagemaker::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
 use aws_sdk_sagemaker::types::{
-    ContainerDefinition, EndpointStatus, ProductionVariant, ProductionVariantInstanceType,
+    ContainerDefinition, ContainerMode, EndpointStatus, ProductionVariant,
+    ProductionVariantInstanceType,
 };
 // For `.meta()` on the runtime's modelled error structs (the operation error enums have an
 // inherent `meta()`).
@@ -24,7 +25,7 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 
 use crate::util::docker::{require_docker, require_images};
-use crate::util::{fixture, Sandbox};
+use crate::util::Sandbox;
 
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
@@ -42,7 +43,7 @@ struct Up {
     sm: aws_sdk_sagemaker::Client,
     rt: aws_sdk_sagemakerruntime::Client,
     // Declared last: dropped after `Drop::drop` has stopped `up`.
-    _sandbox: Sandbox,
+    sandbox: Sandbox,
 }
 
 impl Up {
@@ -118,7 +119,7 @@ impl Up {
             stderr,
             sm,
             rt,
-            _sandbox: sandbox,
+            sandbox,
         })
     }
 
@@ -143,6 +144,12 @@ impl Up {
     /// named `name`; waits until the endpoint is InService.
     async fn deploy(&self, name: &str) -> DescribeEndpointOutput {
         self.create_model(name).await;
+        self.serve_model(name).await
+    }
+
+    /// Endpoint config and endpoint for the model `name`, both named `name`; waits until
+    /// the endpoint is InService.
+    async fn serve_model(&self, name: &str) -> DescribeEndpointOutput {
         self.sm
             .create_endpoint_config()
             .endpoint_config_name(name)
@@ -478,4 +485,72 @@ async fn the_sdk_paginator_walks_every_page() {
     let mut listed: Vec<&str> = items.iter().filter_map(|m| m.model_name()).collect();
     listed.sort_unstable();
     assert_eq!(listed, names);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sdk_invokes_a_multi_model_endpoint() {
+    let Some(up) = Up::start().await else { return };
+    tokio::task::block_in_place(|| {
+        std::fs::create_dir_all(up.sandbox.join("s3/mme")).unwrap();
+        for target in ["a", "b"] {
+            let src = up.sandbox.join(&format!("src-{target}"));
+            std::fs::create_dir_all(&src).unwrap();
+            std::fs::write(src.join(format!("{target}.txt")), target).unwrap();
+            up.sandbox
+                .cmd()
+                .arg("pack")
+                .arg(&src)
+                .args(["-o", &format!("s3/mme/{target}.tar.gz")])
+                .assert()
+                .success();
+        }
+    });
+    let name = "sdk-mme";
+    up.sm
+        .create_model()
+        .model_name(name)
+        .execution_role_arn(ROLE)
+        .primary_container(
+            ContainerDefinition::builder()
+                .image(ECHO)
+                .mode(ContainerMode::MultiModel)
+                .model_data_url("s3://mme/")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateModel {name}: {}", DisplayErrorContext(&e)));
+    up.serve_model(name).await;
+    for target in ["a", "b"] {
+        let out = up
+            .rt
+            .invoke_endpoint()
+            .endpoint_name(name)
+            .target_model(format!("{target}.tar.gz"))
+            .custom_attributes("report=1")
+            .body(Blob::new("x"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("InvokeEndpoint {target}: {}", DisplayErrorContext(&e)));
+        let report: serde_json::Value =
+            serde_json::from_slice(out.body().expect("a body").as_ref()).unwrap();
+        assert_eq!(
+            report["model_dir"]["files"],
+            serde_json::json!([format!("{target}.txt")])
+        );
+    }
+    let (err, status) = service_error(
+        up.rt
+            .invoke_endpoint()
+            .endpoint_name(name)
+            .target_model("missing.tar.gz")
+            .body(Blob::new("x"))
+            .send()
+            .await,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        matches!(&err, InvokeEndpointError::ValidationError(e) if e.message().is_some_and(|m| m.contains("missing.tar.gz"))),
+        "{err:?}"
+    );
 }

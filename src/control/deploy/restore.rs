@@ -85,12 +85,38 @@ impl Deployer {
             self.store.put(Kind::Endpoint, &record.name, &record)?;
             self.spawn(&record.name, config, record.generation, Mode::Create);
         }
+        let mut alive = std::collections::HashSet::new();
         for c in &found {
             if c.labels.get(labels::OWNER) == Some(&self.owner) && !adopted.contains(&c.id) {
                 let _ = runtime::guard::remove_container(&self.engine, &c.id, &c.name).await;
+            } else {
+                alive.insert(c.name.clone());
             }
         }
+        self.sweep_model_links(&alive);
         Ok(())
+    }
+
+    /// Removes the model-link directories of multi-model containers that are gone (left by
+    /// a killed run). Only directories untouched for an hour: another sagedock may be
+    /// creating a container for a new one right now.
+    fn sweep_model_links(&self, alive: &std::collections::HashSet<String>) {
+        let root = crate::endpoint::multimodel::models_dir(&self.cache, "");
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let idle = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600));
+            if idle && !alive.contains(&name) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// Builds a fleet from running containers, if every variant has all its instances
