@@ -64,6 +64,15 @@ pub enum LoadError {
     Container(u16, String),
     /// The container could not be reached.
     Unreachable(String),
+    /// sagedock could not stage the model (InternalFailure).
+    Internal(String),
+}
+
+/// The model data at `url` could not be read.
+fn download_failed(url: &str, detail: impl std::fmt::Display) -> LoadError {
+    LoadError::Data(format!(
+        "Failed to download model data (url: {url}). Please ensure that there is an object located at the URL. ({detail})"
+    ))
 }
 
 /// Where a multi-model variant's models come from.
@@ -110,21 +119,16 @@ impl ModelRepository {
     /// Fetches and unpacks `url`, then links it into `container`'s models directory as
     /// `<key>/model`; returns the path the container loads it from.
     async fn stage(&self, container: &str, key: &str, url: &str) -> Result<String, LoadError> {
-        let missing = |detail: String| {
-            LoadError::Data(format!(
-                "Failed to download model data (url: {url}). Please ensure that there is an object located at the URL. ({detail})"
-            ))
-        };
         let path = self
             .storage
             .fetch(url, &self.cache.root().join("downloads"))
             .await
-            .map_err(missing)?;
+            .map_err(|detail| download_failed(url, detail))?;
         let (cache, container, key) = (self.cache.clone(), container.to_string(), key.to_string());
         let url = url.to_string();
         tokio::task::spawn_blocking(move || link(&cache, &container, &key, &path, &url))
             .await
-            .map_err(|e| LoadError::Data(e.to_string()))?
+            .map_err(|e| LoadError::Internal(e.to_string()))?
     }
 }
 
@@ -137,12 +141,8 @@ fn link(
     path: &Path,
     url: &str,
 ) -> Result<String, LoadError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        LoadError::Data(format!(
-            "Failed to download model data (url: {url}). Please ensure that there is an object located at the URL. ({}: {e})",
-            path.display()
-        ))
-    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| download_failed(url, format_args!("{}: {e}", path.display())))?;
     if meta.is_dir() {
         return Err(LoadError::Data(format!(
             "{url} is a directory; a multi-model endpoint's TargetModel names a model.tar.gz under the model data prefix"
@@ -154,16 +154,18 @@ fn link(
     let relative = cached
         .model_dir
         .strip_prefix(artifacts_dir(cache))
-        .map_err(|_| LoadError::Data(format!("{url}: the unpacked tree is outside the cache")))?;
+        .map_err(|_| {
+            LoadError::Internal(format!("{url}: the unpacked tree is outside the cache"))
+        })?;
     let target = Path::new(ARTIFACTS_MOUNT).join(relative);
     let dir = models_dir(cache, container).join(key);
     std::fs::create_dir_all(&dir)
-        .map_err(|e| LoadError::Data(format!("{}: {e}", dir.display())))?;
+        .map_err(|e| LoadError::Internal(format!("{}: {e}", dir.display())))?;
     // Replaced atomically: a link made beside it, then renamed over the old one.
     let staged = dir.join(".model.new");
     let _ = std::fs::remove_file(&staged);
     let made = symlink(&target, &staged).and_then(|()| std::fs::rename(&staged, dir.join("model")));
-    made.map_err(|e| LoadError::Data(format!("linking {}: {e}", dir.display())))?;
+    made.map_err(|e| LoadError::Internal(format!("linking {}: {e}", dir.display())))?;
     Ok(format!("{MODELS_MOUNT}/{key}/model"))
 }
 
@@ -454,6 +456,14 @@ impl Router {
                 }
                 Err(LoadError::Unreachable(detail)) => {
                     return (self.model_error(name, &label, 0, detail), 0)
+                }
+                Err(LoadError::Internal(detail)) => {
+                    let response = runtime_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalFailure",
+                        json!({ "message": format!("sagedock could not stage model {target_model}: {detail}") }),
+                    );
+                    return (response, 0);
                 }
             }
             let uri = match format!("http://{}/models/{key}/invoke", backend.addr).parse() {
