@@ -12,6 +12,7 @@ pub mod cache;
 pub mod gzip;
 pub mod inspect;
 pub mod pack;
+mod paths;
 mod pgzip;
 mod pipe;
 pub mod savedmodel;

@@ -23,11 +23,12 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use tar::EntryType;
 
 use super::gzip::GzipError;
+use super::paths::{lexically_escapes, resolves_outside, sanitize};
 use super::pipe;
 use super::Limits;
 
@@ -600,91 +601,6 @@ impl<'a> Extractor<'a> {
     }
 }
 
-/// Turns an entry name into a relative path, refusing absolute paths and `..`.
-fn sanitize(name: &[u8]) -> Result<PathBuf, &'static str> {
-    let mut out = PathBuf::new();
-    for part in Path::new(OsStr::from_bytes(name)).components() {
-        match part {
-            Component::Prefix(_) | Component::RootDir => {
-                return Err(
-                    "absolute path; entries must be relative to the archive root (/opt/ml/model)",
-                )
-            }
-            Component::ParentDir => return Err("'..' in the path would escape the archive root"),
-            Component::CurDir => {}
-            Component::Normal(p) => out.push(p),
-        }
-    }
-    Ok(out)
-}
-
-/// Whether `target`, read relative to the directory `base` (relative to the root),
-/// climbs above the root when `..` is applied lexically.
-fn lexically_escapes(base: &Path, target: &Path) -> bool {
-    let mut depth = base.components().count();
-    for part in target.components() {
-        match part {
-            Component::ParentDir if depth == 0 => return true,
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            Component::Prefix(_) | Component::RootDir => return true,
-        }
-    }
-    false
-}
-
-/// Whether the symlink at `link` (relative to `root`) resolves outside `root` when every
-/// symlink on the way is followed the way the kernel would follow it.
-fn resolves_outside(root: &Path, link: &Path) -> io::Result<bool> {
-    const MAX_HOPS: usize = 40;
-    let mut stack: Vec<PathBuf> = link
-        .parent()
-        .map(|p| {
-            p.components()
-                .map(|c| PathBuf::from(c.as_os_str()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut pending: Vec<PathBuf> = components_rev(&fs::read_link(root.join(link))?);
-    let mut hops = 1;
-    while let Some(part) = pending.pop() {
-        match part.to_str() {
-            Some(".") => continue,
-            Some("..") => {
-                if stack.pop().is_none() {
-                    return Ok(true);
-                }
-                continue;
-            }
-            Some("/") => return Ok(true),
-            _ => {}
-        }
-        stack.push(part);
-        let here: PathBuf = stack.iter().collect();
-        let full = root.join(&here);
-        if fs::symlink_metadata(&full).is_ok_and(|m| m.file_type().is_symlink()) {
-            hops += 1;
-            if hops > MAX_HOPS {
-                return Ok(false); // a loop: the kernel answers ELOOP, nothing escapes
-            }
-            stack.pop();
-            pending.extend(components_rev(&fs::read_link(&full)?));
-        }
-    }
-    Ok(false)
-}
-
-/// A path's components in reverse order, so that `pop` yields them first to last.
-fn components_rev(path: &Path) -> Vec<PathBuf> {
-    let mut parts: Vec<PathBuf> = path
-        .components()
-        .map(|c| PathBuf::from(c.as_os_str()))
-        .collect();
-    parts.reverse();
-    parts
-}
-
 /// The innermost message of an error chain (the tar reader wraps the interesting part).
 fn root_message(err: &io::Error) -> String {
     let mut current: &(dyn std::error::Error + 'static) = err;
@@ -692,29 +608,4 @@ fn root_message(err: &io::Error) -> String {
         current = next;
     }
     current.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitize_keeps_relative_paths_and_refuses_escapes() {
-        assert_eq!(
-            sanitize(b"./code/inference.py").unwrap(),
-            PathBuf::from("code/inference.py")
-        );
-        assert_eq!(sanitize(b"./").unwrap(), PathBuf::new());
-        assert!(sanitize(b"/etc/passwd").is_err());
-        assert!(sanitize(b"a/../../b").is_err());
-        assert!(sanitize(b"a/../b").is_err());
-    }
-
-    #[test]
-    fn lexical_escape_is_measured_from_the_link_directory() {
-        assert!(!lexically_escapes(Path::new("sub"), Path::new("../data")));
-        assert!(lexically_escapes(Path::new("sub"), Path::new("../../x")));
-        assert!(lexically_escapes(Path::new(""), Path::new("..")));
-        assert!(!lexically_escapes(Path::new("a/b"), Path::new("../..")));
-    }
 }
