@@ -658,8 +658,17 @@ def test_invoke_endpoint_async_queue_timeout_and_naming(sagedock, sm, runtime, m
             S3OutputPathExtension="batch-1", Filename=f"result-{i}.txt")["OutputLocation"]
             for i in range(3)]
         assert locations[0] == f"s3://async-out/{token}/batch-1/result-0.txt", locations
+
+        def backlog():
+            _, _, text = http_get(f"{sagedock.url}/metrics")
+            return [v for name, labels, v in _samples(text.decode())
+                    if name == "sagemaker_approximate_backlog_size" and labels.get("EndpointName") == endpoint]
+
+        assert backlog() == [3.0], "ApproximateBacklogSize right after three 700 ms requests"
         done = [_wait_file(root / loc[len("s3://"):]) - t0 for loc in locations]
         assert done[2] >= 2.0, f"the queue ran requests concurrently: finished at {done}"
+        time.sleep(0.2)
+        assert backlog() == [0.0]
         assert (root / locations[2][len("s3://"):]).read_bytes() == b"queued"
 
         # A request slower than its InvocationTimeoutSeconds fails.

@@ -222,7 +222,17 @@ impl Router {
         let (out, fail) = (output_location.clone(), failure_location.clone());
         let queued = Instant::now();
         let request = id.clone();
+        let series = target.variant().series.clone();
+        series.backlog(true);
         tokio::spawn(async move {
+            // Leaves the backlog however the task ends (answered, failed, expired, dropped).
+            struct Leave(Arc<super::metrics::Series>);
+            impl Drop for Leave {
+                fn drop(&mut self) {
+                    self.0.backlog(false);
+                }
+            }
+            let _leave = Leave(series);
             let write = |ok: bool, bytes: bytes::Bytes| {
                 let this = this.clone();
                 let (out, fail, endpoint) = (out.clone(), fail.clone(), endpoint.clone());

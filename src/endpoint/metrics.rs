@@ -68,6 +68,8 @@ pub struct Series {
     overhead_latency: Histogram,
     model_cache_hits: AtomicU64,
     model_loading_wait: Histogram,
+    /// Asynchronous requests queued or running (a gauge).
+    backlog: AtomicU64,
 }
 
 impl Series {
@@ -85,6 +87,15 @@ impl Series {
         }
         self.model_latency.observe(model);
         self.overhead_latency.observe(total.saturating_sub(model));
+    }
+
+    /// An asynchronous request joined the backlog (`true`) or left it (`false`).
+    pub fn backlog(&self, joined: bool) {
+        if joined {
+            self.backlog.fetch_add(1, Relaxed);
+        } else {
+            self.backlog.fetch_sub(1, Relaxed);
+        }
     }
 
     /// Records a multi-model invocation's model lookup: `None` when the model was loaded
@@ -163,6 +174,20 @@ impl Metrics {
                     get(series).load(Relaxed)
                 );
             }
+        }
+        let name = "sagemaker_approximate_backlog_size";
+        let _ = writeln!(
+            out,
+            "# HELP {name} CloudWatch AWS/SageMaker ApproximateBacklogSize (asynchronous requests queued or running)"
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for ((endpoint, variant), series) in &table {
+            let _ = writeln!(
+                out,
+                "{name}{{{}}} {}",
+                labels(endpoint, variant),
+                series.backlog.load(Relaxed)
+            );
         }
         type Pick = fn(&Series) -> &Histogram;
         let histograms: [(&str, &str, Pick); 3] = [
