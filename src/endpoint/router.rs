@@ -4,7 +4,11 @@
 //!
 //! The table of live endpoints is replaced whole on every change (copy on write), so the
 //! request path takes a read lock only long enough to clone one `Arc`, and never holds a
-//! lock across an await.
+//! lock across an await. A [`Target`] is indices into that `Arc`: routing copies nothing.
+//!
+//! The other invocation kinds build on this: response streaming in [`super::stream`],
+//! multi-model endpoints in [`super::multimodel`], asynchronous requests in
+//! [`super::asynchronous`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
