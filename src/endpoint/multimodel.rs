@@ -11,7 +11,7 @@
 //! artifacts, mounted read-only). The container reads the cached tree in place: nothing is
 //! copied, and a model shared by endpoints is unpacked once.
 //!
-//! [`Router::run_model`] is the invocation side; a load runs in its own task: callers wait for it at most the load wait (60 s, as
+//! `Router::run_model` is the invocation side; a load runs in its own task: callers wait for it at most the load wait (60 s, as
 //! SageMaker), then get ModelNotReadyException while it goes on.
 
 use std::collections::HashMap;

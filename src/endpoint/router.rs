@@ -4,7 +4,7 @@
 //!
 //! The table of live endpoints is replaced whole on every change (copy on write), so the
 //! request path takes a read lock only long enough to clone one `Arc`, and never holds a
-//! lock across an await. A [`Target`] is indices into that `Arc`: routing copies nothing.
+//! lock across an await. A `Target` is indices into that `Arc`: routing copies nothing.
 //!
 //! The other invocation kinds build on this: response streaming in [`super::stream`],
 //! multi-model endpoints in [`super::multimodel`], asynchronous requests in
@@ -31,7 +31,7 @@ use super::multimodel::{self, ModelRepository, ModelTable};
 use super::Body;
 
 /// The pooled HTTP client sagedock talks to containers with. There is one per thread
-/// ([`client`]): a pooled connection is then driven by the thread that uses it.
+/// (`client()`): a pooled connection is then driven by the thread that uses it.
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// This thread's client.
