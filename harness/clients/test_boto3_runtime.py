@@ -511,6 +511,15 @@ def test_target_model_on_single_model_endpoint(runtime, echo_endpoint):
     assert f"Endpoint {echo_endpoint} is not a multi-model endpoint" in msg, msg
 
 
+def test_inference_component_is_refused(runtime, echo_endpoint):
+    """sagedock runs no inference components: naming one is a ValidationError, not ignored."""
+    with pytest.raises(ClientError) as e:
+        runtime.invoke_endpoint(EndpointName=echo_endpoint, Body=b"x", InferenceComponentName="ic-1")
+    code, message, status = error_of(e)
+    assert (code, status) == ("ValidationError", 400), error_of(e)
+    assert "Inference Component" in message
+
+
 def test_invoke_with_response_stream(runtime, echo_endpoint):
     attributes = "stream=3,stream_delay_ms=400"
     r = runtime.invoke_endpoint_with_response_stream(

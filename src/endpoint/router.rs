@@ -433,6 +433,12 @@ impl Router {
         let Some(endpoint) = self.get(name) else {
             return Err(Box::new(self.not_found(name)));
         };
+        if header("x-amzn-sagemaker-inference-component").is_some() {
+            return Err(Box::new(validation_error(format!(
+                "Inference Component Name header is not allowed for endpoint {name} of account {}: it has no inference components (sagedock serves models deployed with CreateModel and CreateEndpointConfig, not CreateInferenceComponent).",
+                self.account
+            ))));
+        }
         let variant_index =
             self.choose_variant(&endpoint, header("x-amzn-sagemaker-target-variant"))?;
         let variant = &endpoint.variants[variant_index];
