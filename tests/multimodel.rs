@@ -133,6 +133,15 @@ fn models_load_on_demand_and_the_least_recently_used_is_unloaded() {
         "{}",
         reply.text()
     );
+    // SageMaker's message quotes the request id.
+    let id = reply.header("x-amzn-requestid").unwrap().to_string();
+    assert!(
+        reply
+            .text()
+            .contains(&format!("Request {id} is missing a target model header.")),
+        "{}",
+        reply.text()
+    );
 
     // The first call loads the model; the container reads the model's own files.
     let reply = invoke(&up.url, "mme", Some("a.tar.gz"), "report=1");

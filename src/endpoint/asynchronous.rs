@@ -132,6 +132,7 @@ impl Router {
         self: &Arc<Self>,
         name: &str,
         req: Request<Incoming>,
+        request_id: &str,
     ) -> Response<Body> {
         let (parts, body) = req.into_parts();
         let header = |n: &str| {
@@ -172,7 +173,7 @@ impl Router {
             ),
             Err(response) => return *response,
         };
-        let target = match self.resolve(name, &parts.headers) {
+        let target = match self.resolve(name, &parts.headers, request_id) {
             Ok(t) => t,
             Err(response) => return *response,
         };

@@ -102,20 +102,20 @@ impl App {
             {
                 Some((name, "invocations")) => {
                     let name = percent_decode(name);
-                    self.router.invoke(&name, req).await
+                    self.router.invoke(&name, req, &request_id).await
                 }
                 Some((name, "async-invocations")) => {
                     let name = percent_decode(name);
-                    self.router.invoke_async(&name, req).await
+                    self.router.invoke_async(&name, req, &request_id).await
                 }
                 Some((name, "invocations-response-stream")) => {
                     let name = percent_decode(name);
-                    self.router.invoke_stream(&name, req).await
+                    self.router.invoke_stream(&name, req, &request_id).await
                 }
                 _ => not_found(path),
             },
             (&Method::POST, "/invocations") => match self.router.only() {
-                Some(endpoint) => self.router.invoke(&endpoint.name, req).await,
+                Some(endpoint) => self.router.invoke(&endpoint.name, req, &request_id).await,
                 None => not_found(path),
             },
             (&Method::GET, "/ping") => plain(StatusCode::OK, "ok\n"),

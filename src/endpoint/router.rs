@@ -424,10 +424,12 @@ impl Router {
     }
 
     /// Chooses the variant, the instance and the containers a request goes to.
+    /// `request_id` is the request's x-amzn-RequestId (some messages quote it).
     pub(super) fn resolve(
         &self,
         name: &str,
         headers: &HeaderMap,
+        request_id: &str,
     ) -> Result<Target, Box<Response<Body>>> {
         let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         let Some(endpoint) = self.get(name) else {
@@ -451,9 +453,8 @@ impl Router {
             }
             (Some(_), None) => {
                 return Err(Box::new(validation_error(format!(
-                    "Endpoint {name} of account {} is a multi-model endpoint: specify TargetModel (a model.tar.gz under its model data prefix).",
-                    self.account
-                ))))
+                    "Request {request_id} is missing a target model header."
+                ))));
             }
             (Some(repository), Some(target)) => Some((
                 target.to_string(),
@@ -515,10 +516,15 @@ impl Router {
     }
 
     /// Handles InvokeEndpoint for `name`.
-    pub async fn invoke(&self, name: &str, req: Request<Incoming>) -> Response<Body> {
+    pub async fn invoke(
+        &self,
+        name: &str,
+        req: Request<Incoming>,
+        request_id: &str,
+    ) -> Response<Body> {
         let t0 = Instant::now();
         let (parts, body) = req.into_parts();
-        let target = match self.resolve(name, &parts.headers) {
+        let target = match self.resolve(name, &parts.headers, request_id) {
             Ok(t) => t,
             Err(response) => return *response,
         };

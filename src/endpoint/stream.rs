@@ -101,10 +101,15 @@ pub fn reframe(body: Incoming, chunk_timeout: Duration) -> Body {
 impl Router {
     /// Handles InvokeEndpointWithResponseStream for `name`: the container's answer is
     /// passed on chunk by chunk, in event-stream framing.
-    pub async fn invoke_stream(&self, name: &str, req: Request<Incoming>) -> Response<Body> {
+    pub async fn invoke_stream(
+        &self,
+        name: &str,
+        req: Request<Incoming>,
+        request_id: &str,
+    ) -> Response<Body> {
         let t0 = Instant::now();
         let (parts, body) = req.into_parts();
-        let target = match self.resolve(name, &parts.headers) {
+        let target = match self.resolve(name, &parts.headers, request_id) {
             Ok(t) => t,
             Err(response) => return *response,
         };
