@@ -18,6 +18,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -502,13 +503,22 @@ def test_container_over_60s_is_a_model_error(runtime, echo_endpoint):
 # --------------------------------------------------------------------------- not yet
 
 
-def test_target_model_on_single_model_endpoint(runtime, echo_endpoint):
+def test_target_model_on_single_model_endpoint(sagedock, runtime, echo_endpoint):
     with pytest.raises(runtime.exceptions.ValidationError) as e:
         runtime.invoke_endpoint(EndpointName=echo_endpoint, Body=b"x", TargetModel="a.tar.gz")
     code, msg, status = error_of(e)
     assert (code, status) == ("ValidationError", 400)
     # amazon-sagemaker-examples#1026
     assert f"Endpoint {echo_endpoint} is not a multi-model endpoint" in msg, msg
+    # The raw body carries SageMaker's ErrorCode beside the Message (amazon-sagemaker-examples#1216).
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    raw = urllib.request.Request(f"{sagedock.url}/endpoints/{echo_endpoint}/invocations", data=b"x",
+                                 headers={"X-Amzn-SageMaker-Target-Model": "a.tar.gz"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        opener.open(raw, timeout=10)
+    body = json.loads(e.value.read())
+    assert body["ErrorCode"] == "TARGET_MODEL_HEADER_NOT_SUPPORTED", body
+    assert body["Message"] == msg
 
 
 def test_inference_component_is_refused(runtime, echo_endpoint):

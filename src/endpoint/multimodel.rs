@@ -443,7 +443,7 @@ impl Router {
                     let response = runtime_error(
                         StatusCode::TOO_MANY_REQUESTS,
                         "ModelNotReadyException",
-                        json!({ "message": format!(
+                        json!({ "Message": format!(
                             "Model {target_model} is still being loaded on endpoint {name} (waited {} s); try again.",
                             self.model_load_wait.as_secs()
                         ) }),
@@ -461,7 +461,7 @@ impl Router {
                     let response = runtime_error(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "InternalFailure",
-                        json!({ "message": format!("sagedock could not stage model {target_model}: {detail}") }),
+                        json!({ "Message": format!("sagedock could not stage model {target_model}: {detail}") }),
                     );
                     return (response, 0);
                 }

@@ -287,11 +287,22 @@ pub(super) fn runtime_error(
     response
 }
 
+/// A ValidationError as the runtime API words it: `{"Message": …}` (SageMaker also sends
+/// an `ErrorCode` for some; see [`validation_error_coded`]).
 pub(super) fn validation_error(message: String) -> Response<Body> {
     runtime_error(
         StatusCode::BAD_REQUEST,
         "ValidationError",
-        json!({ "message": message }),
+        json!({ "Message": message }),
+    )
+}
+
+/// A ValidationError with the `ErrorCode` SageMaker gives it.
+fn validation_error_coded(code: &str, message: String) -> Response<Body> {
+    runtime_error(
+        StatusCode::BAD_REQUEST,
+        "ValidationError",
+        json!({ "ErrorCode": code, "Message": message }),
     )
 }
 
@@ -447,9 +458,10 @@ impl Router {
         let model = match (&variant.models, header("x-amzn-sagemaker-target-model")) {
             (None, None) => None,
             (None, Some(_)) => {
-                return Err(Box::new(validation_error(format!(
-                    "Endpoint {name} is not a multi-model endpoint and does not support target model header."
-                ))))
+                return Err(Box::new(validation_error_coded(
+                    "TARGET_MODEL_HEADER_NOT_SUPPORTED",
+                    format!("Endpoint {name} is not a multi-model endpoint and does not support target model header."),
+                )))
             }
             (Some(_), None) => {
                 return Err(Box::new(validation_error(format!(
