@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::up::{ok, setup, wait_status, Up};
+use crate::up::{deploy_container, ok, setup, wait_status, Up};
 use crate::util::docker::{http, Reply};
 use crate::util::Sandbox;
 
@@ -30,26 +30,10 @@ fn pack_model(sb: &Sandbox, name: &str) {
 
 /// A multi-model endpoint `name` on the echo image with `env`.
 fn deploy_multi_model(url: &str, name: &str, env: Value) {
-    ok(
+    deploy_container(
         url,
-        "CreateModel",
-        json!({
-            "ModelName": name,
-            "PrimaryContainer": {"Image": "sagedock/echo:latest", "Mode": "MultiModel", "ModelDataUrl": "s3://mme/", "Environment": env},
-        }),
-    );
-    ok(
-        url,
-        "CreateEndpointConfig",
-        json!({
-            "EndpointConfigName": name,
-            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.t3.medium"}],
-        }),
-    );
-    ok(
-        url,
-        "CreateEndpoint",
-        json!({"EndpointName": name, "EndpointConfigName": name}),
+        name,
+        json!({"Image": "sagedock/echo:latest", "Mode": "MultiModel", "ModelDataUrl": "s3://mme/", "Environment": env}),
     );
 }
 

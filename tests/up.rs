@@ -116,12 +116,22 @@ pub(crate) fn wait_status(url: &str, endpoint: &str, until: &[&str]) -> Value {
 
 /// Model + config + endpoint on the echo image, with `env` in the model.
 fn deploy(url: &str, name: &str, env: Value) {
+    deploy_container(
+        url,
+        name,
+        json!({"Image": "sagedock/echo:latest", "ModelDataUrl": "s3://bucket/model.tar.gz", "Environment": env}),
+    );
+}
+
+/// Model (with `container` as its PrimaryContainer), config (one `AllTraffic` instance)
+/// and endpoint, all named `name`.
+pub(crate) fn deploy_container(url: &str, name: &str, container: Value) {
     ok(
         url,
         "CreateModel",
         json!({
             "ModelName": name,
-            "PrimaryContainer": {"Image": "sagedock/echo:latest", "ModelDataUrl": "s3://bucket/model.tar.gz", "Environment": env},
+            "PrimaryContainer": container,
             "ExecutionRoleArn": "arn:aws:iam::123456789012:role/R",
         }),
     );

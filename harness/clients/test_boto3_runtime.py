@@ -560,6 +560,14 @@ def test_invoke_with_response_stream(runtime, echo_endpoint):
     assert e.value.response["OriginalStatusCode"] == 500
 
 
+def _wait_file(path, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not path.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.is_file(), f"{path} did not appear within {seconds} s"
+    return time.monotonic()
+
+
 def test_invoke_endpoint_async(sagedock, sm, runtime, names, echo_image):
     model, config, endpoint = names("model"), names("config"), names("ep")
     token = names.token
@@ -586,10 +594,7 @@ def test_invoke_endpoint_async(sagedock, sm, runtime, names, echo_image):
         assert location.startswith(output_path), location
         bucket, key = location[len("s3://"):].split("/", 1)
         out = sagedock.s3_root / bucket / key
-        deadline = time.monotonic() + 30
-        while not out.is_file() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert out.is_file(), f"{location} did not appear under the S3 root within 30 s"
+        _wait_file(out)
         assert out.read_bytes() == payload  # echo
 
         r = runtime.invoke_endpoint_async(EndpointName=endpoint,
@@ -625,22 +630,11 @@ def test_invoke_endpoint_async_failure_lands_at_the_failure_location(sagedock, s
         assert location.startswith(failure_path), location
         bucket, key = location[len("s3://"):].split("/", 1)
         out = sagedock.s3_root / bucket / key
-        deadline = time.monotonic() + 30
-        while not out.is_file() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert out.is_file(), f"{location} did not appear"
+        _wait_file(out)
         assert b"forced status 500" in out.read_bytes()
         assert not (sagedock.s3_root / "async-out" / token).exists(), "no output for a failed invocation"
     finally:
         cleanup(sm, endpoints=[endpoint], configs=[config], models=[model])
-
-
-def _wait_file(path, seconds=30):
-    deadline = time.monotonic() + seconds
-    while not path.is_file() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert path.is_file(), f"{path} did not appear within {seconds} s"
-    return time.monotonic()
 
 
 def test_invoke_endpoint_async_queue_timeout_and_naming(sagedock, sm, runtime, make_client, names, echo_image):

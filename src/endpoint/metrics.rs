@@ -53,8 +53,13 @@ impl Histogram {
     }
 }
 
-/// A counter's Prometheus name, CloudWatch name, and value.
-type Counter = (&'static str, &'static str, fn(&Series) -> &AtomicU64);
+/// A counter's or gauge's Prometheus name, type, help text, and value.
+type Scalar = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Series) -> &AtomicU64,
+);
 
 /// The metrics of one endpoint variant. Recording is a few atomic additions: no lock,
 /// no allocation.
@@ -140,32 +145,47 @@ impl Metrics {
     pub fn render(&self) -> String {
         let table = self.table.lock().expect("metrics lock").clone();
         let mut out = String::new();
-        let counters: [Counter; 5] = [
-            ("sagemaker_invocations_total", "Invocations", |s| {
-                &s.invocations
-            }),
+        let scalars: [Scalar; 6] = [
+            (
+                "sagemaker_invocations_total",
+                "counter",
+                "Invocations",
+                |s| &s.invocations,
+            ),
             (
                 "sagemaker_invocation_4xx_errors_total",
+                "counter",
                 "Invocation4XXErrors",
                 |s| &s.errors_4xx,
             ),
             (
                 "sagemaker_invocation_5xx_errors_total",
+                "counter",
                 "Invocation5XXErrors",
                 |s| &s.errors_5xx,
             ),
             (
                 "sagemaker_invocation_model_errors_total",
+                "counter",
                 "InvocationModelErrors",
                 |s| &s.model_errors,
             ),
-            ("sagemaker_model_cache_hit_total", "ModelCacheHit", |s| {
-                &s.model_cache_hits
-            }),
+            (
+                "sagemaker_model_cache_hit_total",
+                "counter",
+                "ModelCacheHit",
+                |s| &s.model_cache_hits,
+            ),
+            (
+                "sagemaker_approximate_backlog_size",
+                "gauge",
+                "ApproximateBacklogSize (asynchronous requests queued or running)",
+                |s| &s.backlog,
+            ),
         ];
-        for (name, cloudwatch, get) in counters {
-            let _ = writeln!(out, "# HELP {name} CloudWatch AWS/SageMaker {cloudwatch}");
-            let _ = writeln!(out, "# TYPE {name} counter");
+        for (name, kind, help, get) in scalars {
+            let _ = writeln!(out, "# HELP {name} CloudWatch AWS/SageMaker {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
             for ((endpoint, variant), series) in &table {
                 let _ = writeln!(
                     out,
@@ -174,20 +194,6 @@ impl Metrics {
                     get(series).load(Relaxed)
                 );
             }
-        }
-        let name = "sagemaker_approximate_backlog_size";
-        let _ = writeln!(
-            out,
-            "# HELP {name} CloudWatch AWS/SageMaker ApproximateBacklogSize (asynchronous requests queued or running)"
-        );
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        for ((endpoint, variant), series) in &table {
-            let _ = writeln!(
-                out,
-                "{name}{{{}}} {}",
-                labels(endpoint, variant),
-                series.backlog.load(Relaxed)
-            );
         }
         type Pick = fn(&Series) -> &Histogram;
         let histograms: [(&str, &str, Pick); 3] = [

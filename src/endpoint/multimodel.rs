@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::router::{
-    container_label, runtime_error, validation_error, Router, Target, INVOCATION_TIMEOUT,
+    container_label, runtime_error, validation_error, Backend, Router, Target, INVOCATION_TIMEOUT,
 };
 use super::Body;
 use crate::artifact::{Cache, Limits};
@@ -214,12 +214,6 @@ pub enum Ready {
     Loaded(Duration),
 }
 
-/// How to reach one container's MME API.
-pub struct Container<'a> {
-    pub name: &'a str,
-    pub addr: std::net::SocketAddr,
-}
-
 impl ModelTable {
     /// Whether `key` is loaded.
     pub fn has(&self, key: &str) -> bool {
@@ -239,7 +233,7 @@ impl ModelTable {
     /// when none runs; waits at most `wait`. `Ok(None)`: still loading after `wait`.
     pub async fn ensure(
         self: &Arc<Self>,
-        container: Container<'_>,
+        container: &Backend,
         repository: &Arc<ModelRepository>,
         key: &str,
         target: &str,
@@ -418,18 +412,8 @@ impl Router {
         };
         let label = container_label(backend);
         for attempt in 0..2 {
-            let container = Container {
-                name: &backend.name,
-                addr: backend.addr,
-            };
             let ready = table
-                .ensure(
-                    container,
-                    repository,
-                    key,
-                    target_model,
-                    self.model_load_wait,
-                )
+                .ensure(backend, repository, key, target_model, self.model_load_wait)
                 .await;
             match ready {
                 Ok(Some(Ready::Hit)) => {

@@ -488,7 +488,8 @@ impl Router {
                 .min_by_key(|(_, i)| i.load())
                 .map(|(k, _)| k)
         };
-        let Some(instance_index) = least_loaded(true).or_else(|| least_loaded(false)) else {
+        let warm = model.as_ref().and_then(|_| least_loaded(true));
+        let Some(instance_index) = warm.or_else(|| least_loaded(false)) else {
             return Err(Box::new(self.not_found(name)));
         };
         let instance = &variant.instances[instance_index];

@@ -12,9 +12,8 @@ use crate::control::data;
 use crate::control::records::{now, EndpointConfigRecord, ModelRecord};
 use crate::endpoint::asynchronous::DEFAULT_PER_INSTANCE;
 use crate::endpoint::multimodel::{self, ModelRepository};
-use crate::endpoint::AsyncQueue;
 use crate::endpoint::{
-    AsyncOutput, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode as InvokeMode,
+    AsyncOutput, AsyncQueue, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode as InvokeMode,
 };
 use crate::runtime::{self, instance, labels, ContainerSpec, Instance, ReadyPolicy};
 
