@@ -293,12 +293,27 @@ fn connection_thread(
         }
     };
     runtime.block_on(async move {
+        tokio::spawn(keep_timer_armed());
         while let Some(stream) = connections.recv().await {
             if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
                 tokio::spawn(serve_connection(stream, app.clone()));
             }
         }
     });
+}
+
+/// Keeps a timer pending on the connection thread, due sooner than any invocation's
+/// deadline (60 s at the least, see [`router::Router`]).
+///
+/// Tokio's timer wakes its driver (a write to an eventfd and one more pass through
+/// `epoll_wait`) whenever a timer is registered that is due before every pending one. With
+/// no timer pending, that was every invocation: its deadline was the only timer. A timer
+/// that fires every 30 s keeps the deadlines from ever being the earliest, at the cost of
+/// one wake-up per thread per 30 s.
+async fn keep_timer_armed() {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, app: Arc<App>) {
