@@ -12,6 +12,7 @@
 //! The binary is a thin wrapper around [`run`].
 
 pub mod artifact;
+pub mod bench;
 pub mod cli;
 pub mod control;
 pub mod endpoint;

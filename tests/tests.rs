@@ -5,6 +5,7 @@ mod util;
 
 #[cfg(feature = "aws-sdk-tests")]
 mod aws_sdk;
+mod bench;
 mod cache;
 mod multimodel;
 mod pack;

@@ -4,6 +4,7 @@
 //! stdout; human text goes to stdout, diagnostics and logs (`RUST_LOG`) to stderr.
 
 mod artifact;
+mod bench;
 mod demo;
 mod runtime;
 mod up;
@@ -79,6 +80,82 @@ pub enum Command {
     ///
     /// Needs a Docker engine; builds the small echo serving image on first use.
     Demo(DemoArgs),
+    /// Load an endpoint with InvokeEndpoint calls and report honest latency percentiles.
+    ///
+    /// Closed loop by default (each of --concurrency connections sends its next request when
+    /// the last is answered); with --rate, open loop: requests fall due at a fixed rate and
+    /// a request that waited for a free connection is timed from when it fell due, so
+    /// stalls show in the percentiles. The target is an endpoint of a running `sagedock
+    /// up` or `sagedock serve` (--endpoint), or any URL (--url, e.g. a container's own
+    /// /invocations for a baseline). Exit status: 0 every request answered 2xx, on
+    /// schedule (open loop) and within the budgets; 1 otherwise; 2 the command could not
+    /// run.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["endpoint", "url"])))]
+#[command(group(clap::ArgGroup::new("payload").args(["body", "body_text"])))]
+pub struct BenchArgs {
+    /// The endpoint to invoke (POST ENDPOINT_URL/endpoints/NAME/invocations).
+    #[arg(long, value_name = "NAME")]
+    pub endpoint: Option<String>,
+    /// Where the sagemaker-runtime API answers.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+        default_value = "http://127.0.0.1:9474"
+    )]
+    pub endpoint_url: String,
+    /// POST to this URL as it is instead (e.g. http://172.17.0.2:8080/invocations).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The request body, read from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub body: Option<PathBuf>,
+    /// The request body, given inline.
+    #[arg(long, value_name = "TEXT")]
+    pub body_text: Option<String>,
+    /// The request's Content-Type.
+    #[arg(long, default_value = "application/json")]
+    pub content_type: String,
+    /// The request's Accept.
+    #[arg(long)]
+    pub accept: Option<String>,
+    /// X-Amzn-SageMaker-Custom-Attributes.
+    #[arg(long, value_name = "TEXT")]
+    pub custom_attributes: Option<String>,
+    /// X-Amzn-SageMaker-Target-Variant.
+    #[arg(long, value_name = "VARIANT")]
+    pub target_variant: Option<String>,
+    /// X-Amzn-SageMaker-Target-Model (multi-model endpoints).
+    #[arg(long, value_name = "KEY")]
+    pub target_model: Option<String>,
+    /// Keep-alive connections, i.e. requests in flight at most.
+    #[arg(short = 'c', long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Open loop: this many requests per second, due at even intervals.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
+    /// How long to measure.
+    #[arg(short = 'd', long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Load sent first and not measured (connections, caches, lazy model loads).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub warmup: std::time::Duration,
+    /// A request not answered within this counts as failed.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Fail (exit 1) when p50 latency exceeds this.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_p50: Option<std::time::Duration>,
+    /// Fail (exit 1) when p99 latency exceeds this.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_p99: Option<std::time::Duration>,
+    /// Print the report as JSON (schema: fixtures/bench/report.schema.json).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +416,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gc(args) => block_on(runtime::gc(&args)),
         Command::Up(args) => block_on(up::up(&args)),
         Command::Demo(args) => block_on(demo::demo(&args)),
+        Command::Bench(args) => block_on(bench::bench(&args)),
     }
 }
 

@@ -1,0 +1,403 @@
+//! Load generation for `sagedock bench`: one request sent over and over on keep-alive
+//! connections, closed or open loop, with latency histograms and a report.
+//!
+//! Owns: connections (plain HTTP/1.1, one task each, reconnecting after errors), the two
+//! schedules, the histogram (HdrHistogram, 3 significant digits, 1 µs to 1 h) and the
+//! report. Does not: know SageMaker — the caller supplies the URL, headers and body.
+//!
+//! Closed loop (no rate): each connection sends its next request when the last one is
+//! answered, so the load adapts to the target and latency is measured from each send.
+//!
+//! Open loop (`rate`): request *k* is due at `start + k / rate` whatever the answers do.
+//! A connection takes the next due request when it is free; when every connection was
+//! busy at a request's due time, its latency is measured from the due time, not from the
+//! late send, so a stall shows in the percentiles as the waiting its callers would have
+//! seen (the "coordinated omission" that closed-loop tools hide). A request sent late
+//! only because the timer woke late (tokio's timer ticks are 1 ms) is measured from its
+//! send: that lag is the generator's, not the target's. Requests due in the measured
+//! window that no connection could send before it ended are reported as `unsent`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderMap, HeaderValue, HOST};
+use hyper::{Method, Request, Uri};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// What to send, how hard and for how long.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// An `http://` URL; every request is a POST to it.
+    pub url: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Keep-alive connections (at most this many requests in flight).
+    pub connections: usize,
+    /// Open loop at this many requests per second; `None`: closed loop.
+    pub rate: Option<f64>,
+    /// The measured window, after the warm-up.
+    pub duration: Duration,
+    /// Load sent before the measured window, not counted.
+    pub warmup: Duration,
+    /// How long one request may take before it counts as failed.
+    pub timeout: Duration,
+}
+
+/// The outcome of a run. Latencies are in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub url: String,
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    pub connections: usize,
+    /// Open loop: the requests per second asked for.
+    pub rate: Option<f64>,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    /// Requests sent in the measured window and answered or failed.
+    pub requests: u64,
+    /// Answered with a 2xx status.
+    pub ok: u64,
+    pub failed: u64,
+    /// Failures by kind: `STATUS ErrorType` (the `x-amzn-ErrorType` header when there is
+    /// one), `timeout`, or `connection: …`.
+    pub failures: BTreeMap<String, u64>,
+    /// Open loop: requests due in the window that no connection was free to send.
+    pub unsent: u64,
+    /// 2xx answers per second over the window.
+    pub throughput: f64,
+    /// Of the 2xx answers; absent when there were none.
+    pub latency_ms: Option<Latency>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    /// Every percentile the histogram can tell apart, for plotting: `[percentile, ms]`.
+    pub distribution: Vec<[f64; 2]>,
+}
+
+/// Runs the load and reports. Fails only when the load cannot start (a bad URL); errors
+/// of individual requests are counted in the report.
+pub async fn run(load: Load) -> Result<Report> {
+    let target = Target::parse(&load.url)?;
+    let connections = load.connections.max(1);
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        target,
+        headers: load.headers.clone(),
+        body: load.body.clone(),
+        interval: load
+            .rate
+            .map(|r| Duration::from_secs_f64(1.0 / r.max(1e-3))),
+        start,
+        measure_from: start + load.warmup,
+        end: start + load.warmup + load.duration,
+        timeout: load.timeout,
+        next_slot: AtomicU64::new(0),
+    });
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| tokio::spawn(connection(shared.clone())))
+        .collect();
+    let mut tally = Tally::new();
+    for task in tasks {
+        match task.await {
+            Ok(t) => tally.merge(t),
+            Err(e) => *tally.failures.entry(format!("internal: {e}")).or_default() += 1,
+        }
+    }
+    let unsent = match shared.interval {
+        Some(interval) => {
+            let due = shared.slots_due_in_window(interval);
+            due.saturating_sub(tally.sent_in_window)
+        }
+        None => 0,
+    };
+    Ok(tally.report(&load, connections, unsent))
+}
+
+/// Where requests go.
+#[derive(Debug)]
+struct Target {
+    host: String,
+    port: u16,
+    authority: HeaderValue,
+    path: Uri,
+}
+
+impl Target {
+    fn parse(url: &Uri) -> Result<Target> {
+        let bad = |why: &str| Error::Usage(format!("bench URL {url}: {why}"));
+        match url.scheme_str() {
+            Some("http") => {}
+            Some("https") => return Err(bad("https is not supported: bench sends plain HTTP to a local endpoint (sagedock serve or up, or a container's own address)")),
+            _ => return Err(bad("it must start with http://")),
+        }
+        let authority = url.authority().ok_or_else(|| bad("it has no host"))?;
+        let host = authority.host().trim_matches(['[', ']']).to_string();
+        let path = url
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse::<Uri>()
+            .map_err(|e| bad(&e.to_string()))?;
+        Ok(Target {
+            host,
+            port: authority.port_u16().unwrap_or(80),
+            authority: HeaderValue::from_str(authority.as_str())
+                .map_err(|e| bad(&e.to_string()))?,
+            path,
+        })
+    }
+}
+
+struct Shared {
+    target: Target,
+    headers: HeaderMap,
+    body: Bytes,
+    interval: Option<Duration>,
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+    timeout: Duration,
+    next_slot: AtomicU64,
+}
+
+impl Shared {
+    /// The due time of the next request, or `None` when the run is over.
+    fn next_due(&self) -> Option<Instant> {
+        match self.interval {
+            None => Some(Instant::now()).filter(|now| *now < self.end),
+            Some(interval) => {
+                let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+                let due = self.start + interval.mul_f64(slot as f64);
+                Some(due).filter(|due| *due < self.end)
+            }
+        }
+    }
+
+    /// Open loop: how many requests fall due in the measured window.
+    fn slots_due_in_window(&self, interval: Duration) -> u64 {
+        let slots_before = |t: Instant| {
+            let elapsed = t.duration_since(self.start).as_secs_f64();
+            (elapsed / interval.as_secs_f64()).ceil() as u64
+        };
+        slots_before(self.end) - slots_before(self.measure_from)
+    }
+
+    fn request(&self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.target.path.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+            .headers_mut()
+            .insert(HOST, self.target.authority.clone());
+        request
+    }
+}
+
+/// What one connection saw.
+struct Tally {
+    latency_us: Histogram<u64>,
+    ok: u64,
+    failures: BTreeMap<String, u64>,
+    sent_in_window: u64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            ok: 0,
+            failures: BTreeMap::new(),
+            sent_in_window: 0,
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency_us.add(&other.latency_us);
+        self.ok += other.ok;
+        self.sent_in_window += other.sent_in_window;
+        for (kind, n) in other.failures {
+            *self.failures.entry(kind).or_default() += n;
+        }
+    }
+
+    fn fail(&mut self, kind: String) {
+        *self.failures.entry(kind).or_default() += 1;
+    }
+
+    fn report(self, load: &Load, connections: usize, unsent: u64) -> Report {
+        let failed: u64 = self.failures.values().sum();
+        let ms = |us: u64| us as f64 / 1000.0;
+        let h = &self.latency_us;
+        let latency_ms = (!h.is_empty()).then(|| Latency {
+            min: ms(h.min()),
+            mean: h.mean().round() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            distribution: h
+                .iter_quantiles(1)
+                .map(|v| {
+                    [
+                        (v.quantile_iterated_to() * 100_000.0).round() / 1000.0,
+                        ms(h.highest_equivalent(v.value_iterated_to())),
+                    ]
+                })
+                .collect(),
+        });
+        Report {
+            url: load.url.to_string(),
+            mode: if load.rate.is_some() {
+                "open"
+            } else {
+                "closed"
+            },
+            connections,
+            rate: load.rate,
+            warmup_s: load.warmup.as_secs_f64(),
+            duration_s: load.duration.as_secs_f64(),
+            requests: self.ok + failed,
+            ok: self.ok,
+            failed,
+            failures: self.failures,
+            unsent,
+            throughput: self.ok as f64 / load.duration.as_secs_f64().max(1e-9),
+            latency_ms,
+        }
+    }
+}
+
+/// One connection's loop: take the next due request, send it, record the answer.
+async fn connection(shared: Arc<Shared>) -> Tally {
+    let mut tally = Tally::new();
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    while let Some(due) = shared.next_due() {
+        let free_at = Instant::now();
+        if due > free_at {
+            tokio::time::sleep_until(due.into()).await;
+        } else if free_at >= shared.end {
+            // Behind schedule when the window closed: what is left is unsent.
+            break;
+        }
+        let counted = due >= shared.measure_from;
+        if let Some(s) = sender.as_mut() {
+            if s.ready().await.is_err() {
+                sender = None;
+            }
+        }
+        if sender.is_none() {
+            match connect(&shared.target, shared.timeout).await {
+                Ok(s) => sender = Some(s),
+                Err(e) => {
+                    if counted {
+                        tally.fail(format!("connection: {e}"));
+                    }
+                    // Do not spin on a refused connection.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(s) = sender.as_mut() else { continue };
+        let sent = Instant::now();
+        // Behind schedule because every connection was busy: count from the due time.
+        let from = if free_at > due { due } else { sent };
+        let outcome = tokio::time::timeout(shared.timeout, exchange(s, shared.request())).await;
+        let done = Instant::now();
+        if counted {
+            tally.sent_in_window += 1;
+        }
+        match outcome {
+            Ok(Ok(None)) => {
+                if counted {
+                    tally.ok += 1;
+                    let us = done.duration_since(from).as_micros() as u64;
+                    tally.latency_us.saturating_record(us.max(1));
+                }
+            }
+            Ok(Ok(Some(kind))) => {
+                if counted {
+                    tally.fail(kind);
+                }
+            }
+            Ok(Err(e)) => {
+                sender = None;
+                if counted {
+                    tally.fail(format!("connection: {e}"));
+                }
+            }
+            Err(_) => {
+                // The answer may still come; this connection cannot be reused for the next.
+                sender = None;
+                if counted {
+                    tally.fail(format!("timeout ({}s)", shared.timeout.as_secs_f64()));
+                }
+            }
+        }
+    }
+    tally
+}
+
+/// Sends one request and reads the whole answer: `None` for a 2xx, else the failure kind.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> std::result::Result<Option<String>, hyper::Error> {
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let kind = (!status.is_success()).then(|| {
+        match response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+        {
+            // `Type:URL` in some services; the type is what matters.
+            Some(t) => format!("{} {}", status.as_u16(), t.split(':').next().unwrap_or(t)),
+            None => status.as_u16().to_string(),
+        }
+    });
+    response.into_body().collect().await?;
+    Ok(kind)
+}
+
+async fn connect(
+    target: &Target,
+    timeout: Duration,
+) -> std::result::Result<SendRequest<Full<Bytes>>, String> {
+    let stream = tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((target.host.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+#[cfg(test)]
+mod tests;
