@@ -13,6 +13,7 @@
 
 pub mod artifact;
 pub mod bench;
+pub mod ci;
 pub mod cli;
 pub mod control;
 pub mod endpoint;

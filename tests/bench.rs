@@ -126,7 +126,7 @@ fn model_errors_and_broken_budgets_fail_the_run() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("budget    p99 ") && text.contains("exceeds --max-p99 1ms"),
+        text.contains("budget    p99 ") && text.contains("exceeds max p99 1ms"),
         "{text}"
     );
 

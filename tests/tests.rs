@@ -7,6 +7,7 @@ mod util;
 mod aws_sdk;
 mod bench;
 mod cache;
+mod ci;
 mod multimodel;
 mod pack;
 mod serve;

@@ -69,30 +69,11 @@ pub fn unpack(args: &UnpackArgs) -> Result<ExitCode> {
 }
 
 pub fn validate(args: &ValidateArgs) -> Result<ExitCode> {
-    let path = &args.artifact;
-    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let framework = args.framework.framework();
-    let report = if meta.is_dir() {
-        let tree = scan(path)?;
-        inspect::inspect(&tree, &Source::Directory(path.clone()), framework)
-    } else {
-        let cache = Cache::from_env()?;
-        match cache.unpack(path, &args.limits.limits()) {
-            Ok(cached) => {
-                let tree = scan(&cached.model_dir)?;
-                let mut report = inspect::inspect(&tree, &Source::Archive(path.clone()), framework);
-                report.sha256 = Some(cached.sha256);
-                report
-            }
-            Err(art::CacheError::Unpack(err)) if err.kind.is_artifact_fault() => {
-                unreadable_archive(path, &err.kind)
-            }
-            Err(err) => return Err(err.into()),
-        }
-    };
+    let (report, _) = check_artifact(
+        &args.artifact,
+        args.framework.framework(),
+        &args.limits.limits(),
+    )?;
     if args.json {
         print_json(&report)?;
     } else {
@@ -103,6 +84,43 @@ pub fn validate(args: &ValidateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Checks an artifact (an archive, unpacked through the cache, or a directory) and returns
+/// the report with the model directory to mount and the archive's sha256 (empty for a
+/// directory); no directory when the archive could not be unpacked (the report says why).
+pub(super) fn check_artifact(
+    path: &std::path::Path,
+    framework: Option<crate::framework::Framework>,
+    limits: &crate::artifact::Limits,
+) -> Result<(Report, Option<(std::path::PathBuf, String)>)> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_dir() {
+        let tree = scan(path)?;
+        let report = inspect::inspect(&tree, &Source::Directory(path.to_path_buf()), framework);
+        let dir = path.canonicalize().map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        return Ok((report, Some((dir, String::new()))));
+    }
+    let cache = Cache::from_env()?;
+    match cache.unpack(path, limits) {
+        Ok(cached) => {
+            let tree = scan(&cached.model_dir)?;
+            let mut report =
+                inspect::inspect(&tree, &Source::Archive(path.to_path_buf()), framework);
+            report.sha256 = Some(cached.sha256.clone());
+            Ok((report, Some((cached.model_dir, cached.sha256))))
+        }
+        Err(art::CacheError::Unpack(err)) if err.kind.is_artifact_fault() => {
+            Ok((unreadable_archive(path, &err.kind), None))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn scan(dir: &std::path::Path) -> Result<Tree> {

@@ -17,7 +17,7 @@ pub async fn bench(args: &BenchArgs) -> Result<ExitCode> {
         println!("{}", describe(&load));
     }
     let report = bench::run(load).await?;
-    let broken = broken_budgets(args, &report);
+    let broken = broken_budgets(args.max_p50, args.max_p99, &report);
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from)?;
@@ -25,12 +25,17 @@ pub async fn bench(args: &BenchArgs) -> Result<ExitCode> {
     } else {
         print_report(&mut out, &report, &broken)?;
     }
-    let passed = report.failed == 0 && report.unsent == 0 && report.ok > 0 && broken.is_empty();
+    let passed = passed(&report, &broken);
     Ok(if passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Every request answered 2xx, on schedule, within the budgets.
+pub(super) fn passed(report: &Report, broken: &[String]) -> bool {
+    report.failed == 0 && report.unsent == 0 && report.ok > 0 && broken.is_empty()
 }
 
 fn load(args: &BenchArgs) -> Result<Load> {
@@ -118,13 +123,17 @@ fn describe(load: &Load) -> String {
 }
 
 /// The latency budgets the report breaks, said as such.
-fn broken_budgets(args: &BenchArgs, report: &Report) -> Vec<String> {
+pub(super) fn broken_budgets(
+    max_p50: Option<Duration>,
+    max_p99: Option<Duration>,
+    report: &Report,
+) -> Vec<String> {
     let Some(latency) = &report.latency_ms else {
         return Vec::new();
     };
     let budgets = [
-        ("p50", latency.p50, args.max_p50, "--max-p50"),
-        ("p99", latency.p99, args.max_p99, "--max-p99"),
+        ("p50", latency.p50, max_p50, "max p50"),
+        ("p99", latency.p99, max_p99, "max p99"),
     ];
     budgets
         .into_iter()
@@ -149,7 +158,7 @@ fn millis(ms: f64) -> String {
     }
 }
 
-fn print_report(out: &mut impl Write, report: &Report, broken: &[String]) -> Result<()> {
+pub(super) fn print_report(out: &mut impl Write, report: &Report, broken: &[String]) -> Result<()> {
     writeln!(
         out,
         "requests  {} answered 2xx, {} failed: {:.1} per second",

@@ -5,6 +5,7 @@
 
 mod artifact;
 mod bench;
+mod ci;
 mod demo;
 mod runtime;
 mod up;
@@ -91,6 +92,27 @@ pub enum Command {
     /// schedule (open loop) and within the budgets; 1 otherwise; 2 the command could not
     /// run.
     Bench(BenchArgs),
+    /// Check models before deploying them: stand up each endpoint of a spec file, validate
+    /// its artifact, wait for a healthy start, check sample requests' answers and latency
+    /// under load, tear it down; report every check, in JUnit XML with --junit.
+    ///
+    /// The spec is JSON (see README, `sagedock ci`). Exit status: 0 every check passed, 1 a
+    /// check failed or could not run, 2 the spec or the machine stopped the run.
+    Ci(CiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// The spec file (JSON); paths in it are relative to it.
+    pub spec: PathBuf,
+    /// Write the checks as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// The region in the containers' AWS_REGION.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -417,6 +439,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Up(args) => block_on(up::up(&args)),
         Command::Demo(args) => block_on(demo::demo(&args)),
         Command::Bench(args) => block_on(bench::bench(&args)),
+        Command::Ci(args) => block_on(ci::ci(&args)),
     }
 }
 

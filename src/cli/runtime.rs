@@ -32,7 +32,7 @@ fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
 }
 
 /// A short random id for this run (names and labels).
-fn run_id() -> String {
+pub(super) fn run_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -43,7 +43,7 @@ fn run_id() -> String {
 /// Resolves `--model`: an archive goes through the cache, a directory is used as it is.
 /// Prints the artifact's errors and warnings (they do not stop the start: SageMaker would
 /// not stop either).
-async fn prepare_model(
+pub(super) async fn prepare_model(
     path: &Path,
     limits: crate::artifact::Limits,
 ) -> Result<(std::path::PathBuf, String)> {
@@ -89,62 +89,120 @@ async fn prepare_model(
     .expect("model preparation panicked")
 }
 
-pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
-    let instance_type =
-        instance::lookup(&args.instance_type).map_err(RuntimeError::InstanceType)?;
+/// N containers of one image and model, as `serve` and `ci` start them.
+pub(super) struct Start<'a> {
+    pub name: &'a str,
+    pub variant: &'a str,
+    pub image: &'a str,
+    /// The unpacked model and its archive's sha256 (empty for a directory).
+    pub model: Option<(&'a Path, &'a str)>,
+    pub instance_type: crate::runtime::InstanceType,
+    pub count: usize,
+    pub env: &'a BTreeMap<String, String>,
+    pub network_isolation: bool,
+    pub cpu_only: bool,
+    pub health_timeout: Duration,
+}
+
+/// The containers' environment: `AWS_REGION` and `AWS_DEFAULT_REGION`, then the user's,
+/// checked against SageMaker's limits.
+pub(super) fn container_env(
+    region: &str,
+    user: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, String>> {
     let mut env = BTreeMap::from([
-        ("AWS_REGION".to_string(), args.region.clone()),
-        ("AWS_DEFAULT_REGION".to_string(), args.region.clone()),
+        ("AWS_REGION".to_string(), region.to_string()),
+        ("AWS_DEFAULT_REGION".to_string(), region.to_string()),
     ]);
-    env.extend(parse_env(&args.env)?);
+    env.extend(user);
     runtime::spec::validate_env(&env)?;
-    if args.instance_count == 0 {
-        return Err(Error::Usage("--instance-count must be at least 1".into()));
-    }
-    let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
-    let local = listener.local_addr()?;
-    engine.ensure_image(&args.image, args.pull).await?;
-    let (model_dir, sha) = match &args.model {
-        Some(path) => {
-            let (dir, sha) = prepare_model(path, args.limits.limits()).await?;
-            (Some(dir), sha)
-        }
-        None => (None, String::new()),
-    };
+    Ok(env)
+}
+
+/// Starts every instance and waits until each is healthy; on any failure the ones already
+/// started are removed (their guards drop).
+pub(super) async fn start_instances(engine: &Engine, start: &Start<'_>) -> Result<Vec<Instance>> {
     let run = run_id();
-    let specs: Vec<ContainerSpec> = (0..args.instance_count)
+    let specs: Vec<ContainerSpec> = (0..start.count)
         .map(|i| {
             let mut spec = ContainerSpec::new(
-                format!("sagedock-{}-{}-{i}-{run}", args.name, args.variant),
-                &args.image,
-                instance_type,
+                format!("sagedock-{}-{}-{i}-{run}", start.name, start.variant),
+                start.image,
+                start.instance_type,
             )
-            .with_env(env.clone())
-            .with_label(labels::ENDPOINT, &args.name)
-            .with_label(labels::VARIANT, &args.variant)
+            .with_env(start.env.clone())
+            .with_label(labels::ENDPOINT, start.name)
+            .with_label(labels::VARIANT, start.variant)
             .with_label(labels::INSTANCE, i.to_string())
             .with_label(labels::RUN, &run)
-            .with_label(labels::MODEL_SHA256, &sha)
-            .with_network_isolation(args.network_isolation)
-            .with_cpu_only(args.cpu_only);
-            if let Some(dir) = &model_dir {
+            .with_label(labels::MODEL_SHA256, start.model.map_or("", |m| m.1))
+            .with_network_isolation(start.network_isolation)
+            .with_cpu_only(start.cpu_only);
+            if let Some((dir, _)) = start.model {
                 spec = spec.with_model_dir(dir);
             }
             spec
         })
         .collect();
     let policy = ReadyPolicy {
-        deadline: args.health_timeout,
+        deadline: start.health_timeout,
         ..Default::default()
     };
+    let launching = specs
+        .iter()
+        .map(|spec| runtime::launch(engine, spec, policy));
+    Ok(try_join_all(launching).await?)
+}
+
+/// The endpoint a set of healthy instances makes: one variant, all traffic.
+pub(super) fn live_endpoint(name: &str, variant: &str, instances: &[Instance]) -> LiveEndpoint {
+    LiveEndpoint {
+        name: name.to_string(),
+        async_output: None,
+        variants: vec![LiveVariant::new(
+            variant,
+            1.0,
+            Mode::Single,
+            instances
+                .iter()
+                .map(|i| LiveInstance::single(Backend::new(&i.guard.name, i.addr)))
+                .collect(),
+            None,
+        )],
+    }
+}
+
+pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
+    let instance_type =
+        instance::lookup(&args.instance_type).map_err(RuntimeError::InstanceType)?;
+    let env = container_env(&args.region, parse_env(&args.env)?)?;
+    if args.instance_count == 0 {
+        return Err(Error::Usage("--instance-count must be at least 1".into()));
+    }
+    let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
+    let local = listener.local_addr()?;
+    engine.ensure_image(&args.image, args.pull).await?;
+    let model = match &args.model {
+        Some(path) => Some(prepare_model(path, args.limits.limits()).await?),
+        None => None,
+    };
+    let start = Start {
+        name: &args.name,
+        variant: &args.variant,
+        image: &args.image,
+        model: model
+            .as_ref()
+            .map(|(dir, sha)| (dir.as_path(), sha.as_str())),
+        instance_type,
+        count: args.instance_count as usize,
+        env: &env,
+        network_isolation: args.network_isolation,
+        cpu_only: args.cpu_only,
+        health_timeout: args.health_timeout,
+    };
     let t0 = Instant::now();
-    let launching = try_join_all(
-        specs
-            .iter()
-            .map(|spec| runtime::launch(&engine, spec, policy)),
-    );
     let instances: Vec<Instance> = tokio::select! {
-        result = launching => result?,
+        result = start_instances(&engine, &start) => result?,
         () = shutdown_signal() => {
             eprintln!("interrupted while starting: removing containers");
             return Ok(ExitCode::from(130));
@@ -162,20 +220,7 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         ));
     }
     let router = Router::new("123456789012", &args.region);
-    router.publish(LiveEndpoint {
-        name: args.name.clone(),
-        async_output: None,
-        variants: vec![LiveVariant::new(
-            &args.variant,
-            1.0,
-            Mode::Single,
-            instances
-                .iter()
-                .map(|i| LiveInstance::single(Backend::new(&i.guard.name, i.addr)))
-                .collect(),
-            None,
-        )],
-    });
+    router.publish(live_endpoint(&args.name, &args.variant, &instances));
     let server = tokio::spawn(endpoint::serve(listener, App::new(router, None)));
     let code = tokio::select! {
         () = shutdown_signal() => ExitCode::SUCCESS,

@@ -12,13 +12,13 @@ pub mod mxnet;
 pub mod python;
 pub mod tensorflow;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::artifact::inspect::{Context, Finding};
 use crate::artifact::tree::Tree;
 
 /// A serving stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Framework {
     /// TensorFlow Serving (sagemaker-tensorflow-serving-container).

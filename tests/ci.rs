@@ -1,0 +1,176 @@
+//! `sagedock ci` on real containers: the bundled echo spec passes; a spec with a broken
+//! artifact, a wrong expectation and a missing image fails each check that should fail,
+//! skips what cannot run, and says so in JUnit XML that a real XML parser reads.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::docker::{labelled_containers, require_docker, require_images};
+use crate::util::{fixture, Sandbox};
+
+fn ready() -> bool {
+    if !require_docker() {
+        return false;
+    }
+    require_images();
+    true
+}
+
+/// (tests, failures, skipped) of a JUnit file, read by Python's XML parser.
+fn junit_counts(path: &Path) -> (u64, u64, u64) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.argv[1]).getroot(); \
+              cases = r.findall('./testsuite/testcase'); \
+              print(len(cases), sum(c.find('failure') is not None for c in cases), \
+                    sum(c.find('skipped') is not None for c in cases), \
+                    r.get('tests'), r.get('failures'), r.get('skipped'))",
+        )
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    // The totals on <testsuites> agree with the cases.
+    assert_eq!(n[..3], n[3..], "{n:?}");
+    (n[0], n[1], n[2])
+}
+
+#[test]
+fn the_bundled_echo_spec_passes() {
+    if !ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let junit = sb.join("report.xml");
+    let out = sb
+        .cmd()
+        .args(["ci", fixture("ci/echo.json").to_str().unwrap(), "--junit"])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("5 checks: 5 passed, 0 failed, 0 skipped"),
+        "{stdout}"
+    );
+    assert_eq!(junit_counts(&junit), (5, 0, 0));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("name=\"request a container error is a ModelError\""),
+        "{xml}"
+    );
+    // Every container is gone once the run ends.
+    assert!(labelled_containers("sagedock.endpoint=echo").is_empty());
+}
+
+#[test]
+fn failed_checks_fail_and_what_cannot_run_is_skipped() {
+    if !ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    // A PyTorch model without code/inference.py: the PyTorch container could not load it.
+    sb.write("model/model.pth", b"weights");
+    sb.write(
+        "spec.json",
+        r#"{"endpoints": [
+          {"name": "broken", "image": "sagedock/echo:latest", "model": "model", "framework": "pytorch",
+           "requests": [{"name": "wrong expectation", "body": "hello", "content_type": "text/plain",
+                         "expect": {"body_contains": ["goodbye"]}}]},
+          {"name": "absent", "image": "sagedock/absent-image:latest",
+           "requests": [{"name": "never sent", "body": "x"}],
+           "load": {"duration": "1s"}}
+        ]}"#,
+    );
+    let out = sb
+        .cmd()
+        .args(["ci", "spec.json", "--junit", "out.xml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    // The artifact's error fails its check, but the endpoint still starts (SageMaker's
+    // would too) and its request is checked.
+    assert!(
+        stdout.contains("FAIL validate model: 1 error(s), first: [code.missing]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PASS start"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL request wrong expectation: the body does not contain \"goodbye\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL start: ") && stdout.contains("sagedock/absent-image:latest"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("SKIP request never sent: the endpoint did not start"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("SKIP load: the endpoint did not start"),
+        "{stdout}"
+    );
+    assert_eq!(junit_counts(&sb.join("out.xml")), (6, 3, 2));
+}
+
+#[test]
+fn a_bad_spec_stops_before_anything_starts() {
+    let sb = Sandbox::new();
+    sb.write(
+        "spec.json",
+        r#"{"endpoints": [{"name": "a", "image": "i", "replicas": 2}]}"#,
+    );
+    let out = sb.cmd().args(["ci", "spec.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("spec.json") && stderr.contains("unknown field `replicas`"),
+        "{stderr}"
+    );
+    let out = sb
+        .cmd()
+        .args(["ci", "spec.json", "--junit", "no/such/dir/out.xml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The MMS walkthrough's model on the real Multi Model Server, as a CI spec.
+#[test]
+fn the_sentiment_spec_passes_on_the_real_multi_model_server() {
+    if !ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["ci", fixture("ci/sentiment.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PASS request negative review"), "{stdout}");
+    assert!(stdout.contains("5 checks: 5 passed"), "{stdout}");
+}
