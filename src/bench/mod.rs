@@ -310,6 +310,8 @@ async fn connection(shared: Arc<Shared>) -> Tally {
                 Ok(s) => sender = Some(s),
                 Err(e) => {
                     if counted {
+                        // Sent as far as the schedule goes: it failed, it is not unsent.
+                        tally.sent_in_window += 1;
                         tally.fail(format!("connection: {e}"));
                     }
                     // Do not spin on a refused connection.
@@ -320,8 +322,10 @@ async fn connection(shared: Arc<Shared>) -> Tally {
         }
         let Some(s) = sender.as_mut() else { continue };
         let sent = Instant::now();
-        // Behind schedule because every connection was busy: count from the due time.
-        let from = if free_at > due { due } else { sent };
+        // Open loop, behind schedule because every connection was busy: count from the
+        // due time. Otherwise from the send.
+        let behind = shared.interval.is_some() && free_at > due;
+        let from = if behind { due } else { sent };
         let outcome = tokio::time::timeout(shared.timeout, exchange(s, shared.request())).await;
         let done = Instant::now();
         if counted {

@@ -200,9 +200,10 @@ impl Spec {
                 && e.name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !e.name.starts_with('-');
+                && !e.name.starts_with('-')
+                && !e.name.ends_with('-');
             if !valid {
-                return Err(format!("endpoint name {:?}: SageMaker allows 1-63 letters, digits and hyphens, not starting with a hyphen", e.name));
+                return Err(format!("endpoint name {:?}: SageMaker allows 1-63 letters, digits and hyphens, with no hyphen first or last", e.name));
             }
             if !seen.insert(&e.name) {
                 return Err(format!("endpoint name {:?} appears twice", e.name));
