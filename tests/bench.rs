@@ -82,6 +82,9 @@ fn closed_loop_report_agrees_with_the_endpoint() {
         counted >= ok,
         "the endpoint counted {counted}, the report {ok}"
     );
+    // serve's one variant served every answer.
+    assert_eq!(report["variants"]["AllTraffic"]["ok"], ok, "{report}");
+    assert_eq!(report["variants"]["AllTraffic"]["share"], 1.0, "{report}");
     let l = &report["latency_ms"];
     assert!(
         l["p50"].as_f64().unwrap() > 0.0 && l["p50"].as_f64() <= l["p99"].as_f64(),

@@ -28,6 +28,24 @@ def endpoint(sm, echo_image):
         cleanup(sm, endpoints=[name], configs=[config], models=[model])
 
 
+@pytest.fixture(scope="module")
+def two_variants(sm, echo_image):
+    """Variants Heavy (weight 3) and Light (weight 1), one echo instance each."""
+    heavy, light = unique_name("bench-heavy"), unique_name("bench-light")
+    config, name = unique_name("bench-wconfig"), unique_name("bench-wep")
+    try:
+        for model in (heavy, light):
+            sm.create_model(ModelName=model, ExecutionRoleArn=ROLE_ARN,
+                            PrimaryContainer={"Image": echo_image, "Environment": {"ECHO_QUIET": "1"}})
+        sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[
+            variant(heavy, name="Heavy", weight=3.0), variant(light, name="Light", weight=1.0)])
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=config)
+        wait_in_service(sm, name)
+        yield name
+    finally:
+        cleanup(sm, endpoints=[name], configs=[config], models=[heavy, light])
+
+
 def bench(sagedock, *args):
     done = subprocess.run([str(sagedock_bin()), "bench", "--endpoint-url", sagedock.url,
                            "--warmup", "200ms", "--json", *args],
@@ -60,3 +78,14 @@ def test_failed_run_report(sagedock, endpoint):
     assert code == 1
     assert report["ok"] == 0 and report["latency_ms"] is None
     assert set(report["failures"]) == {"424 ModelError"}, report
+
+
+def test_answers_by_variant_follow_the_weights(sagedock, two_variants):
+    code, report = bench(sagedock, "--endpoint", two_variants, "-c", "4", "-d", "2s")
+    assert code == 0, report
+    variants = report["variants"]
+    assert set(variants) == {"Heavy", "Light"}, report
+    assert sum(v["ok"] for v in variants.values()) == report["ok"]
+    # Thousands of calls at weights 3:1.
+    assert report["ok"] > 1000, report
+    assert abs(variants["Heavy"]["share"] - 0.75) < 0.05, variants

@@ -77,6 +77,21 @@ pub struct Report {
     pub throughput: f64,
     /// Of the 2xx answers; absent when there were none.
     pub latency_ms: Option<Latency>,
+    /// The 2xx answers by the production variant that served them
+    /// (`x-amzn-Invoked-Production-Variant`); empty when the target does not say.
+    pub variants: BTreeMap<String, VariantStats>,
+}
+
+/// The answers one production variant served.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantStats {
+    pub ok: u64,
+    /// Its fraction of all 2xx answers.
+    pub share: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -214,6 +229,8 @@ impl Shared {
 /// What one connection saw.
 struct Tally {
     latency_us: Histogram<u64>,
+    /// The same latencies by production variant.
+    variants: BTreeMap<String, Histogram<u64>>,
     ok: u64,
     failures: BTreeMap<String, u64>,
     sent_in_window: u64,
@@ -222,7 +239,8 @@ struct Tally {
 impl Tally {
     fn new() -> Tally {
         Tally {
-            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            latency_us: histogram(),
+            variants: BTreeMap::new(),
             ok: 0,
             failures: BTreeMap::new(),
             sent_in_window: 0,
@@ -232,6 +250,9 @@ impl Tally {
     fn merge(&mut self, other: Tally) {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
+        for (name, h) in other.variants {
+            let _ = self.variants.entry(name).or_insert_with(histogram).add(&h);
+        }
         self.ok += other.ok;
         self.sent_in_window += other.sent_in_window;
         for (kind, n) in other.failures {
@@ -241,6 +262,18 @@ impl Tally {
 
     fn fail(&mut self, kind: String) {
         *self.failures.entry(kind).or_default() += 1;
+    }
+
+    fn succeed(&mut self, latency: Duration, variant: Option<String>) {
+        self.ok += 1;
+        let us = (latency.as_micros() as u64).max(1);
+        self.latency_us.saturating_record(us);
+        if let Some(name) = variant {
+            self.variants
+                .entry(name)
+                .or_insert_with(histogram)
+                .saturating_record(us);
+        }
     }
 
     fn report(self, load: &Load, connections: usize, unsent: u64) -> Report {
@@ -265,6 +298,21 @@ impl Tally {
                 })
                 .collect(),
         });
+        let variants = self
+            .variants
+            .iter()
+            .map(|(name, h)| {
+                let stats = VariantStats {
+                    ok: h.len(),
+                    share: h.len() as f64 / self.ok.max(1) as f64,
+                    p50: ms(h.value_at_quantile(0.50)),
+                    p90: ms(h.value_at_quantile(0.90)),
+                    p99: ms(h.value_at_quantile(0.99)),
+                    max: ms(h.max()),
+                };
+                (name.clone(), stats)
+            })
+            .collect();
         Report {
             url: load.url.to_string(),
             mode: if load.rate.is_some() {
@@ -283,8 +331,14 @@ impl Tally {
             unsent,
             throughput: self.ok as f64 / load.duration.as_secs_f64().max(1e-9),
             latency_ms,
+            variants,
         }
     }
+}
+
+/// 1 µs to 1 h at 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 
 /// One connection's loop: take the next due request, send it, record the answer.
@@ -332,14 +386,12 @@ async fn connection(shared: Arc<Shared>) -> Tally {
             tally.sent_in_window += 1;
         }
         match outcome {
-            Ok(Ok(None)) => {
+            Ok(Ok(Ok(variant))) => {
                 if counted {
-                    tally.ok += 1;
-                    let us = done.duration_since(from).as_micros() as u64;
-                    tally.latency_us.saturating_record(us.max(1));
+                    tally.succeed(done.duration_since(from), variant);
                 }
             }
-            Ok(Ok(Some(kind))) => {
+            Ok(Ok(Err(kind))) => {
                 if counted {
                     tally.fail(kind);
                 }
@@ -362,13 +414,19 @@ async fn connection(shared: Arc<Shared>) -> Tally {
     tally
 }
 
-/// Sends one request and reads the whole answer: `None` for a 2xx, else the failure kind.
+/// Sends one request and reads the whole answer: for a 2xx, the variant that served it
+/// when the answer says; else the failure's kind.
 async fn exchange(
     sender: &mut SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
-) -> std::result::Result<Option<String>, hyper::Error> {
+) -> std::result::Result<std::result::Result<Option<String>, String>, hyper::Error> {
     let response = sender.send_request(request).await?;
     let status = response.status();
+    let variant = response
+        .headers()
+        .get("x-amzn-invoked-production-variant")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let kind = (!status.is_success()).then(|| {
         match response
             .headers()
@@ -381,7 +439,10 @@ async fn exchange(
         }
     });
     response.into_body().collect().await?;
-    Ok(kind)
+    Ok(match kind {
+        Some(kind) => Err(kind),
+        None => Ok(variant),
+    })
 }
 
 async fn connect(

@@ -178,6 +178,21 @@ pub(super) fn print_report(out: &mut impl Write, report: &Report, broken: &[Stri
         )?,
         None => writeln!(out, "latency   none: no request was answered 2xx")?,
     }
+    if report.variants.len() > 1 {
+        for (i, (name, v)) in report.variants.iter().enumerate() {
+            let label = if i == 0 { "variants" } else { "" };
+            writeln!(
+                out,
+                "{label:9} {name}: {} ({:.1}%)  p50 {}  p90 {}  p99 {}  max {}",
+                v.ok,
+                v.share * 100.0,
+                millis(v.p50),
+                millis(v.p90),
+                millis(v.p99),
+                millis(v.max)
+            )?;
+        }
+    }
     for (i, (kind, n)) in report.failures.iter().enumerate() {
         let label = if i == 0 { "failures" } else { "" };
         writeln!(out, "{label:9} {kind}: {n}")?;
