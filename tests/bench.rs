@@ -4,15 +4,11 @@
 
 use serde_json::Value;
 
-use crate::util::docker::{http, require_docker, require_images, Served};
+use crate::util::docker::{http, serve_when_ready, Served};
 use crate::util::{json, Sandbox};
 
 fn serve_echo(sb: &Sandbox) -> Option<Served> {
-    if !require_docker() {
-        return None;
-    }
-    require_images();
-    let served = Served::start(
+    serve_when_ready(
         sb,
         &[
             "--image",
@@ -23,8 +19,6 @@ fn serve_echo(sb: &Sandbox) -> Option<Served> {
             "ECHO_QUIET=1",
         ],
     )
-    .unwrap_or_else(|(code, err)| panic!("serve failed ({code:?}): {err}"));
-    Some(served)
 }
 
 /// `sagedock bench --endpoint bench --endpoint-url URL ARGS`.

@@ -11,6 +11,7 @@ mod ci;
 mod multimodel;
 mod pack;
 mod serve;
+mod tensorflow;
 mod unpack;
 mod up;
 mod validate;

@@ -21,6 +21,7 @@ import botocore.config
 import pytest
 
 from support import (ACCOUNT, DUMMY_ENV, ECHO_IMAGE, MMS_FIXTURE, MMS_IMAGE, ORIGINAL_ENV,
+                     TENSORFLOW_IMAGE,
                      REGION, UNSET_ENV, Names, describe_cmd, pack, require_image, sagedock_bin)
 
 STARTUP_TIMEOUT_S = 60
@@ -66,6 +67,12 @@ def echo_image():
 def mms_image():
     """`sagedock/mms:latest`; skips (fails under CI=true) when Docker or the image is missing."""
     return require_image(MMS_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def tensorflow_image():
+    """`sagedock/tensorflow:latest`; skips (fails under CI=true) when Docker or the image is missing."""
+    return require_image(TENSORFLOW_IMAGE)
 
 
 # --------------------------------------------------------------------------- sagedock up

@@ -20,6 +20,8 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole"
 ECHO_IMAGE = "sagedock/echo:latest"
 MMS_IMAGE = "sagedock/mms:latest"
 MMS_FIXTURE = REPO / "fixtures" / "models" / "mms"
+TENSORFLOW_IMAGE = "sagedock/tensorflow:latest"
+TENSORFLOW_FIXTURE = REPO / "fixtures" / "models" / "tensorflow"
 MMS_SENTENCE = b"This is an amazing movie."
 
 # The environment pytest was started with, before the fixtures below changed it.

@@ -25,7 +25,8 @@ import json
 import boto3
 import pytest
 
-from support import (REGION, ROLE_ARN, arn, cleanup, error_of, in_ci, pack, wait_deleted)
+from support import (REGION, ROLE_ARN, TENSORFLOW_FIXTURE, arn, cleanup, error_of, in_ci, pack,
+                     wait_deleted)
 
 try:
     import sagemaker
@@ -216,3 +217,33 @@ def test_sdk_multi_data_model(sdk, sagedock, sm, names, echo_image, tmp_path, te
         assert telemetry_attempts == [], "telemetry opt-out did not take effect"
     finally:
         cleanup(sm, endpoints=[name], configs=[name], models=[name])
+
+
+def test_sdk_tensorflow_model_on_real_tensorflow(sdk, sagedock, sm, names, tensorflow_image):
+    """The TensorFlow walkthroughs' path: a SavedModel in model.tar.gz, `TensorFlowModel(...)
+    .deploy()`, `predict({"instances": ...})`, on `sagedock/tensorflow` (real TensorFlow
+    computing the fixture's y = 0.5 x + 2)."""
+    from sagemaker.tensorflow import TensorFlowModel
+
+    session, calls = sdk
+    pack(TENSORFLOW_FIXTURE, sagedock.s3_root / "models" / "tf" / "model.tar.gz")
+    endpoint = names("tf-ep")
+    # code_location: without it, TensorFlowModel asks S3 for the session's default bucket
+    # (even with no entry_point to upload), and this suite allows no S3 call.
+    model = TensorFlowModel(model_data="s3://models/tf/model.tar.gz", role=ROLE_ARN,
+                            image_uri=tensorflow_image, code_location="s3://models/code",
+                            sagemaker_session=session)
+    try:
+        predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large",
+                                 endpoint_name=endpoint)
+        assert predictor.predict({"instances": [[6.4, 3.2, 4.5, 1.5]]}) == \
+            {"predictions": [[5.2, 3.6, 4.25, 2.75]]}
+        # The TensorFlow predictor's own helpers send TensorFlow Serving's formats too.
+        assert predictor.predict({"inputs": {"x": [[0, 0, 0, 0]]}}) == {"outputs": [[2.0, 2.0, 2.0, 2.0]]}
+        predictor.delete_model()
+        predictor.delete_endpoint()
+        wait_deleted(sm, endpoint)
+        unexpected = sorted(set(calls) - ALLOWED_CALLS)
+        assert unexpected == [], f"the SDK called operations sagedock does not serve: {unexpected}"
+    finally:
+        cleanup(sm, endpoints=[endpoint], configs=[endpoint], models=[model.name] if model.name else [])

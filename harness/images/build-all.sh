@@ -6,3 +6,4 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bash "$here/echo/build.sh"
 bash "$here/mms/build.sh"
+bash "$here/tensorflow/build.sh"

@@ -93,6 +93,18 @@ fn pump(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
     });
 }
 
+/// Starts `sagedock serve --port 0 ARGS` once Docker and the test images are there;
+/// `None` (the test returns) when no engine answers outside CI.
+pub fn serve_when_ready(sb: &Sandbox, args: &[&str]) -> Option<Served> {
+    if !require_docker() {
+        return None;
+    }
+    require_images();
+    let served = Served::start(sb, args)
+        .unwrap_or_else(|(code, err)| panic!("serve failed ({code:?}): {err}"));
+    Some(served)
+}
+
 impl Served {
     /// Starts `sagedock serve --port 0 ARGS` and waits until it prints where it listens
     /// (or exits).
