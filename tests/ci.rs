@@ -174,3 +174,29 @@ fn the_sentiment_spec_passes_on_the_real_multi_model_server() {
     assert!(stdout.contains("PASS request negative review"), "{stdout}");
     assert!(stdout.contains("5 checks: 5 passed"), "{stdout}");
 }
+
+/// The TensorFlow walkthroughs' SavedModel on real TensorFlow, as a CI spec.
+#[test]
+fn the_tensorflow_spec_passes_on_real_tensorflow() {
+    if !ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["ci", fixture("ci/tensorflow.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("PASS request a wrong shape is the model's error"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("6 checks: 6 passed"), "{stdout}");
+}
