@@ -180,8 +180,9 @@ fn the_demo_runs_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("demo-endpoint InService"), "{text}");
+    // Real TensorFlow computed it: the fixture is y = 0.5 x + 2.
     assert!(
-        text.contains("answer {\"instances\": [[6.4, 3.2, 4.5, 1.5]]}"),
+        text.contains("answer {\"predictions\": [[5.2, 3.6, 4.25, 2.75]]}"),
         "{text}"
     );
     assert!(

@@ -25,7 +25,10 @@ use crate::endpoint::{self, App};
 use crate::runtime::Engine;
 use crate::{Error, Result};
 
-const IMAGE: &str = "sagedock/echo:latest";
+/// The demo's serving images: SageMaker's TensorFlow Serving contract on real TensorFlow
+/// (the default), or the small echo test image (`--echo`).
+const TENSORFLOW_IMAGE: &str = "sagedock/tensorflow:latest";
+const ECHO_IMAGE: &str = "sagedock/echo:latest";
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -33,14 +36,14 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds the echo image with the repository's recipe when the engine lacks it.
-async fn ensure_echo_image(engine: &Engine) -> Result<()> {
-    if engine.ensure_image(IMAGE, false).await.is_ok() {
+/// Builds the image with the repository's recipe when the engine lacks it.
+async fn ensure_image(engine: &Engine, image: &str, recipe: &str, how_long: &str) -> Result<()> {
+    if engine.ensure_image(image, false).await.is_ok() {
         return Ok(());
     }
-    let script = repo_root().join("harness/images/echo/build.sh");
+    let script = repo_root().join(recipe);
     println!(
-        "building {IMAGE} with {} (first run only)",
+        "building {image} with {} (first run only; {how_long})",
         script.display()
     );
     let status = tokio::process::Command::new("bash")
@@ -128,7 +131,26 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let engine = Engine::connect().await?;
-    ensure_echo_image(&engine).await?;
+    let image = if args.echo {
+        ensure_image(
+            &engine,
+            ECHO_IMAGE,
+            "harness/images/echo/build.sh",
+            "seconds",
+        )
+        .await?;
+        ECHO_IMAGE
+    } else {
+        let how_long = "a Debian base and TensorFlow from PyPI: a few minutes";
+        ensure_image(
+            &engine,
+            TENSORFLOW_IMAGE,
+            "harness/images/tensorflow/build.sh",
+            how_long,
+        )
+        .await?;
+        TENSORFLOW_IMAGE
+    };
     let work = tempfile::Builder::new()
         .prefix("sagedock-demo-")
         .tempdir()?;
@@ -150,7 +172,7 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
     let arn = call(&client, &url, "CreateModel", json!({
         "ModelName": "demo-model",
-        "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": "s3://demo-bucket/models/model.tar.gz", "Environment": {"ECHO_QUIET": "1"}},
+        "PrimaryContainer": {"Image": image, "ModelDataUrl": "s3://demo-bucket/models/model.tar.gz", "Environment": {"ECHO_QUIET": "1"}},
         "ExecutionRoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
     })).await?;
     println!(

@@ -79,7 +79,8 @@ pub enum Command {
     /// The whole job end to end on a bundled fixture: pack a model, deploy it through the
     /// SageMaker API as boto3 would, invoke it, report latency, clean up.
     ///
-    /// Needs a Docker engine; builds the small echo serving image on first use.
+    /// Needs a Docker engine; builds its serving image (sagedock/tensorflow, or the echo
+    /// test image with --echo) on first use.
     Demo(DemoArgs),
     /// Load an endpoint with InvokeEndpoint calls and report honest latency percentiles.
     ///
@@ -185,6 +186,10 @@ pub struct DemoArgs {
     /// Invocations to time for the latency summary.
     #[arg(long, default_value_t = 200)]
     pub requests: usize,
+    /// Serve with the 1.4 MB echo test image (it answers with the request) instead of
+    /// sagedock/tensorflow (real TensorFlow computing the model's answer).
+    #[arg(long)]
+    pub echo: bool,
 }
 
 #[derive(Debug, Args)]
