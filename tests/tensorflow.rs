@@ -138,3 +138,26 @@ def output_handler(response, context):
         json!({"sum": 13.0})
     );
 }
+
+/// The legacy estimator export of the first walkthrough (export/Servo/<timestamp>/) is
+/// served as model 'Servo', as `sagedock validate` explains it.
+#[test]
+fn the_legacy_estimator_export_is_served_as_servo() {
+    let sb = Sandbox::new();
+    crate::util::copy_tree(
+        &crate::util::fixture("models/tensorflow/1"),
+        &sb.join("m/export/Servo/1527887769"),
+    );
+    let Some(served) = serve(&sb, "m") else {
+        return;
+    };
+    let body = json!({"instances": [[0, 0, 0, 0]]}).to_string();
+    let (status, answer) = invoke(
+        &served,
+        "application/json",
+        "tfs-model-name=Servo",
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer, json!({"predictions": [[2.0, 2.0, 2.0, 2.0]]}));
+}

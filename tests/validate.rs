@@ -119,6 +119,14 @@ fn the_legacy_estimator_export_is_explained() {
     );
     assert_eq!(report["tensorflow_models"][0]["name"], "Servo");
     assert_eq!(report["tensorflow_models"][0]["version"], "1527887769");
+    // Not also "wrapped in export/", which would name the model 'export'.
+    let codes: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(!codes.contains(&"layout.wrapped"), "{codes:?}");
 }
 
 #[test]

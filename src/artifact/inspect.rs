@@ -344,6 +344,17 @@ fn wrapping_folder(tree: &Tree, framework: Framework) -> Option<String> {
     if framework == Framework::Tensorflow && only.name().bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    // The legacy estimator export (export/Servo/<timestamp>/) is served as model 'Servo';
+    // its own finding (tf.legacy-export-servo) says so.
+    let legacy_export = framework == Framework::Tensorflow
+        && only.name() == "export"
+        && tree
+            .nodes
+            .iter()
+            .any(|n| n.path.starts_with("export/Servo/"));
+    if legacy_export {
+        return None;
+    }
     Some(only.path.clone())
 }
 
