@@ -44,6 +44,25 @@ fn junit_counts(path: &Path) -> (u64, u64, u64) {
     (n[0], n[1], n[2])
 }
 
+/// Runs `sagedock ci SPEC ARGS` and returns its stdout, asserting every check passed.
+fn passing_run(sb: &Sandbox, spec: &str, args: &[&str]) -> String {
+    let out = sb
+        .cmd()
+        .arg("ci")
+        .arg(fixture(spec))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn the_bundled_echo_spec_passes() {
     if !ready() {
@@ -51,19 +70,7 @@ fn the_bundled_echo_spec_passes() {
     }
     let sb = Sandbox::new();
     let junit = sb.join("report.xml");
-    let out = sb
-        .cmd()
-        .args(["ci", fixture("ci/echo.json").to_str().unwrap(), "--junit"])
-        .arg(&junit)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = passing_run(&sb, "ci/echo.json", &["--junit", junit.to_str().unwrap()]);
     assert!(
         stdout.contains("5 checks: 5 passed, 0 failed, 0 skipped"),
         "{stdout}"
@@ -159,18 +166,7 @@ fn the_sentiment_spec_passes_on_the_real_multi_model_server() {
         return;
     }
     let sb = Sandbox::new();
-    let out = sb
-        .cmd()
-        .args(["ci", fixture("ci/sentiment.json").to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = passing_run(&sb, "ci/sentiment.json", &[]);
     assert!(stdout.contains("PASS request negative review"), "{stdout}");
     assert!(stdout.contains("5 checks: 5 passed"), "{stdout}");
 }
@@ -182,18 +178,7 @@ fn the_tensorflow_spec_passes_on_real_tensorflow() {
         return;
     }
     let sb = Sandbox::new();
-    let out = sb
-        .cmd()
-        .args(["ci", fixture("ci/tensorflow.json").to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = passing_run(&sb, "ci/tensorflow.json", &[]);
     assert!(
         stdout.contains("PASS request a wrong shape is the model's error"),
         "{stdout}"

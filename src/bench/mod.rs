@@ -433,8 +433,7 @@ async fn exchange(
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
         {
-            // `Type:URL` in some services; the type is what matters.
-            Some(t) => format!("{} {}", status.as_u16(), t.split(':').next().unwrap_or(t)),
+            Some(t) => format!("{} {}", status.as_u16(), aws_error_type(t)),
             None => status.as_u16().to_string(),
         }
     });
@@ -443,6 +442,12 @@ async fn exchange(
         Some(kind) => Err(kind),
         None => Ok(variant),
     })
+}
+
+/// The error type in an `x-amzn-ErrorType` header, which some services send as
+/// `Type:URL`.
+pub fn aws_error_type(header: &str) -> &str {
+    header.split(':').next().unwrap_or(header)
 }
 
 async fn connect(

@@ -352,7 +352,8 @@ impl Context {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let (content_type, error_type) = (header("content-type"), header("x-amzn-errortype"));
+        let content_type = header("content-type");
+        let error_type = header("x-amzn-errortype").map(|t| bench::aws_error_type(&t).to_string());
         let body = response
             .into_body()
             .collect()
@@ -474,7 +475,7 @@ impl Answer<'_> {
         if self.status != expect.status {
             let error = self
                 .error_type
-                .map(|t| format!(" ({})", t.split(':').next().unwrap_or(t)))
+                .map(|t| format!(" ({t})"))
                 .unwrap_or_default();
             out.push(format!(
                 "status {}{error}, expected {}",
@@ -482,9 +483,11 @@ impl Answer<'_> {
             ));
         }
         if let Some(want) = &expect.error {
-            let got = self.error_type.map(|t| t.split(':').next().unwrap_or(t));
-            if got != Some(want.as_str()) {
-                out.push(format!("error {}, expected {want}", got.unwrap_or("none")));
+            if self.error_type != Some(want.as_str()) {
+                out.push(format!(
+                    "error {}, expected {want}",
+                    self.error_type.unwrap_or("none")
+                ));
             }
         }
         if let Some(want) = &expect.content_type {
@@ -573,7 +576,7 @@ mod tests {
     fn answer(text: &str) -> Answer<'_> {
         Answer {
             status: 424,
-            error_type: Some("ModelError:http://internal.amazon.com/"),
+            error_type: Some("ModelError"),
             content_type: Some("application/json"),
             text,
             latency: Duration::from_millis(30),
