@@ -9,6 +9,7 @@ mod bench;
 mod cache;
 mod ci;
 mod multimodel;
+mod mxnet;
 mod pack;
 mod serve;
 mod tensorflow;

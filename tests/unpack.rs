@@ -186,6 +186,19 @@ fn a_leading_dot_slash_is_accepted() {
     );
 }
 
+/// The SageMaker SDK repacks an archive with its entry point as `tar.add(model_dir,
+/// arcname="/")`: the root directory is an entry named `/`, which names the root, not an
+/// absolute path; an absolute file name stays refused (abs-path.tar.gz).
+#[test]
+fn the_sdk_repack_root_entry_is_accepted() {
+    let (_sb, dest) = unpack_valid("sdk-repack.tar.gz");
+    assert_eq!(all_paths(&dest), ["code", "code/inference.py", "model.pth"]);
+    assert_eq!(
+        fs::read_to_string(dest.join("model.pth")).unwrap(),
+        "weights"
+    );
+}
+
 #[test]
 fn symlinks_inside_the_root_are_kept() {
     let (_sb, dest) = unpack_valid("symlink-inside.tar.gz");

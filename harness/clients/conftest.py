@@ -21,7 +21,7 @@ import botocore.config
 import pytest
 
 from support import (ACCOUNT, DUMMY_ENV, ECHO_IMAGE, MMS_FIXTURE, MMS_IMAGE, ORIGINAL_ENV,
-                     TENSORFLOW_IMAGE,
+                     MXNET_IMAGE, TENSORFLOW_IMAGE,
                      REGION, UNSET_ENV, Names, describe_cmd, pack, require_image, sagedock_bin)
 
 STARTUP_TIMEOUT_S = 60
@@ -73,6 +73,12 @@ def mms_image():
 def tensorflow_image():
     """`sagedock/tensorflow:latest`; skips (fails under CI=true) when Docker or the image is missing."""
     return require_image(TENSORFLOW_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def mxnet_image():
+    """`sagedock/mxnet:latest`; skips (fails under CI=true) when Docker or the image is missing."""
+    return require_image(MXNET_IMAGE)
 
 
 # --------------------------------------------------------------------------- sagedock up

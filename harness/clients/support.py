@@ -22,6 +22,8 @@ MMS_IMAGE = "sagedock/mms:latest"
 MMS_FIXTURE = REPO / "fixtures" / "models" / "mms"
 TENSORFLOW_IMAGE = "sagedock/tensorflow:latest"
 TENSORFLOW_FIXTURE = REPO / "fixtures" / "models" / "tensorflow"
+MXNET_IMAGE = "sagedock/mxnet:latest"
+MXNET_FIXTURE = REPO / "fixtures" / "models" / "mxnet"
 MMS_SENTENCE = b"This is an amazing movie."
 
 # The environment pytest was started with, before the fixtures below changed it.

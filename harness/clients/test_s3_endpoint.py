@@ -1,14 +1,20 @@
 """`sagedock up --s3-endpoint URL`: model data downloaded from a real S3-compatible server
 on loopback (moto's server mode), as a gzip'd tarball (ModelDataUrl) and as an
-uncompressed prefix (ModelDataSource.S3DataSource S3Prefix / CompressionType None).
+uncompressed prefix (ModelDataSource.S3DataSource S3Prefix / CompressionType None); and
+the SageMaker SDK's MXNetModel, which needs S3 itself (it repacks the archive with the
+entry point).
 
 sagedock signs its S3 requests with a dummy key here (no AWS credentials in its
 environment); moto accepts any key. Nothing leaves this machine.
 """
 
+import json
+import os
 import re
+import shutil
 import socket
 import subprocess
+import tarfile
 import time
 
 import boto3
@@ -16,8 +22,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from conftest import _stop
-from support import (MMS_FIXTURE, MMS_SENTENCE, ORIGINAL_ENV, REGION, UNSET_ENV, pack,
-                     sagedock_bin)
+from support import (MMS_FIXTURE, MMS_SENTENCE, MXNET_FIXTURE, ORIGINAL_ENV, REGION, ROLE_ARN,
+                     UNSET_ENV, cleanup, pack, sagedock_bin, wait_deleted)
 
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -120,3 +126,74 @@ def test_a_missing_object_fails_the_endpoint_with_the_s3_error(sagedock_s3, name
     assert described["EndpointStatus"] == "Failed"
     assert "s3://models/nope/model.tar.gz" in described["FailureReason"]
     sm.delete_endpoint(EndpointName=name)
+
+
+def test_the_mxnet_walkthrough_through_the_sdk(sagedock_s3, bucket, mxnet_image, names, tmp_path,
+                                              monkeypatch):
+    """The first walkthrough's MXNet half, step by step: the checkpoint saved with
+    save_checkpoint + model-shapes.json, tarred flat (its `flatten` filter), uploaded to S3,
+    `MXNetModel(model_data, role, entry_point='classifier.py').deploy()`, `predict(sample)`.
+    The SDK downloads the archive, adds classifier.py under code/ and uploads the result
+    (through moto here); sagedock fetches that from S3 and serves it on sagedock/mxnet (AWS's
+    MXNet serving toolkit on real MXNet)."""
+    import sagemaker
+    from sagemaker.mxnet import MXNetModel
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for name in ("model-symbol.json", "model-0000.params", "model-shapes.json"):
+        shutil.copy(MXNET_FIXTURE / name, model_dir / name)
+
+    def flatten(tarinfo):
+        tarinfo.name = os.path.basename(tarinfo.name)
+        return tarinfo
+
+    monkeypatch.chdir(tmp_path)
+    with tarfile.open("model.tar.gz", "w:gz") as tar:
+        tar.add("model", filter=flatten)
+    (tmp_path / "classifier.py").write_text('"""The entry point: the default handlers serve."""\n')
+
+    # Every S3 client (the SDK's included) goes to moto; sagemaker ones to sagedock.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", bucket)
+    boto_session = boto3.Session(region_name=REGION)
+    calls = []
+    boto_session.events.register(
+        "before-call", lambda model, **_: calls.append((model.service_model.service_name, model.name)))
+    boto_session.client("s3").upload_file("model.tar.gz", "models", "byom/model/model.tar.gz")
+    session = sagemaker.Session(
+        boto_session=boto_session,
+        sagemaker_client=boto_session.client("sagemaker", endpoint_url=sagedock_s3),
+        sagemaker_runtime_client=boto_session.client("sagemaker-runtime", endpoint_url=sagedock_s3),
+        default_bucket="models",
+        sagemaker_config={"SchemaVersion": "1.0",
+                          "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}},
+    )
+    endpoint = names("mxnet-sdk")
+    model = MXNetModel(model_data="s3://models/byom/model/model.tar.gz", role=ROLE_ARN,
+                       entry_point="classifier.py", framework_version="1.9.0", py_version="py38",
+                       image_uri=mxnet_image, code_location="s3://models/byom/code",
+                       sagemaker_session=session)
+    sm = session.sagemaker_client
+    try:
+        predictor = model.deploy(initial_instance_count=1, instance_type="ml.m4.xlarge",
+                                 endpoint_name=endpoint)
+        probabilities = predictor.predict([[6.4, 3.2, 4.5, 1.5]])
+        assert [round(p, 4) for p in probabilities[0]] == [0.033, 0.663, 0.3039], probabilities
+
+        # What sagedock served is the SDK's repacked archive, with the entry point in code/.
+        container = sm.describe_model(ModelName=model.name)["PrimaryContainer"]
+        assert container["Environment"]["SAGEMAKER_PROGRAM"] == "classifier.py"
+        repacked = container["ModelDataUrl"]
+        assert repacked.startswith("s3://models/byom/code/") and repacked != model.model_data
+        bucket_name, key = repacked[len("s3://"):].split("/", 1)
+        boto_session.client("s3").download_file(bucket_name, key, str(tmp_path / "repacked.tar.gz"))
+        with tarfile.open(tmp_path / "repacked.tar.gz") as tar:
+            assert "code/classifier.py" in tar.getnames(), tar.getnames()
+
+        session.delete_endpoint(predictor.endpoint_name)
+        wait_deleted(sm, endpoint)
+        services = sorted({service for service, _ in calls})
+        assert services == ["s3", "sagemaker", "sagemaker-runtime"], calls
+    finally:
+        cleanup(sm, endpoints=[endpoint], configs=[endpoint],
+                models=[model.name] if model.name else [])

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds a serving image FROM sagedock/debian:bookworm whose Dockerfile installs packages
-# from PyPI: the shared body of mms/build.sh and tensorflow/build.sh.
+# from PyPI: the shared body of mms/build.sh, tensorflow/build.sh and mxnet/build.sh.
 #
 # Usage: pip-image.sh NAME IMAGE SOURCE... -- [--force] [--no-cache]
 #   NAME     the folder (mms, tensorflow) and the label's middle part
 #   IMAGE    the tag to build
 #   SOURCE   the folder's files whose hash decides whether the image is up to date
 #   Exits 0 at once when IMAGE exists and its label sagedock.NAME.source-sha256 matches the
-#   sources' hash, unless --force is given (--force rebuilds this image, not the base; use
+#   sources' hash (and SAGEDOCK_IMAGE_BASE_ID, the image ID of a base the caller built,
+#   when set: an image FROM another sagedock image is rebuilt when that base changed),
+#   unless --force is given (--force rebuilds this image, not the base; use
 #   debian/build.sh --force for that). --force reuses Docker's layer cache; --no-cache
 #   (implies --force) rebuilds every layer, re-downloading packages.
 set -euo pipefail
@@ -34,7 +36,10 @@ start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
 
 LABEL="sagedock.$NAME.source-sha256"
-HASH="$(cd "$HERE" && sha256sum "${SOURCES[@]}" | sha256sum | cut -d' ' -f1)"
+HASH="$(cd "$HERE" && {
+    sha256sum "${SOURCES[@]}"
+    [ -z "${SAGEDOCK_IMAGE_BASE_ID:-}" ] || echo "base $SAGEDOCK_IMAGE_BASE_ID"
+} | sha256sum | cut -d' ' -f1)"
 if [ "$FORCE" = 0 ] \
     && [ "$(docker image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$IMAGE" 2>/dev/null)" = "$HASH" ]; then
     log "$IMAGE is up to date (sources ${HASH:0:12}; use --force to rebuild); elapsed $(elapsed)"

@@ -26,6 +26,13 @@ pub(super) fn sanitize(name: &[u8]) -> Result<PathBuf, &'static str> {
     Ok(out)
 }
 
+/// Whether an entry name is the archive root itself: `/`, `./`, `.` or empty.
+pub(super) fn names_the_root(name: &[u8]) -> bool {
+    Path::new(OsStr::from_bytes(name))
+        .components()
+        .all(|c| matches!(c, Component::RootDir | Component::CurDir))
+}
+
 /// Whether `target`, read relative to the directory `base` (relative to the root),
 /// climbs above the root when `..` is applied lexically.
 pub(super) fn lexically_escapes(base: &Path, target: &Path) -> bool {
@@ -107,6 +114,16 @@ mod tests {
         assert!(sanitize(b"/etc/passwd").is_err());
         assert!(sanitize(b"a/../../b").is_err());
         assert!(sanitize(b"a/../b").is_err());
+    }
+
+    #[test]
+    fn only_slashes_and_dots_name_the_root() {
+        for root in [&b"/"[..], b"./", b".", b"//", b"/./"] {
+            assert!(names_the_root(root), "{root:?}");
+        }
+        for other in [&b"/etc"[..], b"./code", b"..", b"/.."] {
+            assert!(!names_the_root(other), "{other:?}");
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use tar::EntryType;
 
 use super::gzip::GzipError;
-use super::paths::{lexically_escapes, resolves_outside, sanitize};
+use super::paths::{lexically_escapes, names_the_root, resolves_outside, sanitize};
 use super::pipe;
 use super::Limits;
 
@@ -296,10 +296,17 @@ impl<'a> Extractor<'a> {
             entry: name.clone(),
             reason,
         };
-        let rel = sanitize(&entry.path_bytes()).map_err(|r| unsafe_entry(r.to_string()))?;
+        let path = entry.path_bytes();
+        let rel = if kind == EntryType::Directory && names_the_root(&path) {
+            // `/` as a directory is the root too, not an absolute path: the SageMaker SDK's
+            // repack writes it so.
+            PathBuf::new()
+        } else {
+            sanitize(&path).map_err(|r| unsafe_entry(r.to_string()))?
+        };
         let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
         if rel.as_os_str().is_empty() {
-            // The root itself (`./`): nothing to create.
+            // The root itself (`./`, `/`): nothing to create.
             self.current_entry = None;
             self.last_entry = Some(name);
             return Ok(());

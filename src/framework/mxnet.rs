@@ -3,7 +3,9 @@
 //! A checkpoint is `<prefix>-symbol.json` + `<prefix>-NNNN.params`; the container also
 //! needs `<prefix>-shapes.json` (`[{"name": "data", "shape": [1, 3, 224, 224]}]`). Its
 //! default `model_fn` loads exactly `model-symbol.json`, `model-0000.params` and
-//! `model-shapes.json`; other names need a `model_fn` in `code/inference.py`.
+//! `model-shapes.json`; other names need a `model_fn` in `code/inference.py`. That
+//! container (sagemaker-mxnet-inference) imports the entry point before loading anything,
+//! so an archive without one serves nothing (seen on the real toolkit in sagedock/mxnet).
 
 use crate::artifact::inspect::{python_defs, Context, Finding};
 
@@ -74,6 +76,16 @@ pub fn lint(cx: &Context) -> Vec<Finding> {
                 .with_fix("rename the checkpoint files to model-symbol.json / model-0000.params / model-shapes.json, or define model_fn(model_dir) in code/inference.py"),
             );
         }
+    }
+    if !tree.children("code").any(|n| n.name().ends_with(".py")) {
+        out.push(
+            Finding::warning(
+                "mxnet.no-entry-point",
+                "code/inference.py",
+                "missing: SageMaker's MXNet serving container imports the entry point (code/inference.py, or the file SAGEMAKER_PROGRAM names) before it loads the model, even to use its default handlers; without one /ping answers but every invocation fails (503 \"Prediction failed\", logged as \"No module named 'inference'\")",
+            )
+            .with_fix("add code/inference.py (it may define nothing), or deploy with the SageMaker SDK's MXNetModel(entry_point=...), which puts the entry point in code/"),
+        );
     }
     out.extend(super::python::hook_rules(cx, false));
     out
