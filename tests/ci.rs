@@ -185,3 +185,15 @@ fn the_tensorflow_spec_passes_on_real_tensorflow() {
     );
     assert!(stdout.contains("6 checks: 6 passed"), "{stdout}");
 }
+
+/// The MXNet walkthrough's checkpoint on AWS's MXNet serving toolkit, as a CI spec.
+#[test]
+fn the_mxnet_spec_passes_on_real_mxnet() {
+    if !ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let stdout = passing_run(&sb, "ci/mxnet.json", &[]);
+    assert!(stdout.contains("PASS request csv rows"), "{stdout}");
+    assert!(stdout.contains("6 checks: 6 passed"), "{stdout}");
+}
