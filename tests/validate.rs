@@ -253,6 +253,78 @@ fn mxnet_shapes_and_names_are_checked() {
     assert_clean(&sb, "m", "mxnet");
 }
 
+/// An MXNet params file holding one float32 array per (name, shape), as `mx.nd.save` writes it.
+fn mxnet_params(arrays: &[(&str, &[u64])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend(0x112u64.to_le_bytes());
+    out.extend(0u64.to_le_bytes());
+    out.extend((arrays.len() as u64).to_le_bytes());
+    for (_, shape) in arrays {
+        out.extend(0xF993_FAC9u32.to_le_bytes());
+        out.extend(0u32.to_le_bytes()); // dense
+        out.extend((shape.len() as u32).to_le_bytes());
+        shape.iter().for_each(|d| out.extend(d.to_le_bytes()));
+        out.extend([1u32, 0].iter().flat_map(|v| v.to_le_bytes())); // cpu(0)
+        out.extend(0u32.to_le_bytes()); // float32
+        out.extend(vec![0u8; 4 * shape.iter().product::<u64>() as usize]);
+    }
+    out.extend((arrays.len() as u64).to_le_bytes());
+    for (name, _) in arrays {
+        out.extend((name.len() as u64).to_le_bytes());
+        out.extend(name.as_bytes());
+    }
+    out
+}
+
+/// The three checkpoint files must agree on names, as the container's default model_fn
+/// binds them: a shapes name the network lacks fails every invocation (seen on the real
+/// MXNet container), a weight missing from the params file stays uninitialised.
+#[test]
+fn mxnet_checkpoint_files_must_agree_on_names() {
+    let sb = Sandbox::new();
+    sb.model("mxnet", "m");
+    sb.write(
+        "m/model-shapes.json",
+        r#"[{"name": "/dense_1_input1", "shape": [1, 4]}]"#,
+    );
+    let (code, report) = validate(&sb, "m", &[]);
+    assert_eq!(code, 1);
+    let f = finding(&report, "mxnet.shape-name");
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.contains("['/dense_1_input1']") && message.contains("inputs are ['data']"),
+        "{message}"
+    );
+    assert!(f["fix"].as_str().unwrap().contains(r#""name": "data""#));
+
+    let sb = Sandbox::new();
+    sb.model("mxnet", "m");
+    sb.write(
+        "m/model-0000.params",
+        mxnet_params(&[("arg:fc1_weight", &[3, 4])]),
+    );
+    let (code, report) = validate(&sb, "m", &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let f = finding(&report, "mxnet.unbound-argument");
+    assert_eq!(f["severity"], "warning");
+    assert!(f["message"].as_str().unwrap().starts_with("['fc1_bias']"));
+
+    // The same file with both weights is clean: the reader follows what MXNet writes.
+    sb.write(
+        "m/model-0000.params",
+        mxnet_params(&[("arg:fc1_weight", &[3, 4]), ("arg:fc1_bias", &[3])]),
+    );
+    assert_clean(&sb, "m", "mxnet");
+
+    sb.write("m/model-0000.params", "placeholder weights");
+    let (code, report) = validate(&sb, "m", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        finding(&report, "mxnet.bad-params")["path"],
+        "model-0000.params"
+    );
+}
+
 #[test]
 fn mms_handlers_must_exist_in_the_archive() {
     let sb = Sandbox::new();

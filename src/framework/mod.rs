@@ -9,6 +9,7 @@
 
 pub mod mms;
 pub mod mxnet;
+mod mxnet_params;
 pub mod python;
 pub mod tensorflow;
 

@@ -7,6 +7,9 @@
 //! container (sagemaker-mxnet-inference) imports the entry point before loading anything,
 //! so an archive without one serves nothing (seen on the real toolkit in sagedock/mxnet).
 
+use std::collections::BTreeSet;
+
+use super::mxnet_params::{self, ParamsError};
 use crate::artifact::inspect::{python_defs, Context, Finding};
 
 pub fn lint(cx: &Context) -> Vec<Finding> {
@@ -66,7 +69,10 @@ pub fn lint(cx: &Context) -> Vec<Finding> {
             );
         }
         let default_names = symbol == "model-symbol.json" && params.contains(&"model-0000.params");
-        if !default_names && !has_model_fn {
+        if default_names && !has_model_fn {
+            // What the container's default model_fn binds: check the three files agree.
+            check_bindings(cx, symbol, "model-0000.params", &shapes, &mut out);
+        } else if !has_model_fn {
             out.push(
                 Finding::error(
                     "mxnet.default-names",
@@ -127,4 +133,133 @@ fn check_shapes(cx: &Context, path: &str, out: &mut Vec<Finding>) {
                 .with_fix("write it as json.dump([{\"name\": \"data\", \"shape\": [1, 3, 224, 224]}], f) with your real input"),
         );
     }
+}
+
+/// The default model_fn binds a Module with `data_names` from the shapes file, no labels,
+/// and `set_params(args, aux, allow_missing=True)`. A shapes name the network lacks fails
+/// every invocation (MXNet: "You created Module with Module(..., data_names=[...]) but
+/// input with name ... is not found in symbol.list_arguments()"); an argument with
+/// neither a saved value nor a shape stays uninitialised.
+fn check_bindings(cx: &Context, symbol: &str, params: &str, shapes: &str, out: &mut Vec<Finding>) {
+    let tree = cx.tree;
+    let Some(arguments) = symbol_arguments(&tree.read_text(symbol).unwrap_or_default()) else {
+        return; // mxnet.bad-symbol already said so
+    };
+    let saved = match mxnet_params::read_file(&tree.root.join(params)) {
+        Ok(arrays) => arrays,
+        Err(ParamsError::NotParams) => {
+            out.push(
+                Finding::error("mxnet.bad-params", params, "not an MXNet parameter file (it does not start with MXNet's NDArray list header)")
+                    .with_fix("save the weights with module.save_checkpoint('model', 0) or net.export('model'), and pack the files they write"),
+            );
+            return;
+        }
+        Err(ParamsError::Corrupt(why)) => {
+            out.push(
+                Finding::error("mxnet.bad-params", params, format!("corrupt MXNet parameter file: {why}"))
+                    .with_fix("save the checkpoint again and repack; a file cut short by an interrupted copy looks like this"),
+            );
+            return;
+        }
+        Err(ParamsError::Unsupported(what)) => {
+            out.push(Finding::info(
+                "mxnet.params-unread",
+                params,
+                format!("holds {what}, which sagedock does not read: its names were not checked against the network"),
+            ));
+            return;
+        }
+        Err(ParamsError::Io(e)) => {
+            out.push(Finding::warning(
+                "mxnet.params-unread",
+                params,
+                format!("could not be read ({e}): its names were not checked against the network"),
+            ));
+            return;
+        }
+    };
+    let saved: BTreeSet<&str> = saved
+        .iter()
+        .map(|a| {
+            a.name
+                .strip_prefix("arg:")
+                .or_else(|| a.name.strip_prefix("aux:"))
+                .unwrap_or(&a.name)
+        })
+        .collect();
+    let inputs: Vec<&str> = arguments
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !saved.contains(a) && !a.ends_with("_label"))
+        .collect();
+    let Some(declared) = shape_names(&tree.read_text(shapes).unwrap_or_default()) else {
+        return; // missing or malformed: said already
+    };
+    let unknown: Vec<&str> = declared
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !arguments.iter().any(|a| a == n))
+        .collect();
+    if !unknown.is_empty() {
+        out.push(
+            Finding::error(
+                "mxnet.shape-name",
+                shapes,
+                format!(
+                    "names {} that {symbol} has no input called: the container binds the module with these names and every invocation fails; the network's inputs are {}",
+                    quoted(&unknown),
+                    quoted(&inputs),
+                ),
+            )
+            .with_fix(format!(
+                "use the network's input name, e.g. json.dump([{{\"name\": \"{}\", \"shape\": [...]}}], f) (Keras-MXNet prefixes input names with '/')",
+                inputs.first().copied().unwrap_or("data")
+            )),
+        );
+        return;
+    }
+    let unbound: Vec<&str> = inputs
+        .iter()
+        .copied()
+        .filter(|a| !declared.iter().any(|d| d == a))
+        .collect();
+    if !unbound.is_empty() {
+        out.push(
+            Finding::warning(
+                "mxnet.unbound-argument",
+                params,
+                format!(
+                    "{} of {symbol} has no value here and no shape in {shapes}: the default model_fn loads with allow_missing=True, so it is left uninitialised (or the bind fails)",
+                    quoted(&unbound)
+                ),
+            )
+            .with_fix("save the checkpoint from the trained module (all its parameters), or list the input in the shapes file"),
+        );
+    }
+}
+
+/// The names of a symbol's argument nodes (inputs, labels and parameters).
+fn symbol_arguments(text: &str) -> Option<Vec<String>> {
+    let json: serde_json::Value = serde_json::from_str(text).ok()?;
+    let nodes = json.get("nodes")?.as_array()?;
+    let args = json.get("arg_nodes")?.as_array()?;
+    args.iter()
+        .map(|i| {
+            let node = nodes.get(i.as_u64()? as usize)?;
+            Some(node.get("name")?.as_str()?.to_string())
+        })
+        .collect()
+}
+
+fn shape_names(text: &str) -> Option<Vec<String>> {
+    let json: serde_json::Value = serde_json::from_str(text).ok()?;
+    json.as_array()?
+        .iter()
+        .map(|item| Some(item.get("name")?.as_str()?.to_string()))
+        .collect()
+}
+
+fn quoted(names: &[&str]) -> String {
+    let list: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    format!("[{}]", list.join(", "))
 }
