@@ -197,3 +197,15 @@ fn the_mxnet_spec_passes_on_real_mxnet() {
     assert!(stdout.contains("PASS request csv rows"), "{stdout}");
     assert!(stdout.contains("6 checks: 6 passed"), "{stdout}");
 }
+
+/// The scikit-learn fixture on SageMaker's scikit-learn serving stack, as a CI spec.
+#[test]
+fn the_sklearn_spec_passes_on_real_scikit_learn() {
+    if !ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let stdout = passing_run(&sb, "ci/sklearn.json", &[]);
+    assert!(stdout.contains("PASS request csv rows"), "{stdout}");
+    assert!(stdout.contains("5 checks: 5 passed"), "{stdout}");
+}

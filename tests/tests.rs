@@ -12,6 +12,7 @@ mod multimodel;
 mod mxnet;
 mod pack;
 mod serve;
+mod sklearn;
 mod tensorflow;
 mod unpack;
 mod up;

@@ -21,7 +21,7 @@ import botocore.config
 import pytest
 
 from support import (ACCOUNT, DUMMY_ENV, ECHO_IMAGE, MMS_FIXTURE, MMS_IMAGE, ORIGINAL_ENV,
-                     MXNET_IMAGE, TENSORFLOW_IMAGE,
+                     MXNET_IMAGE, SKLEARN_IMAGE, TENSORFLOW_IMAGE,
                      REGION, UNSET_ENV, Names, describe_cmd, pack, require_image, sagedock_bin)
 
 STARTUP_TIMEOUT_S = 60
@@ -79,6 +79,12 @@ def tensorflow_image():
 def mxnet_image():
     """`sagedock/mxnet:latest`; skips (fails under CI=true) when Docker or the image is missing."""
     return require_image(MXNET_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def sklearn_image():
+    """`sagedock/sklearn:latest`; skips (fails under CI=true) when Docker or the image is missing."""
+    return require_image(SKLEARN_IMAGE)
 
 
 # --------------------------------------------------------------------------- sagedock up

@@ -24,6 +24,8 @@ TENSORFLOW_IMAGE = "sagedock/tensorflow:latest"
 TENSORFLOW_FIXTURE = REPO / "fixtures" / "models" / "tensorflow"
 MXNET_IMAGE = "sagedock/mxnet:latest"
 MXNET_FIXTURE = REPO / "fixtures" / "models" / "mxnet"
+SKLEARN_IMAGE = "sagedock/sklearn:latest"
+SKLEARN_FIXTURE = REPO / "fixtures" / "models" / "sklearn"
 MMS_SENTENCE = b"This is an amazing movie."
 
 # The environment pytest was started with, before the fixtures below changed it.

@@ -459,6 +459,42 @@ def test_container_crash_is_an_error_not_a_hang(sm, make_client, names, echo_ima
         cleanup(sm, endpoints=[endpoint], configs=[config], models=[model])
 
 
+def test_an_s3_submit_directory_reaches_the_container_as_a_local_file(sagedock, sm, runtime, names,
+                                                                       echo_image):
+    """SAGEMAKER_SUBMIT_DIRECTORY=s3://... (the SDK's sourcedir.tar.gz for frameworks it does
+    not repack): the container has no AWS credentials here, so sagedock fetches the object
+    and the variable names a read-only local copy; a missing object fails the endpoint."""
+    source = sagedock.s3_root / "code" / "submit" / "sourcedir.tar.gz"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(b"not read by the echo image")
+    model, endpoint, missing = names("model"), names("ep"), names("missing")
+    try:
+        create_model(sm, model, echo_image,
+                     env={"SAGEMAKER_SUBMIT_DIRECTORY": "s3://code/submit/sourcedir.tar.gz"})
+        sm.create_endpoint_config(EndpointConfigName=endpoint, ProductionVariants=[variant(model)])
+        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
+        wait_in_service(sm, endpoint)
+        _, env = _invoke_report(runtime, endpoint)
+        assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/.sagedock/submit/sourcedir.tar.gz"
+        # DescribeModel still says what the caller gave.
+        described = sm.describe_model(ModelName=model)["PrimaryContainer"]["Environment"]
+        assert described["SAGEMAKER_SUBMIT_DIRECTORY"] == "s3://code/submit/sourcedir.tar.gz"
+
+        create_model(sm, missing, echo_image,
+                     env={"SAGEMAKER_SUBMIT_DIRECTORY": "s3://code/nope/sourcedir.tar.gz"})
+        sm.create_endpoint_config(EndpointConfigName=missing, ProductionVariants=[variant(missing)])
+        sm.create_endpoint(EndpointName=missing, EndpointConfigName=missing)
+        deadline = time.monotonic() + 60
+        while (described := sm.describe_endpoint(EndpointName=missing))["EndpointStatus"] == "Creating":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert described["EndpointStatus"] == "Failed"
+        assert "s3://code/nope/sourcedir.tar.gz" in described["FailureReason"], described
+    finally:
+        cleanup(sm, endpoints=[endpoint, missing], configs=[endpoint, missing],
+                models=[model, missing])
+
+
 def test_invoke_while_creating(sm, runtime, names, echo_image):
     model, config, endpoint = names("model"), names("config"), names("ep")
     try:

@@ -1,8 +1,8 @@
 """`sagedock up --s3-endpoint URL`: model data downloaded from a real S3-compatible server
 on loopback (moto's server mode), as a gzip'd tarball (ModelDataUrl) and as an
 uncompressed prefix (ModelDataSource.S3DataSource S3Prefix / CompressionType None); and
-the SageMaker SDK's MXNetModel, which needs S3 itself (it repacks the archive with the
-entry point).
+the SageMaker SDK's MXNetModel and SKLearnModel, which need S3 themselves (they repack the
+archive with the entry point).
 
 sagedock signs its S3 requests with a dummy key here (no AWS credentials in its
 environment); moto accepts any key. Nothing leaves this machine.
@@ -23,7 +23,7 @@ from moto.server import ThreadedMotoServer
 
 from conftest import _stop
 from support import (MMS_FIXTURE, MMS_SENTENCE, MXNET_FIXTURE, ORIGINAL_ENV, REGION, ROLE_ARN,
-                     UNSET_ENV, cleanup, pack, sagedock_bin, wait_deleted)
+                     SKLEARN_FIXTURE, UNSET_ENV, cleanup, pack, sagedock_bin, wait_deleted)
 
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -128,6 +128,28 @@ def test_a_missing_object_fails_the_endpoint_with_the_s3_error(sagedock_s3, name
     sm.delete_endpoint(EndpointName=name)
 
 
+def sdk_session(sagedock_url, s3_url, monkeypatch):
+    """(sagemaker.Session, boto3.Session, calls): SageMaker clients on sagedock, every S3
+    client (the SDK's own included) on moto through AWS_ENDPOINT_URL_S3, no telemetry;
+    `calls` records each (service, operation) made."""
+    import sagemaker
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_url)
+    boto_session = boto3.Session(region_name=REGION)
+    calls = []
+    boto_session.events.register(
+        "before-call", lambda model, **_: calls.append((model.service_model.service_name, model.name)))
+    session = sagemaker.Session(
+        boto_session=boto_session,
+        sagemaker_client=boto_session.client("sagemaker", endpoint_url=sagedock_url),
+        sagemaker_runtime_client=boto_session.client("sagemaker-runtime", endpoint_url=sagedock_url),
+        default_bucket="models",
+        sagemaker_config={"SchemaVersion": "1.0",
+                          "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}},
+    )
+    return session, boto_session, calls
+
+
 def test_the_mxnet_walkthrough_through_the_sdk(sagedock_s3, bucket, mxnet_image, names, tmp_path,
                                               monkeypatch):
     """The first walkthrough's MXNet half, step by step: the checkpoint saved with
@@ -136,7 +158,6 @@ def test_the_mxnet_walkthrough_through_the_sdk(sagedock_s3, bucket, mxnet_image,
     The SDK downloads the archive, adds classifier.py under code/ and uploads the result
     (through moto here); sagedock fetches that from S3 and serves it on sagedock/mxnet (AWS's
     MXNet serving toolkit on real MXNet)."""
-    import sagemaker
     from sagemaker.mxnet import MXNetModel
 
     model_dir = tmp_path / "model"
@@ -153,21 +174,8 @@ def test_the_mxnet_walkthrough_through_the_sdk(sagedock_s3, bucket, mxnet_image,
         tar.add("model", filter=flatten)
     (tmp_path / "classifier.py").write_text('"""The entry point: the default handlers serve."""\n')
 
-    # Every S3 client (the SDK's included) goes to moto; sagemaker ones to sagedock.
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", bucket)
-    boto_session = boto3.Session(region_name=REGION)
-    calls = []
-    boto_session.events.register(
-        "before-call", lambda model, **_: calls.append((model.service_model.service_name, model.name)))
+    session, boto_session, calls = sdk_session(sagedock_s3, bucket, monkeypatch)
     boto_session.client("s3").upload_file("model.tar.gz", "models", "byom/model/model.tar.gz")
-    session = sagemaker.Session(
-        boto_session=boto_session,
-        sagemaker_client=boto_session.client("sagemaker", endpoint_url=sagedock_s3),
-        sagemaker_runtime_client=boto_session.client("sagemaker-runtime", endpoint_url=sagedock_s3),
-        default_bucket="models",
-        sagemaker_config={"SchemaVersion": "1.0",
-                          "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}},
-    )
     endpoint = names("mxnet-sdk")
     model = MXNetModel(model_data="s3://models/byom/model/model.tar.gz", role=ROLE_ARN,
                        entry_point="classifier.py", framework_version="1.9.0", py_version="py38",
@@ -194,6 +202,47 @@ def test_the_mxnet_walkthrough_through_the_sdk(sagedock_s3, bucket, mxnet_image,
         wait_deleted(sm, endpoint)
         services = sorted({service for service, _ in calls})
         assert services == ["s3", "sagemaker", "sagemaker-runtime"], calls
+    finally:
+        cleanup(sm, endpoints=[endpoint], configs=[endpoint],
+                models=[model.name] if model.name else [])
+
+
+def test_a_scikit_learn_model_through_the_sdk(sagedock_s3, bucket, sklearn_image, names, tmp_path,
+                                             monkeypatch):
+    """A training job's model.tar.gz (model.joblib alone) deployed with
+    `SKLearnModel(model_data, role, entry_point="inference.py").deploy()`: the SDK does not
+    repack; it uploads the entry point as sourcedir.tar.gz and points
+    SAGEMAKER_SUBMIT_DIRECTORY at its s3:// URL, which the container downloads at start in
+    SageMaker. Containers here have no AWS credentials: sagedock fetches it (from moto here)
+    and mounts it. sagedock/sklearn (nginx, gunicorn, the SageMaker containers library)
+    installs it and serves the fixture's LinearRegression."""
+    from sagemaker.sklearn import SKLearnModel
+
+    monkeypatch.chdir(tmp_path)
+    with tarfile.open("model.tar.gz", "w:gz") as tar:
+        tar.add(SKLEARN_FIXTURE / "model.joblib", arcname="model.joblib")
+    shutil.copy(SKLEARN_FIXTURE / "code" / "inference.py", tmp_path / "inference.py")
+    session, boto_session, calls = sdk_session(sagedock_s3, bucket, monkeypatch)
+    boto_session.client("s3").upload_file("model.tar.gz", "models", "sk/model.tar.gz")
+    endpoint = names("sklearn-sdk")
+    model = SKLearnModel(model_data="s3://models/sk/model.tar.gz", role=ROLE_ARN,
+                         entry_point="inference.py", framework_version="1.2-1",
+                         image_uri=sklearn_image, code_location="s3://models/sk/code",
+                         sagemaker_session=session)
+    sm = session.sagemaker_client
+    try:
+        predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large",
+                                 endpoint_name=endpoint)
+        # SKLearnPredictor speaks NPY both ways.
+        prediction = predictor.predict([[6.4, 3.2, 4.5, 1.5], [0, 0, 0, 0]])
+        assert [round(float(v), 4) for v in prediction] == [9.8, 2.0], prediction
+        environment = sm.describe_model(ModelName=model.name)["PrimaryContainer"]["Environment"]
+        assert environment["SAGEMAKER_PROGRAM"] == "inference.py"
+        assert re.fullmatch(r"s3://models/sk/code/[^/]+/sourcedir\.tar\.gz",
+                            environment["SAGEMAKER_SUBMIT_DIRECTORY"]), environment
+        session.delete_endpoint(predictor.endpoint_name)
+        wait_deleted(sm, endpoint)
+        assert sorted({service for service, _ in calls}) == ["s3", "sagemaker", "sagemaker-runtime"]
     finally:
         cleanup(sm, endpoints=[endpoint], configs=[endpoint],
                 models=[model.name] if model.name else [])

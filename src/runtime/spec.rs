@@ -42,6 +42,8 @@ pub struct ContainerSpec {
     /// A multi-model container: the host directories mounted (read-only) at
     /// `/opt/ml/models` and at the artifacts path its models link into.
     pub multi_model: Option<(PathBuf, PathBuf)>,
+    /// More host files or directories, each mounted read-only at its container path.
+    pub mounts: Vec<(PathBuf, String)>,
 }
 
 impl ContainerSpec {
@@ -69,6 +71,7 @@ impl ContainerSpec {
             port: SERVING_PORT,
             hostname: None,
             multi_model: None,
+            mounts: Vec::new(),
         }
     }
 
@@ -112,6 +115,12 @@ impl ContainerSpec {
         self
     }
 
+    /// Mounts the host path `host` read-only at `at` in the container.
+    pub fn with_mount(mut self, host: impl Into<PathBuf>, at: impl Into<String>) -> Self {
+        self.mounts.push((host.into(), at.into()));
+        self
+    }
+
     pub fn with_network_isolation(mut self, on: bool) -> Self {
         self.network_isolation = on;
         self
@@ -130,6 +139,9 @@ impl ContainerSpec {
         if let Some((models, artifacts)) = &self.multi_model {
             binds.push(format!("{}:{MODELS_MOUNT}:ro", models.display()));
             binds.push(format!("{}:{ARTIFACTS_MOUNT}:ro", artifacts.display()));
+        }
+        for (host, at) in &self.mounts {
+            binds.push(format!("{}:{at}:ro", host.display()));
         }
         (!binds.is_empty()).then_some(binds)
     }

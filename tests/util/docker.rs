@@ -143,11 +143,14 @@ impl Served {
                 std::thread::sleep(Duration::from_millis(100));
                 return Err((status.code(), stderr.lock().unwrap().clone()));
             }
-            assert!(
-                t0.elapsed() < Duration::from_secs(180),
-                "serve did not get ready: {}",
-                stderr.lock().unwrap()
-            );
+            if t0.elapsed() > Duration::from_secs(180) {
+                // Stop it (and so its containers) before failing the test.
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+                let _ = child.wait();
+                panic!("serve did not get ready: {}", stderr.lock().unwrap());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -17,6 +17,11 @@ use crate::endpoint::{
 };
 use crate::runtime::{self, instance, labels, ContainerSpec, Instance, ReadyPolicy};
 
+/// Where the SageMaker SDK's frameworks look for the inference code.
+const SUBMIT_DIRECTORY: &str = "SAGEMAKER_SUBMIT_DIRECTORY";
+/// Where a fetched `s3://` submit directory is mounted (read-only) in the container.
+const SUBMIT_MOUNT: &str = "/opt/ml/.sagedock/submit";
+
 /// One running container and how the router reaches it (kept for the container's life,
 /// so its outstanding-request count and loaded models survive a republish).
 pub(super) struct Member {
@@ -317,6 +322,7 @@ impl Deployer {
                         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())),
                 );
             }
+            let submit_dir = self.submit_directory(&mut env).await?;
             for i in first..first + count {
                 let tag = if containers.len() > 1 {
                     format!("{i}-c{j}")
@@ -349,6 +355,9 @@ impl Deployer {
                     std::fs::create_dir_all(&artifacts)
                         .map_err(|e| format!("{}: {e}", artifacts.display()))?;
                     spec = spec.with_multi_model(models_dir, artifacts);
+                }
+                if let Some((host, at)) = &submit_dir {
+                    spec = spec.with_mount(host, at.clone());
                 }
                 if let Some((dir, sha)) = &model_data {
                     spec = spec
@@ -386,6 +395,56 @@ impl Deployer {
             self.settings.storage(),
             self.cache.clone(),
         )))
+    }
+
+    /// SAGEMAKER_SUBMIT_DIRECTORY as an `s3://` URL (the SageMaker SDK's sourcedir.tar.gz
+    /// for SKLearnModel, XGBoostModel and other frameworks it does not repack): containers
+    /// here have no AWS credentials, so sagedock fetches the object from the same storage
+    /// as model data and the variable names a read-only local copy instead. Returns that
+    /// (host file, container path) to mount.
+    async fn submit_directory(
+        &self,
+        env: &mut std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<(std::path::PathBuf, String)>, String> {
+        let Some(url) = env
+            .get(SUBMIT_DIRECTORY)
+            .filter(|u| u.starts_with("s3://"))
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let host = self
+            .settings
+            .storage()
+            .fetch(&url, &self.cache.root().join("downloads"))
+            .await
+            .map_err(|e| {
+                format!("Failed to download the inference code ({SUBMIT_DIRECTORY} {url}): {e}")
+            })?;
+        // Docker would make a directory of a missing bind source: check it is a file.
+        match std::fs::metadata(&host) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{SUBMIT_DIRECTORY} {url} is not an object (a sourcedir.tar.gz)"
+                ))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "Failed to download the inference code ({SUBMIT_DIRECTORY} {url}): {}: {e}",
+                    host.display()
+                ))
+            }
+        }
+        let name = url
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("sourcedir.tar.gz");
+        let at = format!("{SUBMIT_MOUNT}/{name}");
+        tracing::info!(url, local = at, "{SUBMIT_DIRECTORY} fetched by sagedock");
+        env.insert(SUBMIT_DIRECTORY.to_string(), at.clone());
+        Ok(Some((host, at)))
     }
 
     /// The container's model data as a directory to mount (and its archive's sha256).
