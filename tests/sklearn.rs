@@ -144,7 +144,7 @@ def output_fn(prediction, accept):
 #[test]
 fn an_entry_point_without_model_fn_never_gets_healthy() {
     let sb = Sandbox::new();
-    let model = sb.model("sklearn", "model");
+    sb.model("sklearn", "model");
     sb.write("model/code/inference.py", "import joblib\n");
     let out = sb
         .cmd()
