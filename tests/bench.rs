@@ -157,15 +157,17 @@ fn an_open_loop_the_model_cannot_keep_up_with_is_reported_behind() {
     let Some(served) = serve_echo(&sb) else {
         return;
     };
-    // One connection to a 20 ms model sustains at most 50 requests/s; 200/s are asked.
+    // One connection to a 20 ms model sustains at most 50 requests/s; 100/s are asked.
+    // The warm-up's backlog (about 16 requests) is still being served when the measured
+    // window opens: 2 s leave room for measured answers on a busy machine.
     let out = bench(
         &sb,
         &served,
         &[
             "-d",
-            "1s",
+            "2s",
             "--rate",
-            "200",
+            "100",
             "--custom-attributes",
             "sleep_ms=20",
             "--json",
@@ -174,12 +176,11 @@ fn an_open_loop_the_model_cannot_keep_up_with_is_reported_behind() {
     assert_eq!(out.status.code(), Some(1));
     let report: Value = json(&out);
     assert_eq!(report["mode"], "open");
-    assert!(report["unsent"].as_u64().unwrap() > 100, "{report}");
+    // At most ~84 of the 200 requests due in the window can be answered.
+    assert!(report["unsent"].as_u64().unwrap() > 50, "{report}");
     // The requests that waited are timed from when they fell due: far over 20 ms.
-    assert!(
-        report["latency_ms"]["p90"].as_f64().unwrap() > 100.0,
-        "{report}"
-    );
+    let p90 = report["latency_ms"]["p90"].as_f64();
+    assert!(p90.is_some_and(|p| p > 100.0), "{report}");
 }
 
 #[test]
