@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use sagedock::artifact::Cache;
-use sagedock::control::deploy::DeployOptions;
-use sagedock::control::{ControlPlane, Settings};
+use sagedock::control::{ControlPlane, Options, Settings};
+use sagedock::deploy::{Capacity, DeployOptions};
+use sagedock::runtime::owner;
 use sagedock::runtime::{self, instance, launch::ping, ContainerSpec, Engine, ReadyPolicy};
+use sagedock::storage::Storage;
 use serde_json::json;
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -69,28 +71,36 @@ async fn with_sagedock(engine: &Engine, spec: &ContainerSpec) -> Duration {
     took
 }
 
-fn control_plane(engine: &Engine, dir: &std::path::Path) -> Arc<ControlPlane> {
+fn control_plane(
+    engine: &Engine,
+    dir: &std::path::Path,
+) -> (Arc<ControlPlane>, owner::DataDirLock) {
     let settings = Settings {
         region: "us-east-1".into(),
         account: "123456789012".into(),
-        s3_root: None,
-        s3_endpoint: None,
     };
-    let options = DeployOptions {
+    let options = Options {
         health_timeout: Duration::from_secs(60),
-        pull: false,
-        cpu_only: false,
-        model_load_wait: sagedock::endpoint::router::MODEL_LOAD_WAIT,
+        model_load_wait: sagedock::endpoint::MODEL_LOAD_WAIT,
+        deploy: DeployOptions {
+            pull: false,
+            cpu_only: false,
+            capacity: Capacity::for_memory(engine.memory_bytes),
+        },
     };
-    ControlPlane::open(
+    let data = dir.join("data");
+    let lock = owner::claim(&data).unwrap();
+    let (control, _) = ControlPlane::open(
         settings,
-        &dir.join("data"),
+        &data,
+        lock.owner.clone(),
         engine.clone(),
         Cache::at(dir.join("cache")),
+        Storage::None,
         options,
     )
-    .unwrap()
-    .0
+    .unwrap();
+    (control, lock)
 }
 
 async fn through_control_plane(control: &ControlPlane, round: usize) -> Duration {
@@ -148,7 +158,7 @@ async fn main() {
         .expect("sagedock/echo (harness/images/build-all.sh)");
     let itype = instance::lookup("ml.m5.large").unwrap();
     let work = tempfile::tempdir().unwrap();
-    let control = control_plane(&engine, work.path());
+    let (control, _lock) = control_plane(&engine, work.path());
     let (mut base, mut ours, mut api) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let spec = |who: &str| {

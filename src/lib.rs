@@ -5,21 +5,34 @@
 //! artifacts, images, request formats and latency are checked before anything reaches the
 //! cloud.
 //!
-//! Modules: [`artifact`] (pack, safe unpack, cache, layout checks), [`framework`] (what
-//! each serving stack expects of `/opt/ml/model`), [`runtime`] (serving containers through
-//! the Docker Engine API), [`endpoint`] (the local port in front of an endpoint's
-//! instances), [`cli`] (argument parsing and output).
+//! The layers, each depending only on those below it (ARCHITECTURE.md draws them):
+//! - [`cli`]: arguments and printing; [`server`]: the one port, dispatching to
+//!   [`control`] (the SageMaker API) and [`endpoint`] (the runtime API);
+//! - [`ci`] (spec files, JUnit) and [`bench`] (load and latency);
+//! - [`deploy`]: a plan in, healthy routed containers out — the one path `serve`, `ci` and
+//!   `up` take;
+//! - [`state`] (typed records and their store), [`storage`] (`s3://` and `file://`
+//!   locations under one confinement rule), [`botocore`] (the AWS service models and
+//!   their input validation);
+//! - [`framework`] (serving stacks and their layout rules), [`artifact`] (pack, unpack,
+//!   cache, findings), [`runtime`] (the Docker engine).
+//!
 //! The binary is a thin wrapper around [`run`].
 
 pub mod artifact;
 pub mod bench;
+pub mod botocore;
 pub mod ci;
 pub mod cli;
 pub mod control;
+pub mod deploy;
 pub mod endpoint;
 mod error;
 pub mod framework;
 pub mod runtime;
+pub mod server;
+pub mod state;
+pub mod storage;
 pub mod units;
 
 pub use cli::{run, Cli};

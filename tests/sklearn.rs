@@ -148,7 +148,7 @@ fn an_entry_point_without_model_fn_never_gets_healthy() {
     sb.write("model/code/inference.py", "import joblib\n");
     let out = sb
         .cmd()
-        .args(["validate", "model", "--json"])
+        .args(["validate", "model", "--json", "--framework", "sklearn"])
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -177,6 +177,15 @@ fn an_entry_point_without_model_fn_never_gets_healthy() {
         panic!("serve got ready with no model_fn");
     };
     assert_eq!(code, Some(1), "{stderr}");
+    // The layout finding that explains the failure comes first, before the traceback.
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or("");
+    assert!(
+        error.starts_with("error: the model data has error[code.no-model-fn] code/inference.py"),
+        "{stderr}"
+    );
     assert!(stderr.contains("500"), "{stderr}");
     assert!(
         stderr.contains("Please provide a model_fn implementation"),

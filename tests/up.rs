@@ -140,7 +140,7 @@ pub(crate) fn deploy_container(url: &str, name: &str, container: Value) {
         "CreateEndpointConfig",
         json!({
             "EndpointConfigName": name,
-            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.t3.medium"}],
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.t2.medium"}],
         }),
     );
     ok(
@@ -311,7 +311,7 @@ fn updates_shift_traffic_only_to_a_healthy_fleet() {
         "CreateEndpointConfig",
         json!({
             "EndpointConfigName": "broken",
-            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "broken", "InitialInstanceCount": 1, "InstanceType": "ml.t3.medium"}],
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "broken", "InitialInstanceCount": 1, "InstanceType": "ml.t2.medium"}],
         }),
     );
     ok(
@@ -347,7 +347,7 @@ fn updates_shift_traffic_only_to_a_healthy_fleet() {
         "CreateEndpointConfig",
         json!({
             "EndpointConfigName": "rolling-2",
-            "ProductionVariants": [{"VariantName": "Blue", "ModelName": "rolling", "InitialInstanceCount": 2, "InstanceType": "ml.t3.medium"}],
+            "ProductionVariants": [{"VariantName": "Blue", "ModelName": "rolling", "InitialInstanceCount": 2, "InstanceType": "ml.t2.medium"}],
         }),
     );
     ok(
@@ -507,7 +507,7 @@ fn multi_container_models_run_as_pipelines_or_direct() {
             "CreateEndpointConfig",
             json!({
                 "EndpointConfigName": name,
-                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.t3.medium"}],
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.t2.medium"}],
             }),
         );
         ok(

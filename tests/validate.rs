@@ -133,7 +133,7 @@ fn the_legacy_estimator_export_is_explained() {
 fn a_wrapping_folder_is_flagged_with_the_repack_command() {
     let sb = Sandbox::new();
     sb.model("pytorch", "m/model");
-    let (code, report) = validate(&sb, "m", &[]);
+    let (code, report) = validate(&sb, "m", &["--framework", "pytorch"]);
     assert_eq!(
         code, 1,
         "code/inference.py is not where the container looks"
@@ -166,7 +166,7 @@ fn a_wrapping_folder_is_flagged_with_the_repack_command() {
 fn a_savedmodel_outside_a_version_folder_is_an_error() {
     let sb = Sandbox::new();
     crate::util::copy_tree(&fixture("models/tensorflow/1"), &sb.join("m"));
-    let (code, report) = validate(&sb, "m", &[]);
+    let (code, report) = validate(&sb, "m", &["--framework", "tensorflow"]);
     assert_eq!(code, 1);
     let f = finding(&report, "tf.version-not-numeric");
     assert_eq!(f["path"], "saved_model.pb");
@@ -194,7 +194,7 @@ fn tensorflow_inference_code_needs_both_handlers() {
         "m/code/inference.py",
         "def input_handler(data, context):\n    return data\n",
     );
-    let (code, report) = validate(&sb, "m", &[]);
+    let (code, report) = validate(&sb, "m", &["--framework", "tensorflow"]);
     assert_eq!(code, 1);
     assert!(finding(&report, "tf.half-handler")["message"]
         .as_str()
@@ -213,7 +213,7 @@ fn mxnet_needs_its_shapes_file() {
     assert_clean(&sb, fixture("models/mxnet").to_str().unwrap(), "mxnet");
     sb.model("mxnet", "m");
     fs::remove_file(sb.join("m/model-shapes.json")).unwrap();
-    let (code, report) = validate(&sb, "m", &[]);
+    let (code, report) = validate(&sb, "m", &["--framework", "mxnet"]);
     assert_eq!(code, 1);
     let f = finding(&report, "mxnet.missing-shapes");
     assert_eq!(f["path"], "model-shapes.json");
@@ -240,7 +240,7 @@ fn mxnet_shapes_and_names_are_checked() {
     ] {
         fs::rename(sb.join("m").join(from), sb.join("m").join(to)).unwrap();
     }
-    let (code, report) = validate(&sb, "m", &[]);
+    let (code, report) = validate(&sb, "m", &["--framework", "mxnet"]);
     assert_eq!(code, 1);
     assert_eq!(
         finding(&report, "mxnet.default-names")["path"],
@@ -287,7 +287,7 @@ fn mxnet_checkpoint_files_must_agree_on_names() {
         "m/model-shapes.json",
         r#"[{"name": "/dense_1_input1", "shape": [1, 4]}]"#,
     );
-    let (code, report) = validate(&sb, "m", &[]);
+    let (code, report) = validate(&sb, "m", &["--framework", "mxnet"]);
     assert_eq!(code, 1);
     let f = finding(&report, "mxnet.shape-name");
     let message = f["message"].as_str().unwrap();
@@ -337,7 +337,7 @@ fn mms_handlers_must_exist_in_the_archive() {
         manifest.replace("sentiment_handler:handle", "missing_module:handle"),
     )
     .unwrap();
-    let (code, report) = validate(&sb, "m", &[]);
+    let (code, report) = validate(&sb, "m", &["--framework", "mms"]);
     assert_eq!(code, 1);
     let f = finding(&report, "mms.handler-missing");
     assert_eq!(f["path"], "missing_module.py");
@@ -361,7 +361,7 @@ fn pytorch_needs_a_model_fn() {
         "m/code/inference.py",
         "def predict_fn(data, model):\n    return model(data)\n",
     );
-    let (code, report) = validate(&sb, "m", &[]);
+    let (code, report) = validate(&sb, "m", &["--framework", "pytorch"]);
     assert_eq!(code, 1);
     assert_eq!(
         finding(&report, "code.no-model-fn")["path"],
@@ -377,7 +377,7 @@ fn pytorch_needs_a_model_fn() {
         .unwrap()
         .contains("input_fn"));
     fs::remove_dir_all(sb.join("m/code")).unwrap();
-    let (code, report) = validate(&sb, "m", &[]);
+    let (code, report) = validate(&sb, "m", &["--framework", "pytorch"]);
     assert_eq!(code, 1);
     assert_eq!(
         finding(&report, "code.missing")["path"],
@@ -395,9 +395,40 @@ fn sklearn_and_xgboost_layouts() {
     assert_eq!((code, report["framework"].as_str()), (0, Some("xgboost")));
     assert_eq!(finding(&report, "model.file")["path"], "booster.bst");
     sb.write("s/model.pkl", "p");
-    let (code, report) = validate(&sb, "s", &[]);
+    let (code, report) = validate(&sb, "s", &["--framework", "sklearn"]);
     assert_eq!((code, report["framework"].as_str()), (1, Some("sklearn")));
     assert!(codes(&report, "error").contains(&"code.missing".into()));
+}
+
+/// AWS's scikit_bring_your_own sample: one pickled decision tree, served by its own image.
+/// Detection suggests scikit-learn, and says what SageMaker's scikit-learn container would
+/// need as a warning; only naming that framework makes it an error. A broken file stays an
+/// error whoever serves it.
+#[test]
+fn a_detected_framework_warns_where_a_named_one_fails() {
+    let sb = Sandbox::new();
+    sb.write("byo/decision-tree-model.pkl", "pickled tree");
+    let (code, report) = validate(&sb, "byo", &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["framework"], "sklearn");
+    let f = finding(&report, "code.missing");
+    assert_eq!(f["severity"], "warning");
+    assert!(f["message"].as_str().unwrap().contains("detected"), "{f}");
+    let (code, report) = validate(&sb, "byo", &["--framework", "sklearn"]);
+    assert_eq!(code, 1);
+    assert_eq!(finding(&report, "code.missing")["severity"], "error");
+    let (code, report) = validate(&sb, "byo", &["--framework", "custom"]);
+    assert_eq!(code, 0);
+    assert!(codes(&report, "warning").is_empty(), "{report:#}");
+
+    sb.model("tensorflow", "tf");
+    fs::write(sb.join("tf/1/saved_model.pb"), b"\x12\xff\xff\xff\x7f").unwrap();
+    let (code, report) = validate(&sb, "tf", &[]);
+    assert_eq!(
+        code, 1,
+        "a corrupt SavedModel is an error even when detected"
+    );
+    assert_eq!(finding(&report, "tf.bad-savedmodel")["severity"], "error");
 }
 
 #[test]

@@ -136,3 +136,11 @@ def test_request_shapes_validate_offline():
             stub.add_response(method, response, params)
             getattr(client, method)(**params)
             stub.assert_no_pending_responses()
+
+
+def test_embedded_shapes_match_the_pinned_botocore():
+    """sagedock validates requests with src/botocore/*.json, extracted from botocore by
+    extract_shapes.py: they must be what the pinned botocore ships."""
+    import extract_shapes
+
+    assert extract_shapes.main(check=True) == 0, "run: python harness/clients/extract_shapes.py"

@@ -3,14 +3,14 @@
 //! Owns everything between a `ModelDataUrl` that names a local archive and a directory
 //! that can be bind-mounted at `/opt/ml/model`: deterministic packing ([`pack`]), safe and
 //! atomic unpacking ([`unpack`]), the sha256-keyed cache of unpacked trees ([`cache`]) and
-//! the layout checks that turn a tree into findings with fixes ([`inspect`]).
+//! the findings vocabulary the layout checks speak ([`finding`]).
 //!
-//! Does not: talk to Docker, or know how a framework's container behaves beyond the
-//! layout rules in [`crate::framework`].
+//! Does not: talk to Docker, or know how a framework's container behaves (the layout rules
+//! are [`crate::framework`]'s).
 
 pub mod cache;
+pub mod finding;
 pub mod gzip;
-pub mod inspect;
 pub mod pack;
 mod paths;
 mod pgzip;
@@ -20,7 +20,7 @@ pub mod tree;
 pub mod unpack;
 
 pub use cache::{Cache, CacheEntry, CacheError, CachedArtifact};
-pub use inspect::{Finding, Report, Severity};
+pub use finding::{Finding, Severity};
 pub use pack::{pack, PackError, PackOptions, Packed};
 pub use unpack::{unpack, UnpackError, UnpackErrorKind, Unpacked};
 
@@ -46,6 +46,24 @@ impl Default for Limits {
         Limits {
             max_unpacked_bytes: Self::DEFAULT_MAX_UNPACKED_BYTES,
             max_entries: Self::DEFAULT_MAX_ENTRIES,
+        }
+    }
+}
+
+/// A folder that can be mounted at `/opt/ml/model`, with the sha256 of the archive it was
+/// unpacked from (empty for a folder used as it is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelDir {
+    pub path: std::path::PathBuf,
+    pub sha256: String,
+}
+
+impl ModelDir {
+    /// A folder used as it is.
+    pub fn folder(path: std::path::PathBuf) -> ModelDir {
+        ModelDir {
+            path,
+            sha256: String::new(),
         }
     }
 }

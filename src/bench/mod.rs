@@ -31,7 +31,16 @@ use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
-use crate::{Error, Result};
+mod render;
+
+/// Why a load could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("bench URL {url}: {why}")]
+    Url { url: String, why: String },
+}
+
+type Result<T, E = BenchError> = std::result::Result<T, E>;
 
 /// What to send, how hard and for how long.
 #[derive(Debug, Clone)]
@@ -157,7 +166,10 @@ struct Target {
 
 impl Target {
     fn parse(url: &Uri) -> Result<Target> {
-        let bad = |why: &str| Error::Usage(format!("bench URL {url}: {why}"));
+        let bad = |why: &str| BenchError::Url {
+            url: url.to_string(),
+            why: why.to_string(),
+        };
         match url.scheme_str() {
             Some("http") => {}
             Some("https") => return Err(bad("https is not supported: bench sends plain HTTP to a local endpoint (sagedock serve or up, or a container's own address)")),

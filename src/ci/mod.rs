@@ -2,11 +2,14 @@
 //! each (the artifact's layout, a healthy start, answers to sample requests, latency under
 //! load); the run reports every check as a test case, in JUnit XML for CI systems.
 //!
-//! Owns: the spec (parsed strictly: an unknown field is an error naming it), the checks'
-//! outcomes and their JUnit rendering. Running the checks is `cli::ci`'s job, with the
-//! same parts `serve` and `bench` use.
+//! Owns: the spec (parsed strictly: an unknown field is an error naming it), the
+//! [`runner`] (each endpoint deployed the way `serve` and `up` deploy, its answers checked
+//! against [`expect`]ations, its load measured by [`crate::bench`]), and the checks'
+//! outcomes with their JUnit rendering ([`junit`]). Printing is the CLI's.
 
+pub mod expect;
 pub mod junit;
+pub mod runner;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +17,28 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{Error, Result};
+/// Why a spec cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {detail} (the spec is JSON; see README, `sagedock ci`)")]
+    Parse { path: PathBuf, detail: String },
+    #[error("{path}: {why}")]
+    Invalid { path: PathBuf, why: String },
+    #[error("request {request}: {header} {value:?} is not a valid header value")]
+    Header {
+        request: String,
+        header: String,
+        value: String,
+    },
+}
+
+type Result<T, E = SpecError> = std::result::Result<T, E>;
 
 /// The whole spec file.
 #[derive(Debug, Deserialize)]
@@ -73,12 +97,12 @@ pub struct RequestSpec {
 }
 
 /// What an answer must be; every field is optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// The HTTP status InvokeEndpoint answers (default 200).
-    #[serde(default = "ok_status")]
-    pub status: u16,
+    /// The HTTP status InvokeEndpoint answers (default: 200, or the status of `error`).
+    #[serde(default)]
+    pub status: Option<u16>,
     /// The AWS error type (`ModelError`, `ValidationError`, …) of an error answer.
     #[serde(default)]
     pub error: Option<String>,
@@ -92,19 +116,6 @@ pub struct Expect {
     pub json: BTreeMap<String, serde_json::Value>,
     #[serde(default, with = "humantime_serde_compat::option")]
     pub max_latency: Option<Duration>,
-}
-
-impl Default for Expect {
-    fn default() -> Self {
-        Expect {
-            status: ok_status(),
-            error: None,
-            content_type: None,
-            body_contains: Vec::new(),
-            json: BTreeMap::new(),
-            max_latency: None,
-        }
-    }
 }
 
 /// Load on the endpoint (`sagedock bench`'s options) and its budgets.
@@ -134,9 +145,6 @@ fn default_instance_type() -> String {
 fn one() -> usize {
     1
 }
-fn ok_status() -> u16 {
-    200
-}
 fn default_content_type() -> String {
     "application/json".into()
 }
@@ -153,20 +161,20 @@ fn default_warmup() -> Duration {
 impl Spec {
     /// Reads and checks a spec file; paths in it become relative to its directory.
     pub fn load(path: &Path) -> Result<Spec> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut spec: Spec = serde_json::from_str(&text).map_err(|e| {
-            Error::Usage(format!(
-                "{}: {e} (the spec is JSON; see README, `sagedock ci`)",
-                path.display()
-            ))
+        let mut spec: Spec = serde_json::from_str(&text).map_err(|e| SpecError::Parse {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         spec.resolve(base);
-        spec.check()
-            .map_err(|why| Error::Usage(format!("{}: {why}", path.display())))?;
+        spec.check().map_err(|why| SpecError::Invalid {
+            path: path.to_path_buf(),
+            why,
+        })?;
         Ok(spec)
     }
 
@@ -274,7 +282,7 @@ impl RequestSpec {
         match (&self.body, &self.body_file) {
             (_, Some(file)) => std::fs::read(file)
                 .map(bytes::Bytes::from)
-                .map_err(|source| Error::Read {
+                .map_err(|source| SpecError::Read {
                     path: file.clone(),
                     source,
                 }),

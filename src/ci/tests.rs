@@ -37,7 +37,7 @@ fn defaults_and_relative_paths() {
     );
     assert_eq!(e.health_timeout, Duration::from_secs(600));
     assert_eq!(e.requests[0].content_type, "application/json");
-    assert_eq!(e.requests[0].expect.status, 200);
+    assert_eq!(e.requests[0].expect.status(), 200);
     let load = e.load.as_ref().unwrap();
     assert_eq!(
         (load.concurrency, load.duration),

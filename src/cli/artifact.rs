@@ -5,9 +5,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{CacheCommand, PackArgs, UnpackArgs, ValidateArgs};
-use crate::artifact::inspect::{self, Finding, Report, Source};
-use crate::artifact::tree::Tree;
 use crate::artifact::{self as art, Cache, PackOptions};
+use crate::framework::inspect::{self, Report};
 use crate::units::format_bytes;
 use crate::{Error, Result};
 
@@ -69,11 +68,13 @@ pub fn unpack(args: &UnpackArgs) -> Result<ExitCode> {
 }
 
 pub fn validate(args: &ValidateArgs) -> Result<ExitCode> {
-    let (report, _) = check_artifact(
+    let checked = inspect::check(
         &args.artifact,
-        args.framework.framework(),
+        args.framework,
         &args.limits.limits(),
+        &Cache::from_env()?,
     )?;
+    let report = checked.report;
     if args.json {
         print_json(&report)?;
     } else {
@@ -84,65 +85,6 @@ pub fn validate(args: &ValidateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Checks an artifact (an archive, unpacked through the cache, or a directory) and returns
-/// the report with the model directory to mount and the archive's sha256 (empty for a
-/// directory); no directory when the archive could not be unpacked (the report says why).
-pub(super) fn check_artifact(
-    path: &std::path::Path,
-    framework: Option<crate::framework::Framework>,
-    limits: &crate::artifact::Limits,
-) -> Result<(Report, Option<(std::path::PathBuf, String)>)> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if meta.is_dir() {
-        let tree = scan(path)?;
-        let report = inspect::inspect(&tree, &Source::Directory(path.to_path_buf()), framework);
-        let dir = path.canonicalize().map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        return Ok((report, Some((dir, String::new()))));
-    }
-    let cache = Cache::from_env()?;
-    match cache.unpack(path, limits) {
-        Ok(cached) => {
-            let tree = scan(&cached.model_dir)?;
-            let mut report =
-                inspect::inspect(&tree, &Source::Archive(path.to_path_buf()), framework);
-            report.sha256 = Some(cached.sha256.clone());
-            Ok((report, Some((cached.model_dir, cached.sha256))))
-        }
-        Err(art::CacheError::Unpack(err)) if err.kind.is_artifact_fault() => {
-            Ok((unreadable_archive(path, &err.kind), None))
-        }
-        Err(err) => Err(err.into()),
-    }
-}
-
-fn scan(dir: &std::path::Path) -> Result<Tree> {
-    Tree::scan(dir).map_err(|source| Error::Read {
-        path: dir.to_path_buf(),
-        source,
-    })
-}
-
-/// The report for an archive that could not be unpacked: one error, the unpack's own.
-fn unreadable_archive(path: &std::path::Path, kind: &art::UnpackErrorKind) -> Report {
-    let tree = Tree {
-        root: path.to_path_buf(),
-        nodes: Vec::new(),
-    };
-    let mut report = inspect::inspect(&tree, &Source::Archive(path.to_path_buf()), None);
-    report.findings = vec![Finding::error("archive.unreadable", "", kind.to_string())];
-    report.counts = inspect::Counts {
-        errors: 1,
-        ..Default::default()
-    };
-    report
 }
 
 fn print_report(report: &Report) -> Result<()> {
@@ -252,7 +194,7 @@ pub fn cache(cmd: &CacheCommand) -> Result<ExitCode> {
             json,
         } => {
             if !*all && older_than.is_none() {
-                return Err(Error::Usage(
+                return Err(Error::Argument(
                     "say what to prune: --all, or --older-than AGE (e.g. --older-than 7d)".into(),
                 ));
             }

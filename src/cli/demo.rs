@@ -19,16 +19,21 @@ use tokio::net::TcpListener;
 
 use super::DemoArgs;
 use crate::artifact::{self, Cache, PackOptions};
-use crate::control::deploy::DeployOptions;
-use crate::control::{ControlPlane, Settings};
-use crate::endpoint::{self, App};
+use crate::control::{ControlPlane, Options, Settings};
+use crate::deploy::{Capacity, DeployOptions};
+use crate::endpoint::MODEL_LOAD_WAIT;
+use crate::runtime::owner::{self, DataDirLock};
 use crate::runtime::Engine;
+use crate::server::{self, App};
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// The demo's serving images: SageMaker's TensorFlow Serving contract on real TensorFlow
 /// (the default), or the small echo test image (`--echo`).
 const TENSORFLOW_IMAGE: &str = "sagedock/tensorflow:latest";
 const ECHO_IMAGE: &str = "sagedock/echo:latest";
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -50,9 +55,9 @@ async fn ensure_image(engine: &Engine, image: &str, recipe: &str, how_long: &str
         .arg(&script)
         .status()
         .await
-        .map_err(|e| Error::Usage(format!("cannot run {}: {e}", script.display())))?;
+        .map_err(|e| Error::Demo(format!("cannot run {}: {e}", script.display())))?;
     if !status.success() {
-        return Err(Error::Usage(format!(
+        return Err(Error::Demo(format!(
             "{} failed; see its output above",
             script.display()
         )));
@@ -72,7 +77,7 @@ async fn call(client: &HttpClient, url: &str, op: &str, body: Value) -> Result<V
     let response = client
         .request(request)
         .await
-        .map_err(|e| Error::Usage(format!("{op}: {e}")))?;
+        .map_err(|e| Error::Demo(format!("{op}: {e}")))?;
     let status = response.status();
     let bytes = response
         .into_body()
@@ -82,7 +87,7 @@ async fn call(client: &HttpClient, url: &str, op: &str, body: Value) -> Result<V
         .unwrap_or_default();
     let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !status.is_success() {
-        return Err(Error::Usage(format!(
+        return Err(Error::Demo(format!(
             "{op} failed: {} {}",
             value["__type"], value["message"]
         )));
@@ -104,7 +109,7 @@ async fn invoke(
     let response = client
         .request(request)
         .await
-        .map_err(|e| Error::Usage(format!("InvokeEndpoint: {e}")))?;
+        .map_err(|e| Error::Demo(format!("InvokeEndpoint: {e}")))?;
     let variant = response
         .headers()
         .get("x-amzn-invoked-production-variant")
@@ -165,7 +170,7 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
         &packed.sha256[..16]
     );
 
-    let url = start_server(engine, work.path(), &s3).await?;
+    let (url, _lock) = start_server(engine, work.path(), &s3).await?;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
@@ -242,33 +247,42 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     })
 }
 
-/// Serves the control plane and runtime API from this process on a free port.
-async fn start_server(engine: Engine, work: &Path, s3: &Path) -> Result<String> {
-    let settings = Settings {
-        region: "us-east-1".into(),
-        account: "123456789012".into(),
-        s3_root: Some(s3.to_path_buf()),
-        s3_endpoint: None,
-    };
-    let options = DeployOptions {
+/// Serves the control plane and runtime API from this process on a free port; returns its
+/// URL, and the data directory's lock (held while the demo runs).
+async fn start_server(engine: Engine, work: &Path, s3: &Path) -> Result<(String, DataDirLock)> {
+    let data = work.join("data");
+    let lock = owner::claim(&data)?;
+    let options = Options {
         health_timeout: Duration::from_secs(120),
-        pull: false,
-        cpu_only: false,
-        model_load_wait: crate::endpoint::router::MODEL_LOAD_WAIT,
+        model_load_wait: MODEL_LOAD_WAIT,
+        deploy: DeployOptions {
+            pull: false,
+            cpu_only: false,
+            capacity: Capacity::for_memory(engine.memory_bytes),
+        },
+    };
+    let settings = Settings {
+        region: REGION.into(),
+        account: ACCOUNT.into(),
     };
     let (control, router) = ControlPlane::open(
         settings,
-        &work.join("data"),
+        &data,
+        lock.owner.clone(),
         engine,
         Cache::at(work.join("cache")),
+        Storage::root(s3)?,
         options,
-    )
-    .map_err(|e| Error::Usage(e.to_string()))?;
+    )?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(endpoint::serve(listener, App::new(router, Some(control))));
+    tokio::spawn(server::serve(
+        listener,
+        App::new(router, Some(control)),
+        server::Limits::default(),
+    ));
     println!("sagedock API on {url} (what `sagedock up` serves)");
-    Ok(url)
+    Ok((url, lock))
 }
 
 async fn wait_for_status(client: &HttpClient, url: &str) -> Result<String> {

@@ -6,8 +6,10 @@
 mod artifact;
 mod bench;
 mod ci;
+mod containers;
 mod demo;
-mod runtime;
+mod process;
+mod serve;
 mod up;
 
 use std::path::PathBuf;
@@ -16,6 +18,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::artifact::Limits;
+use crate::deploy::Capacity;
+use crate::framework::inspect::Choice;
 use crate::framework::Framework;
 use crate::Result;
 
@@ -114,6 +118,27 @@ pub struct CiArgs {
     pub region: String,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub capacity: CapacityArgs,
+}
+
+/// How many instances this machine runs.
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// Instances in all, over every endpoint (default: one per 256 MiB of the Docker
+    /// engine's memory, at least 8).
+    #[arg(long, value_name = "N")]
+    pub max_instances: Option<u64>,
+    /// Instances of one endpoint (default: --max-instances).
+    #[arg(long, value_name = "N")]
+    pub max_instances_per_endpoint: Option<u64>,
+}
+
+impl CapacityArgs {
+    /// The caps for an engine with `memory_bytes`, as the flags adjust them.
+    pub fn capacity(&self, memory_bytes: u64) -> Capacity {
+        Capacity::for_memory(memory_bytes).with(self.max_instances_per_endpoint, self.max_instances)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +257,8 @@ pub struct UpArgs {
     /// before answering ModelNotReadyException (the load goes on). SageMaker waits 60 s.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub model_load_wait: std::time::Duration,
+    #[command(flatten)]
+    pub capacity: CapacityArgs,
 }
 
 /// The port `sagedock serve` (and later `sagedock up`) listens on unless told otherwise.
@@ -284,6 +311,8 @@ pub struct ServeArgs {
     pub region: String,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub capacity: CapacityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -365,42 +394,31 @@ pub struct UnpackArgs {
     pub json: bool,
 }
 
-/// Which rules to apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FrameworkChoice {
-    /// Detect from the layout.
-    Auto,
-    Tensorflow,
-    Mxnet,
-    Mms,
-    Pytorch,
-    Sklearn,
-    Xgboost,
-    Custom,
-}
-
-impl FrameworkChoice {
-    pub fn framework(self) -> Option<Framework> {
-        match self {
-            FrameworkChoice::Auto => None,
-            FrameworkChoice::Tensorflow => Some(Framework::Tensorflow),
-            FrameworkChoice::Mxnet => Some(Framework::Mxnet),
-            FrameworkChoice::Mms => Some(Framework::Mms),
-            FrameworkChoice::Pytorch => Some(Framework::Pytorch),
-            FrameworkChoice::Sklearn => Some(Framework::Sklearn),
-            FrameworkChoice::Xgboost => Some(Framework::Xgboost),
-            FrameworkChoice::Custom => Some(Framework::Custom),
-        }
+/// `--framework`: `auto` (detect from the layout) or a framework's name.
+fn parse_choice(value: &str) -> std::result::Result<Choice, String> {
+    if value.eq_ignore_ascii_case("auto") {
+        return Ok(Choice::Detect);
     }
+    Framework::from_str(value, true)
+        .map(Choice::Named)
+        .map_err(|_| {
+            let names: Vec<&str> = Framework::value_variants()
+                .iter()
+                .map(|f| f.name())
+                .collect();
+            format!("expected auto or one of: {}", names.join(", "))
+        })
 }
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// A model.tar.gz (unpacked through the cache) or a model directory.
     pub artifact: PathBuf,
-    /// The serving stack whose rules apply.
-    #[arg(long, value_enum, default_value_t = FrameworkChoice::Auto)]
-    pub framework: FrameworkChoice,
+    /// The serving stack whose rules apply: auto (detected from the layout; its rules'
+    /// errors are then said as warnings), tensorflow, mxnet, mms, pytorch, sklearn,
+    /// xgboost or custom.
+    #[arg(long, value_name = "STACK", default_value = "auto", value_parser = parse_choice)]
+    pub framework: Choice,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Print the report as JSON.
@@ -437,10 +455,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Unpack(args) => artifact::unpack(&args),
         Command::Validate(args) => artifact::validate(&args),
         Command::Cache(cmd) => artifact::cache(&cmd),
-        Command::Serve(args) => block_on(runtime::serve(&args)),
-        Command::Ps(args) => block_on(runtime::ps(&args)),
-        Command::Logs(args) => block_on(runtime::logs(&args)),
-        Command::Gc(args) => block_on(runtime::gc(&args)),
+        Command::Serve(args) => block_on(serve::serve(&args)),
+        Command::Ps(args) => block_on(containers::ps(&args)),
+        Command::Logs(args) => block_on(containers::logs(&args)),
+        Command::Gc(args) => block_on(containers::gc(&args)),
         Command::Up(args) => block_on(up::up(&args)),
         Command::Demo(args) => block_on(demo::demo(&args)),
         Command::Bench(args) => block_on(bench::bench(&args)),
@@ -453,7 +471,7 @@ fn block_on<F: std::future::Future<Output = Result<ExitCode>>>(future: F) -> Res
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(crate::Error::Output)?
+        .map_err(crate::Error::AsyncRuntime)?
         .block_on(future)
 }
 
@@ -465,5 +483,15 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn framework_choices_parse() {
+        assert_eq!(parse_choice("auto"), Ok(Choice::Detect));
+        assert_eq!(
+            parse_choice("sklearn"),
+            Ok(Choice::Named(Framework::Sklearn))
+        );
+        assert!(parse_choice("caffe").unwrap_err().contains("tensorflow"));
     }
 }

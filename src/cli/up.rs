@@ -1,26 +1,38 @@
 //! `sagedock up`: the SageMaker control plane and runtime API on one port.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::runtime::{listen_and_connect, shutdown_signal};
+use super::process::{listen_and_connect, shutdown_signal};
 use super::UpArgs;
 use crate::artifact::Cache;
-use crate::control::deploy::DeployOptions;
-use crate::control::{ControlPlane, Settings};
-use crate::endpoint::{self, App};
+use crate::control::{ControlPlane, Options, Settings};
+use crate::deploy::DeployOptions;
+use crate::runtime::owner;
+use crate::server::{self, App};
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// Where `up` keeps its state unless told otherwise.
-pub fn default_data_dir() -> std::path::PathBuf {
+pub fn default_data_dir() -> PathBuf {
     dirs::data_dir()
         .map(|d| d.join("sagedock"))
-        .unwrap_or_else(|| std::path::PathBuf::from(".sagedock"))
+        .unwrap_or_else(|| PathBuf::from(".sagedock"))
+}
+
+/// Where `s3://` locations are, as the flags say.
+pub fn storage(s3_root: Option<&Path>, s3_endpoint: Option<&str>) -> Result<Storage> {
+    Ok(match (s3_root, s3_endpoint) {
+        (Some(root), _) => Storage::root(root)?,
+        (None, Some(endpoint)) => Storage::remote(endpoint),
+        (None, None) => Storage::None,
+    })
 }
 
 pub async fn up(args: &UpArgs) -> Result<ExitCode> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir).map_err(|source| Error::Read {
+    std::fs::create_dir_all(&data_dir).map_err(|source| Error::Write {
         path: data_dir.clone(),
         source,
     })?;
@@ -28,39 +40,44 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         path: data_dir.clone(),
         source,
     })?;
+    let lock = owner::claim(&data_dir)?;
     let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
     let local = listener.local_addr()?;
     let settings = Settings {
         region: args.region.clone(),
         account: args.account.clone(),
-        s3_root: args.s3_root.clone(),
-        s3_endpoint: args.s3_endpoint.clone(),
     };
-    let options = DeployOptions {
+    let options = Options {
         health_timeout: args.health_timeout,
-        pull: args.pull,
-        cpu_only: args.cpu_only,
         model_load_wait: args.model_load_wait,
+        deploy: DeployOptions {
+            pull: args.pull,
+            cpu_only: args.cpu_only,
+            capacity: args.capacity.capacity(engine.memory_bytes),
+        },
     };
-    let (control, router) =
-        ControlPlane::open(settings, &data_dir, engine, Cache::from_env()?, options)
-            .map_err(|e| Error::Usage(e.to_string()))?;
-    let deployer = control.deployer.clone();
-    deployer
-        .restore()
-        .await
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let app = App::new(router, Some(control));
+    let (control, router) = ControlPlane::open(
+        settings,
+        &data_dir,
+        lock.owner.clone(),
+        engine,
+        Cache::from_env()?,
+        storage(args.s3_root.as_deref(), args.s3_endpoint.as_deref())?,
+        options,
+    )?;
+    control.restore().await?;
+    let app = App::new(router, Some(control.clone()));
     print_banner(local, &data_dir)?;
-    let server = tokio::spawn(endpoint::serve(listener, app));
+    let server = tokio::spawn(server::serve(listener, app, server::Limits::default()));
     shutdown_signal().await;
     server.abort();
     eprintln!("stopping: removing this run's containers (endpoints stay in {}; the next `sagedock up` redeploys them)", data_dir.display());
-    deployer.shutdown().await;
+    control.shutdown().await;
+    drop(lock);
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_banner(local: std::net::SocketAddr, data_dir: &std::path::Path) -> Result<()> {
+fn print_banner(local: std::net::SocketAddr, data_dir: &Path) -> Result<()> {
     let url = format!("http://{local}");
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {url}")?;

@@ -1,10 +1,16 @@
-//! AWS wire errors, serialised in exactly one place.
+//! The control plane's errors, in AWS's wire shape, serialised in exactly one place
+//! ([`AwsError::into_response`]).
 //!
 //! The control plane speaks AWS JSON 1.1: an error is HTTP 400 (or 5xx) with the body
 //! `{"__type": "<code>", "message": "<text>"}`; botocore reads the code from `__type`.
-//! The runtime API (rest-json) also sends the code in the `x-amzn-ErrorType` header.
 
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
 use serde_json::json;
+
+use crate::botocore::Invalid;
+use crate::endpoint::{full, Body};
+use crate::state::StoreError;
 
 /// An error as AWS sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +34,16 @@ impl AwsError {
         Self::new("ValidationException", 400, message)
     }
 
+    /// `ResourceLimitExceeded` (400): more instances than this machine runs.
+    pub fn resource_limit(message: impl Into<String>) -> Self {
+        Self::new("ResourceLimitExceeded", 400, message)
+    }
+
+    /// `SerializationException` (400): a body that is not the operation's JSON.
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::new("SerializationException", 400, message)
+    }
+
     /// An operation sagedock does not implement.
     pub fn unknown_operation(target: &str) -> Self {
         Self::new(
@@ -41,10 +57,17 @@ impl AwsError {
         Self::new("InternalFailure", 500, message)
     }
 
-    /// The AWS JSON 1.1 body.
-    pub fn json_body(&self) -> Vec<u8> {
-        serde_json::to_vec(&json!({ "__type": self.code, "message": self.message }))
-            .expect("serialisable")
+    /// The response: status, AWS JSON 1.1 body.
+    pub fn into_response(self) -> Response<Body> {
+        let body = json!({ "__type": self.code, "message": self.message });
+        let mut response = Response::new(full(body.to_string()));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
+        response
     }
 }
 
@@ -54,8 +77,19 @@ impl std::fmt::Display for AwsError {
     }
 }
 
-impl From<super::store::StoreError> for AwsError {
-    fn from(e: super::store::StoreError) -> Self {
+impl std::error::Error for AwsError {}
+
+impl From<StoreError> for AwsError {
+    fn from(e: StoreError) -> Self {
         AwsError::internal(e.to_string())
+    }
+}
+
+impl From<Invalid> for AwsError {
+    fn from(e: Invalid) -> Self {
+        match e {
+            Invalid::Serialization(message) => AwsError::serialization(message),
+            constraints @ Invalid::Constraints(_) => AwsError::validation(constraints.message()),
+        }
     }
 }

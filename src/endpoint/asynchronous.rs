@@ -5,25 +5,24 @@
 //! `InvocationTimeoutSeconds`. The answer is written to the output location, an error to
 //! the failure location.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use super::router::{validation_error, Router};
-use super::Body;
+use super::error::ApiError;
+use super::invoke::Outcome;
+use super::{Body, RequestBody, Router};
+use crate::storage::{S3Location, Storage};
 
-/// RequestTTLSeconds when the caller gives none (6 hours), and its bounds.
+/// RequestTTLSeconds when the caller gives none (6 hours; botocore's model bounds it).
 const DEFAULT_TTL: u64 = 21_600;
-const TTL_RANGE: (u64, u64) = (60, 21_600);
-/// InvocationTimeoutSeconds when the caller gives none (15 minutes), and its bounds.
+/// InvocationTimeoutSeconds when the caller gives none (15 minutes).
 const DEFAULT_TIMEOUT: u64 = 900;
-const TIMEOUT_RANGE: (u64, u64) = (1, 3_600);
 /// MaxConcurrentInvocationsPerInstance when the endpoint config gives none (SageMaker
 /// "chooses an optimal value"; sagedock takes 4).
 pub const DEFAULT_PER_INSTANCE: u32 = 4;
@@ -31,8 +30,8 @@ pub const DEFAULT_PER_INSTANCE: u32 = 4;
 /// Where an asynchronous endpoint's results go, and its queue.
 #[derive(Debug, Clone)]
 pub struct AsyncOutput {
-    pub output_path: String,
-    pub failure_path: Option<String>,
+    pub output_path: S3Location,
+    pub failure_path: Option<S3Location>,
     pub queue: Arc<AsyncQueue>,
 }
 
@@ -58,7 +57,7 @@ impl AsyncQueue {
     /// requests finish.
     pub fn resize(&self, instances: usize) {
         let want = self.per_instance * instances;
-        let mut capacity = self.capacity.lock().expect("queue capacity");
+        let mut capacity = self.capacity.lock().unwrap_or_else(PoisonError::into_inner);
         if want > *capacity {
             self.slots.add_permits(want - *capacity);
         } else {
@@ -79,61 +78,83 @@ impl AsyncQueue {
     }
 }
 
-/// An optional integer header within `range`, as SageMaker validates it.
-fn int_header(
-    headers: &HeaderMap,
-    header: &str,
-    member: &str,
-    (min, max): (u64, u64),
-) -> Result<Option<u64>, Box<Response<Body>>> {
-    let Some(raw) = headers.get(header) else {
-        return Ok(None);
-    };
-    let text = raw.to_str().unwrap_or("");
-    let fail = |rule: String| {
-        Box::new(validation_error(format!(
-            "1 validation error detected: Value '{text}' at '{member}' failed to satisfy constraint: {rule}"
-        )))
-    };
-    let value: u64 = text
-        .trim()
-        .parse()
-        .map_err(|_| fail("Member must be an integer".into()))?;
-    if value < min {
-        return Err(fail(format!(
-            "Member must have value greater than or equal to {min}"
-        )));
-    }
-    if value > max {
-        return Err(fail(format!(
-            "Member must have value less than or equal to {max}"
-        )));
-    }
-    Ok(Some(value))
+/// An integer header botocore's model has checked already.
+fn seconds(headers: &HeaderMap, name: &str, default: u64) -> Duration {
+    let value = headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default);
+    Duration::from_secs(value)
 }
 
-/// `base/` + `extension/` (when given).
-fn folder(base: &str, extension: Option<&str>) -> String {
-    let mut out = base.trim_end_matches('/').to_string();
-    out.push('/');
-    if let Some(ext) = extension
-        .map(|e| e.trim_matches('/'))
-        .filter(|e| !e.is_empty())
-    {
-        out.push_str(ext);
-        out.push('/');
+/// Where one asynchronous request's result and error go.
+struct Locations {
+    output: S3Location,
+    failure: S3Location,
+}
+
+impl Locations {
+    /// `<output path>/<extension>/<file name>` and the failure location beside the failure
+    /// path (or, with none configured, beside the output); each checked writable.
+    fn of(
+        output: &AsyncOutput,
+        headers: &HeaderMap,
+        id: &str,
+        storage: &Storage,
+    ) -> Result<Locations, ApiError> {
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let extension = header("x-amzn-sagemaker-s3outputpathextension")
+            .map(|e| e.trim_matches('/'))
+            .filter(|e| !e.is_empty());
+        let under = |base: &S3Location, file: &str| {
+            let relative = match extension {
+                Some(ext) => format!("{ext}/{file}"),
+                None => file.to_string(),
+            };
+            base.join(&relative)
+                .map_err(|e| ApiError::validation(e.to_string()))
+        };
+        let file =
+            header("x-amzn-sagemaker-filename").map_or_else(|| format!("{id}.out"), str::to_string);
+        let locations = Locations {
+            output: under(&output.output_path, &file)?,
+            failure: under(
+                output.failure_path.as_ref().unwrap_or(&output.output_path),
+                &format!("{id}-error.out"),
+            )?,
+        };
+        for location in [&locations.output, &locations.failure] {
+            storage.check_writable(location).map_err(|e| {
+                ApiError::validation(format!(
+                    "The result of this request could not be written: {e}"
+                ))
+            })?;
+        }
+        Ok(locations)
     }
-    out
 }
 
 impl Router {
     /// Handles InvokeEndpointAsync for `name`.
-    pub async fn invoke_async(
+    pub async fn invoke_async<B: RequestBody>(
         self: &Arc<Self>,
         name: &str,
-        req: Request<Incoming>,
+        req: Request<B>,
         request_id: &str,
     ) -> Response<Body> {
+        match self.enqueue(name, req, request_id).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        }
+    }
+
+    async fn enqueue<B: RequestBody>(
+        self: &Arc<Self>,
+        name: &str,
+        req: Request<B>,
+        request_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
         let (parts, body) = req.into_parts();
         let header = |n: &str| {
             parts
@@ -142,65 +163,39 @@ impl Router {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        let target = self.resolve("InvokeEndpointAsync", name, &parts.headers, request_id)?;
         let Some(output) = self.get(name).and_then(|e| e.async_output.clone()) else {
-            return match self.get(name) {
-                None => self.not_found(name),
-                Some(_) => validation_error(format!(
-                    "Endpoint {name} of account {} is not configured for asynchronous inference (AsyncInferenceConfig).",
-                    self.account
-                )),
-            };
+            return Err(ApiError::validation(format!(
+                "Endpoint {name} of account {} is not configured for asynchronous inference (AsyncInferenceConfig).",
+                self.account
+            )));
         };
-        let limits = int_header(
+        let ttl = seconds(
             &parts.headers,
             "x-amzn-sagemaker-requestttlseconds",
-            "requestTTLSeconds",
-            TTL_RANGE,
-        )
-        .and_then(|ttl| {
-            let timeout = int_header(
-                &parts.headers,
-                "x-amzn-sagemaker-invocationtimeoutseconds",
-                "invocationTimeoutSeconds",
-                TIMEOUT_RANGE,
-            )?;
-            Ok((ttl, timeout))
-        });
-        let (ttl, timeout) = match limits {
-            Ok((ttl, timeout)) => (
-                Duration::from_secs(ttl.unwrap_or(DEFAULT_TTL)),
-                Duration::from_secs(timeout.unwrap_or(DEFAULT_TIMEOUT)),
-            ),
-            Err(response) => return *response,
-        };
-        let target = match self.resolve(name, &parts.headers, request_id) {
-            Ok(t) => t,
-            Err(response) => return *response,
-        };
-        let inline = match Self::payload(body).await {
-            Ok(p) => p,
-            Err(response) => return *response,
-        };
+            DEFAULT_TTL,
+        );
+        let timeout = seconds(
+            &parts.headers,
+            "x-amzn-sagemaker-invocationtimeoutseconds",
+            DEFAULT_TIMEOUT,
+        );
+        let inline = Self::payload(body).await?;
         let payload = match header("x-amzn-sagemaker-inputlocation") {
-            Some(location) => match self.storage.read(&location).await {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    return validation_error(format!(
-                        "Could not read InputLocation {location}: {e}"
+            Some(location) => {
+                let input = S3Location::parse(&location).map_err(|e| {
+                    ApiError::validation(format!(
+                        "InputLocation must be an s3:// URI of an object: {e}"
                     ))
-                }
-            },
+                })?;
+                self.storage.read(&input).await.map_err(|e| {
+                    ApiError::validation(format!("Could not read InputLocation {location}: {e}"))
+                })?
+            }
             None => inline,
         };
-        let id = header("x-amzn-sagemaker-inference-id")
-            .unwrap_or_else(|| super::uuid_like(self.unit_random().to_bits()));
-        let extension = header("x-amzn-sagemaker-s3outputpathextension");
-        let file = header("x-amzn-sagemaker-filename").unwrap_or_else(|| format!("{id}.out"));
-        let output_location = folder(&output.output_path, extension.as_deref()) + &file;
-        let failure_location = output
-            .failure_path
-            .as_deref()
-            .map(|p| folder(p, extension.as_deref()) + &format!("{id}-error.out"));
+        let id = header("x-amzn-sagemaker-inference-id").unwrap_or_else(|| self.next_id());
+        let locations = Locations::of(&output, &parts.headers, &id, &self.storage)?;
         let mut headers = HeaderMap::new();
         for (from, to) in [
             ("x-amzn-sagemaker-content-type", CONTENT_TYPE.as_str()),
@@ -219,74 +214,126 @@ impl Router {
         if let Ok(value) = HeaderValue::from_str(&id) {
             headers.insert("x-amzn-sagemaker-inference-id", value);
         }
-        let (this, endpoint) = (self.clone(), name.to_string());
-        let (out, fail) = (output_location.clone(), failure_location.clone());
-        let queued = Instant::now();
-        let request = id.clone();
-        let series = target.variant().series.clone();
-        series.backlog(true);
-        tokio::spawn(async move {
-            // Leaves the backlog however the task ends (answered, failed, expired, dropped).
-            struct Leave(Arc<super::metrics::Series>);
-            impl Drop for Leave {
-                fn drop(&mut self) {
-                    self.0.backlog(false);
-                }
-            }
-            let _leave = Leave(series);
-            let write = |ok: bool, bytes: bytes::Bytes| {
-                let this = this.clone();
-                let (out, fail, endpoint) = (out.clone(), fail.clone(), endpoint.clone());
-                async move {
-                    let written = match (ok, &fail) {
-                        (true, _) => this.storage.write(&out, bytes).await,
-                        (false, Some(fail)) => this.storage.write(fail, bytes).await,
-                        (false, None) => Ok(()),
-                    };
-                    if let Err(e) = written {
-                        tracing::warn!(endpoint, error = %e, "could not write the asynchronous inference result");
-                    }
-                }
-            };
-            let slot = tokio::time::timeout(ttl, output.queue.slots.clone().acquire_owned()).await;
-            let Ok(Ok(_slot)) = slot else {
-                let message = format!(
-                    "Request {request} expired: it waited in the queue of endpoint {endpoint} for longer than RequestTTLSeconds ({} s).",
-                    ttl.as_secs()
-                );
-                write(false, message.into()).await;
-                return;
-            };
-            let started = Instant::now();
-            let (response, status) = this
-                .run_chain(&endpoint, target.chain(), &headers, payload, timeout)
-                .await;
-            target
-                .variant()
-                .series
-                .record(status, started.elapsed(), queued.elapsed());
-            let ok = response.status().is_success();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            write(ok, bytes).await;
-        });
-        let mut response = Response::new(super::full(
-            serde_json::to_vec(&json!({ "InferenceId": id })).expect("json"),
-        ));
+        let mut response = Response::new(super::full(json!({ "InferenceId": id }).to_string()));
         *response.status_mut() = StatusCode::ACCEPTED;
         let h = response.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Ok(value) = HeaderValue::from_str(&output_location) {
-            h.insert("x-amzn-sagemaker-outputlocation", value);
+        for (header, location) in [
+            ("x-amzn-sagemaker-outputlocation", &locations.output),
+            ("x-amzn-sagemaker-failurelocation", &locations.failure),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&location.to_string()) {
+                h.insert(header, value);
+            }
         }
-        if let Some(value) = failure_location.and_then(|f| HeaderValue::from_str(&f).ok()) {
-            h.insert("x-amzn-sagemaker-failurelocation", value);
+        let job = Job {
+            router: self.clone(),
+            endpoint: name.to_string(),
+            id,
+            target,
+            headers,
+            payload,
+            ttl,
+            timeout,
+            locations,
+            queue: output.queue.clone(),
+        };
+        tokio::spawn(job.run());
+        Ok(response)
+    }
+}
+
+/// One queued request.
+struct Job {
+    router: Arc<Router>,
+    endpoint: String,
+    id: String,
+    target: super::route::Target,
+    headers: HeaderMap,
+    payload: bytes::Bytes,
+    ttl: Duration,
+    timeout: Duration,
+    locations: Locations,
+    queue: Arc<AsyncQueue>,
+}
+
+/// Leaves the backlog however the job ends (answered, failed, expired, dropped).
+struct Leave(Arc<super::metrics::Series>);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.0.backlog(false);
+    }
+}
+
+impl Job {
+    async fn run(self) {
+        let series = self.target.variant().series.clone();
+        series.backlog(true);
+        let _leave = Leave(series);
+        let queued = Instant::now();
+        let slot = tokio::time::timeout(self.ttl, self.queue.slots.clone().acquire_owned()).await;
+        let Ok(Ok(_slot)) = slot else {
+            let message = format!(
+                "Request {} expired: it waited in the queue of endpoint {} for longer than RequestTTLSeconds ({} s).",
+                self.id,
+                self.endpoint,
+                self.ttl.as_secs()
+            );
+            self.write(false, message.into()).await;
+            return;
+        };
+        let started = Instant::now();
+        let outcome = self
+            .router
+            .run_chain(
+                &self.endpoint,
+                self.target.chain(),
+                &self.headers,
+                self.payload.clone(),
+                self.timeout,
+            )
+            .await;
+        let (response, status) = match outcome {
+            Outcome::Answered(response, status) => (response, status),
+            Outcome::NotDelivered(detail) => {
+                let error = self.router.model_error(
+                    &self.endpoint,
+                    self.target.chain()[0].label(),
+                    0,
+                    format!("the container could not be reached ({detail})"),
+                );
+                (error.into_response(), 0)
+            }
+        };
+        self.target
+            .variant()
+            .series
+            .record(status, started.elapsed(), queued.elapsed());
+        let ok = response.status().is_success();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        self.write(ok, bytes).await;
+    }
+
+    async fn write(&self, ok: bool, bytes: bytes::Bytes) {
+        let location = if ok {
+            &self.locations.output
+        } else {
+            &self.locations.failure
+        };
+        if let Err(e) = self.router.storage.write(location, bytes).await {
+            tracing::warn!(
+                endpoint = self.endpoint,
+                inference_id = self.id,
+                error = %e,
+                "could not write the asynchronous inference result"
+            );
         }
-        response
     }
 }
 
@@ -295,27 +342,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locations_join_the_extension() {
-        assert_eq!(folder("s3://b/out", None), "s3://b/out/");
-        assert_eq!(folder("s3://b/out/", Some("/x/y/")), "s3://b/out/x/y/");
-        assert_eq!(folder("s3://b/out", Some("")), "s3://b/out/");
-    }
-
-    #[test]
-    fn integer_headers_are_checked_against_their_bounds() {
+    fn locations_join_the_extension_and_default_the_failure_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::root(dir.path()).unwrap();
+        let output = AsyncOutput {
+            output_path: S3Location::parse("s3://bucket/out").unwrap(),
+            failure_path: None,
+            queue: AsyncQueue::new(1),
+        };
         let mut h = HeaderMap::new();
-        assert!(int_header(&h, "t", "requestTTLSeconds", TTL_RANGE)
-            .unwrap()
-            .is_none());
-        h.insert("t", HeaderValue::from_static("120"));
-        assert_eq!(
-            int_header(&h, "t", "requestTTLSeconds", TTL_RANGE).unwrap(),
-            Some(120)
+        let l = Locations::of(&output, &h, "id1", &storage).unwrap();
+        assert_eq!(l.output.to_string(), "s3://bucket/out/id1.out");
+        assert_eq!(l.failure.to_string(), "s3://bucket/out/id1-error.out");
+        h.insert(
+            "x-amzn-sagemaker-s3outputpathextension",
+            HeaderValue::from_static("/x/y/"),
         );
-        for bad in ["59", "21601", "x"] {
-            h.insert("t", HeaderValue::from_static(bad));
-            assert!(int_header(&h, "t", "requestTTLSeconds", TTL_RANGE).is_err());
-        }
+        h.insert(
+            "x-amzn-sagemaker-filename",
+            HeaderValue::from_static("r.json"),
+        );
+        let l = Locations::of(&output, &h, "id1", &storage).unwrap();
+        assert_eq!(l.output.to_string(), "s3://bucket/out/x/y/r.json");
+        h.insert(
+            "x-amzn-sagemaker-filename",
+            HeaderValue::from_static("../../x"),
+        );
+        assert!(Locations::of(&output, &h, "id1", &storage).is_err());
+        let nowhere = Locations::of(&output, &HeaderMap::new(), "id1", &Storage::None);
+        assert!(nowhere.is_err(), "no S3 storage: refused before a 202");
     }
 
     #[tokio::test]

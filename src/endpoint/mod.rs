@@ -1,51 +1,49 @@
-//! The one HTTP port sagedock serves: the sagemaker-runtime API (InvokeEndpoint) and,
-//! under `sagedock up`, the SageMaker control plane (AWS JSON 1.1, `POST /` with
-//! `X-Amz-Target: SageMaker.<Operation>`), so boto3, the AWS CLI and the SageMaker SDK need
-//! a single `endpoint_url`.
+//! The sagemaker-runtime API: InvokeEndpoint, and its streaming ([`stream`]), asynchronous
+//! ([`asynchronous`]) and multi-model ([`multimodel`]) forms, over the table of live
+//! endpoints the deployments publish into the [`Router`].
 //!
-//! Owns: parsing requests into the two APIs and writing their answers, including every
-//! error in its AWS shape. Routing invocations is [`router`]'s job; operations are the
-//! control plane's.
+//! Owns: the live table ([`live`]; replaced whole on every change, copy on write, so the
+//! request path takes a read lock only long enough to clone one `Arc` and never holds a
+//! lock across an await), routing ([`route`]), forwarding over pooled connections
+//! ([`client`], [`invoke`]), the API's errors in their AWS shape ([`error`]) and the
+//! CloudWatch-named metrics ([`metrics`]).
 //!
-//! Does not: own container lifecycles.
+//! Does not: own container lifecycles (deployments publish and withdraw), or serve a port
+//! (the server layer calls in).
 
 pub mod asynchronous;
+mod client;
+pub mod error;
+mod invoke;
+pub mod live;
 pub mod metrics;
 pub mod multimodel;
-pub mod router;
+mod route;
 pub mod stream;
 
-use std::convert::Infallible;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 
 pub use asynchronous::{AsyncOutput, AsyncQueue};
-pub use router::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router};
+pub use error::ApiError;
+pub use live::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode};
 
-use crate::control::{error::AwsError, ControlPlane};
+use crate::storage::Storage;
 
+/// Response bodies.
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
-/// An id in AWS's UUID form (version-4 layout) from a counter or random number.
-pub(crate) fn uuid_like(n: u64) -> String {
-    let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-        (h >> 32) as u32,
-        (h >> 16) as u16,
-        h & 0xfff,
-        (n >> 4) & 0xfff,
-        n & 0xffff_ffff_ffff
-    )
-}
+/// A boxed error, as request bodies report them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a request body may be: hyper's `Incoming` from a socket, or any body a test builds.
+pub trait RequestBody: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send {}
+impl<B: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send> RequestBody for B {}
 
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -54,273 +52,146 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
-/// What the port serves.
-pub struct App {
-    pub router: Arc<Router>,
-    pub control: Option<Arc<ControlPlane>>,
-    request_ids: AtomicU64,
-    /// The runtime control-plane operations run on (they start long-lived tasks, which
-    /// belong with the deployer rather than on a connection thread).
-    control_runtime: tokio::runtime::Handle,
+/// An id in AWS's UUID form (version-4 layout) from a counter or random number.
+pub fn uuid_like(n: u64) -> String {
+    let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        h & 0xfff,
+        (n >> 4) & 0xfff,
+        n & 0xffff_ffff_ffff
+    )
 }
 
-impl App {
-    pub fn new(router: Arc<Router>, control: Option<Arc<ControlPlane>>) -> Arc<Self> {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1);
-        Arc::new(App {
-            router,
-            control,
-            request_ids: AtomicU64::new(seed),
-            control_runtime: tokio::runtime::Handle::current(),
-        })
+/// How long an invocation waits for a multi-model load before ModelNotReadyException.
+pub const MODEL_LOAD_WAIT: Duration = Duration::from_secs(60);
+/// InvokeEndpoint's payload limit: 6 MB.
+pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+/// How long a container may take to answer one invocation.
+pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Routes invocations to live endpoints.
+pub struct Router {
+    endpoints: RwLock<HashMap<String, Arc<LiveEndpoint>>>,
+    pub(crate) account: String,
+    region: String,
+    counter: AtomicU64,
+    /// Invocation metrics, served on GET /metrics.
+    pub metrics: metrics::Metrics,
+    /// Where InvokeEndpointAsync reads inputs and writes results.
+    pub(crate) storage: Storage,
+    /// How long an invocation waits for a multi-model load.
+    pub(crate) model_load_wait: Duration,
+}
+
+impl Router {
+    /// A router answering as `account` in `region`, with no object storage.
+    pub fn new(account: impl Into<String>, region: impl Into<String>) -> Router {
+        Router {
+            endpoints: RwLock::new(HashMap::new()),
+            account: account.into(),
+            region: region.into(),
+            counter: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+            metrics: metrics::Metrics::default(),
+            storage: Storage::None,
+            model_load_wait: MODEL_LOAD_WAIT,
+        }
     }
 
-    /// A request id in AWS's UUID form.
-    fn request_id(&self) -> String {
-        uuid_like(self.request_ids.fetch_add(1, Ordering::Relaxed))
+    /// Asynchronous invocations read and write through `storage`.
+    pub fn with_storage(mut self, storage: Storage) -> Router {
+        self.storage = storage;
+        self
     }
 
-    /// Handles one request.
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-    ) -> Result<Response<Body>, Infallible> {
-        let request_id = self.request_id();
-        // A clone of the URI shares its bytes: the path outlives `req` without a copy.
-        let uri = req.uri().clone();
-        let path = uri.path();
-        let mut response = match (req.method(), path) {
-            (&Method::POST, "/") if req.headers().contains_key("x-amz-target") => {
-                self.control(req).await
+    /// Multi-model invocations wait `wait` for a load.
+    pub fn with_model_load_wait(mut self, wait: Duration) -> Router {
+        self.model_load_wait = wait;
+        self
+    }
+
+    /// Makes `endpoint` live (replacing any earlier version of it).
+    pub fn publish(&self, mut endpoint: LiveEndpoint) {
+        for variant in &mut endpoint.variants {
+            variant.series = self.metrics.series(&endpoint.name, &variant.name);
+        }
+        let mut table = self
+            .endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        table.insert(endpoint.name.clone(), Arc::new(endpoint));
+    }
+
+    /// Takes an endpoint out of service (it was deleted): its metrics go too.
+    pub fn withdraw(&self, name: &str) {
+        self.endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        self.metrics.forget(name);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<LiveEndpoint>> {
+        self.endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// The only live endpoint, when there is exactly one (`sagedock serve`).
+    pub fn only(&self) -> Option<Arc<LiveEndpoint>> {
+        let table = self
+            .endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        (table.len() == 1)
+            .then(|| table.values().next().cloned())
+            .flatten()
+    }
+
+    pub(crate) fn not_found(&self, name: &str) -> ApiError {
+        ApiError::validation(format!(
+            "Endpoint {name} of account {} not found.",
+            self.account
+        ))
+    }
+
+    /// A fast pseudo-random number in [0, 1) for weighted choice.
+    pub(crate) fn unit_random(&self) -> f64 {
+        let mut x = self
+            .counter
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        // The top 53 bits, exactly representable.
+        #[allow(clippy::cast_precision_loss)]
+        let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+        unit
+    }
+
+    /// A fresh id (InferenceId when the caller gives none).
+    pub(crate) fn next_id(&self) -> String {
+        uuid_like(self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Reads the request body, refusing more than [`MAX_PAYLOAD`].
+    pub(crate) async fn payload<B: RequestBody>(body: B) -> Result<Bytes, ApiError> {
+        match Limited::new(body, MAX_PAYLOAD).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                Err(ApiError::PayloadTooLarge(format!(
+                    "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less than or equal to {MAX_PAYLOAD}"
+                )))
             }
-            (&Method::POST, p) if p.starts_with("/endpoints/") => match p
-                .strip_prefix("/endpoints/")
-                .and_then(|r| r.split_once('/'))
-            {
-                Some((name, "invocations")) => {
-                    let name = percent_decode(name);
-                    self.router.invoke(&name, req, &request_id).await
-                }
-                Some((name, "async-invocations")) => {
-                    let name = percent_decode(name);
-                    self.router.invoke_async(&name, req, &request_id).await
-                }
-                Some((name, "invocations-response-stream")) => {
-                    let name = percent_decode(name);
-                    self.router.invoke_stream(&name, req, &request_id).await
-                }
-                _ => not_found(path),
-            },
-            (&Method::POST, "/invocations") => match self.router.only() {
-                Some(endpoint) => self.router.invoke(&endpoint.name, req, &request_id).await,
-                None => not_found(path),
-            },
-            (&Method::GET, "/ping") => plain(StatusCode::OK, "ok\n"),
-            (&Method::GET, "/metrics") => {
-                let mut response = Response::new(full(self.router.metrics.render()));
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                );
-                response
-            }
-            _ => not_found(path),
-        };
-        if let Ok(value) = HeaderValue::try_from(request_id) {
-            response.headers_mut().insert("x-amzn-requestid", value);
-        }
-        Ok(response)
-    }
-
-    async fn control(&self, req: Request<Incoming>) -> Response<Body> {
-        let Some(control) = self.control.clone() else {
-            return aws_json_error(&AwsError::unknown_operation(
-                "the SageMaker control plane (run `sagedock up`)",
-            ));
-        };
-        let target = req
-            .headers()
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = match Limited::new(req.into_body(), 16 << 20).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return aws_json_error(&AwsError::validation("request body over 16 MiB")),
-        };
-        let outcome = self
-            .control_runtime
-            .spawn(async move { control.handle(&target, &body).await })
-            .await;
-        let outcome = outcome.unwrap_or_else(|e| {
-            Err(AwsError::new(
-                "InternalFailure",
-                500,
-                format!("the operation failed: {e}"),
-            ))
-        });
-        match outcome {
-            Ok(value) => {
-                let mut response = Response::new(full(serde_json::to_vec(&value).expect("json")));
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-amz-json-1.1"),
-                );
-                response
-            }
-            Err(err) => aws_json_error(&err),
+            Err(e) => Err(ApiError::validation(format!(
+                "The request body could not be read: {e}"
+            ))),
         }
     }
-}
-
-fn aws_json_error(err: &AwsError) -> Response<Body> {
-    let mut response = Response::new(full(err.json_body()));
-    *response.status_mut() = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
-    response
-}
-
-fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut response = Response::new(full(text));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-fn not_found(path: &str) -> Response<Body> {
-    let body = serde_json::json!({
-        "message": format!("sagedock serves POST / (SageMaker API, X-Amz-Target), POST /endpoints/NAME/invocations, POST /endpoints/NAME/invocations-response-stream, GET /ping and GET /metrics; not {path}")
-    });
-    let mut response = Response::new(full(serde_json::to_vec(&body).expect("json")));
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(
-        "x-amzn-errortype",
-        HeaderValue::from_static("UnknownOperationException"),
-    );
-    response
-}
-
-/// Decodes `%XX` escapes in a path segment.
-fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains('%') {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// Serves `app` on `listener` until the task is cancelled (then the connection threads
-/// end too).
-///
-/// Connections are dealt round-robin to one thread per core, each running a
-/// single-threaded runtime: a request, the connection to its container (pooled per
-/// thread, see [`router::HttpClient`]) and the answer stay on one thread, so an
-/// invocation costs no wake-up of another thread. On a small machine that wake-up was a
-/// third of sagedock's added latency.
-pub async fn serve(listener: TcpListener, app: Arc<App>) {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut lanes = Vec::with_capacity(threads);
-    for i in 0..threads {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
-        let app = app.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("sagedock-http-{i}"))
-            .spawn(move || connection_thread(rx, app));
-        match spawned {
-            Ok(_) => lanes.push(tx),
-            Err(e) => tracing::warn!(error = %e, "could not start a connection thread"),
-        }
-    }
-    let mut next = 0usize;
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(stream) = stream.into_std() else {
-            continue;
-        };
-        if lanes.is_empty() {
-            // No connection thread could start: serve on this runtime.
-            if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
-                tokio::spawn(serve_connection(stream, app.clone()));
-            }
-            continue;
-        }
-        next = (next + 1) % lanes.len();
-        let _ = lanes[next].send(stream);
-    }
-}
-
-/// One connection thread: serves the connections it is dealt until the sender is gone.
-fn connection_thread(
-    mut connections: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
-    app: Arc<App>,
-) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not start a connection thread's runtime");
-            return;
-        }
-    };
-    runtime.block_on(async move {
-        tokio::spawn(keep_timer_armed());
-        while let Some(stream) = connections.recv().await {
-            if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
-                tokio::spawn(serve_connection(stream, app.clone()));
-            }
-        }
-    });
-}
-
-/// Keeps a timer pending on the connection thread, due sooner than any invocation's
-/// deadline (60 s at the least, see [`router::Router`]).
-///
-/// Tokio's timer wakes its driver (a write to an eventfd and one more pass through
-/// `epoll_wait`) whenever a timer is registered that is due before every pending one. With
-/// no timer pending, that was every invocation: its deadline was the only timer. A timer
-/// that fires every 30 s keeps the deadlines from ever being the earliest, at the cost of
-/// one wake-up per thread per 30 s.
-async fn keep_timer_armed() {
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-    }
-}
-
-async fn serve_connection(stream: tokio::net::TcpStream, app: Arc<App>) {
-    let service = hyper::service::service_fn(move |req| app.clone().handle(req));
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
 }
 
 #[cfg(test)]
@@ -328,10 +199,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percent_escapes_are_decoded() {
-        assert_eq!(percent_decode("my%2Dendpoint"), "my-endpoint");
-        assert_eq!(percent_decode("plain"), "plain");
-        assert_eq!(percent_decode("bad%zz"), "bad%zz");
-        assert_eq!(percent_decode("end%4"), "end%4");
+    fn ids_have_the_uuid_layout() {
+        let id = uuid_like(42);
+        let parts: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('4'));
     }
 }

@@ -27,13 +27,14 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::router::{
-    container_label, runtime_error, validation_error, Backend, Router, Target, INVOCATION_TIMEOUT,
-};
-use super::Body;
+use super::client;
+use super::error::ApiError;
+use super::live::Backend;
+use super::route::{Target, TargetModel};
+use super::{Body, Router, INVOCATION_TIMEOUT};
 use crate::artifact::{Cache, Limits};
-use crate::control::data::Storage;
 use crate::runtime::spec::{ARTIFACTS_MOUNT, MODELS_MOUNT};
+use crate::storage::{ModelLocation, Storage};
 
 /// How long a load may run in all (SageMaker keeps loading for 360 s).
 const LOAD_LIMIT: Duration = Duration::from_secs(360);
@@ -46,6 +47,27 @@ pub fn models_dir(cache: &Cache, container: &str) -> PathBuf {
 /// The host directory mounted at [`ARTIFACTS_MOUNT`].
 pub fn artifacts_dir(cache: &Cache) -> PathBuf {
     cache.root().join("artifacts")
+}
+
+/// Removes the model-link folders of multi-model containers that are gone (left by a
+/// killed run): those not in `alive` and untouched for an hour (another sagedock sharing
+/// the cache may be creating a container for a new one right now).
+pub fn sweep_links(cache: &Cache, alive: &std::collections::HashSet<String>) {
+    let Ok(entries) = std::fs::read_dir(models_dir(cache, "")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600));
+        if idle && !alive.contains(&name) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The opaque `model_name` the container is given for a TargetModel (SageMaker does not
@@ -69,7 +91,7 @@ pub enum LoadError {
 }
 
 /// The model data at `url` could not be read.
-fn download_failed(url: &str, detail: impl std::fmt::Display) -> LoadError {
+fn download_failed(url: impl std::fmt::Display, detail: impl std::fmt::Display) -> LoadError {
     LoadError::Data(format!(
         "Failed to download model data (url: {url}). Please ensure that there is an object located at the URL. ({detail})"
     ))
@@ -79,15 +101,15 @@ fn download_failed(url: &str, detail: impl std::fmt::Display) -> LoadError {
 #[derive(Debug)]
 pub struct ModelRepository {
     /// The container's ModelDataUrl: TargetModel is relative to it.
-    pub prefix: String,
+    pub prefix: ModelLocation,
     storage: Storage,
     cache: Cache,
 }
 
 impl ModelRepository {
-    pub fn new(prefix: impl Into<String>, storage: Storage, cache: Cache) -> Self {
+    pub fn new(prefix: ModelLocation, storage: Storage, cache: Cache) -> Self {
         ModelRepository {
-            prefix: prefix.into(),
+            prefix,
             storage,
             cache,
         }
@@ -98,34 +120,55 @@ impl ModelRepository {
         models_dir(&self.cache, container)
     }
 
-    /// `<prefix><target>`, refusing targets that would leave the prefix.
-    pub fn url_of(&self, target: &str) -> Result<String, LoadError> {
-        let bad = target.is_empty()
-            || target.len() > 1024
+    /// `<prefix>/<target>`, refusing targets that would leave the prefix.
+    pub fn url_of(&self, target: &str) -> Result<ModelLocation, LoadError> {
+        let refuse = |why: String| {
+            LoadError::Data(format!(
+                "TargetModel {target:?} is not a path relative to the model data prefix {}: {why}",
+                self.prefix
+            ))
+        };
+        if target.is_empty()
             || target.starts_with(char::is_whitespace)
             || target.chars().any(char::is_control)
-            || target.starts_with('/')
-            || target.split('/').any(|p| p == "..");
-        if bad {
-            return Err(LoadError::Data(format!(
-                "TargetModel {target:?} is not a path relative to the model data prefix {}",
-                self.prefix
-            )));
+        {
+            return Err(refuse(
+                "it is empty or holds white space or control characters".into(),
+            ));
         }
-        let slash = if self.prefix.ends_with('/') { "" } else { "/" };
-        Ok(format!("{}{slash}{target}", self.prefix))
+        match &self.prefix {
+            ModelLocation::S3(prefix) => prefix
+                .join(target)
+                .map(ModelLocation::S3)
+                .map_err(|e| refuse(e.to_string())),
+            ModelLocation::File(dir) => {
+                let bad = target.starts_with('/')
+                    || target
+                        .split('/')
+                        .any(|p| p.is_empty() || p == "." || p == "..");
+                if bad {
+                    return Err(refuse("it must stay under the prefix".into()));
+                }
+                Ok(ModelLocation::File(dir.join(target)))
+            }
+        }
     }
 
-    /// Fetches and unpacks `url`, then links it into `container`'s models directory as
-    /// `<key>/model`; returns the path the container loads it from.
-    async fn stage(&self, container: &str, key: &str, url: &str) -> Result<String, LoadError> {
+    /// Fetches and unpacks `location`, then links it into `container`'s models folder
+    /// as `<key>/model`; returns the path the container loads it from.
+    async fn stage(
+        &self,
+        container: &str,
+        key: &str,
+        location: &ModelLocation,
+    ) -> Result<String, LoadError> {
         let path = self
             .storage
-            .fetch(url, &self.cache.root().join("downloads"))
+            .fetch(location, &self.cache.root().join("downloads"))
             .await
-            .map_err(|detail| download_failed(url, detail))?;
+            .map_err(|detail| download_failed(location, detail))?;
         let (cache, container, key) = (self.cache.clone(), container.to_string(), key.to_string());
-        let url = url.to_string();
+        let url = location.to_string();
         tokio::task::spawn_blocking(move || link(&cache, &container, &key, &path, &url))
             .await
             .map_err(|e| LoadError::Internal(e.to_string()))?
@@ -328,8 +371,11 @@ struct LoadJob {
 
 impl LoadJob {
     async fn run(&self) -> Result<(), LoadError> {
-        let url = self.repository.url_of(&self.target)?;
-        let path = self.repository.stage(&self.name, &self.key, &url).await?;
+        let location = self.repository.url_of(&self.target)?;
+        let path = self
+            .repository
+            .stage(&self.name, &self.key, &location)
+            .await?;
         let body =
             serde_json::to_vec(&json!({ "model_name": self.key, "url": path })).expect("json");
         loop {
@@ -376,12 +422,9 @@ impl LoadJob {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .expect("a valid request");
-        let response = super::router::client()
-            .request(request)
-            .await
-            .map_err(|e| {
-                LoadError::Unreachable(format!("the container could not be reached ({e})"))
-            })?;
+        let response = client::client().request(request).await.map_err(|e| {
+            LoadError::Unreachable(format!("the container could not be reached ({e})"))
+        })?;
         let status = response.status().as_u16();
         let text = response
             .into_body()
@@ -396,24 +439,30 @@ impl LoadJob {
 impl Router {
     /// Invokes a multi-model endpoint's TargetModel: loads it into the instance first when
     /// it is not loaded (`started` is moved past the wait for the load), and once more when
-    /// the container says it no longer has it.
+    /// the container says it no longer has it. Returns the answer and the model's status.
     pub(super) async fn run_model(
         &self,
         name: &str,
         target: &Target,
-        (target_model, key, repository): &(String, String, Arc<ModelRepository>),
+        model: &TargetModel,
         headers: &HeaderMap,
         payload: Bytes,
         started: &mut Instant,
-    ) -> (Response<Body>, u16) {
+    ) -> Result<(Response<Body>, u16), ApiError> {
         let backend = target.first();
         let Some(table) = &backend.models else {
-            return (self.not_found(name), 0);
+            return Err(self.not_found(name));
         };
-        let label = container_label(backend);
+        let label = backend.label();
         for attempt in 0..2 {
             let ready = table
-                .ensure(backend, repository, key, target_model, self.model_load_wait)
+                .ensure(
+                    backend,
+                    &model.repository,
+                    &model.key,
+                    &model.name,
+                    self.model_load_wait,
+                )
                 .await;
             match ready {
                 Ok(Some(Ready::Hit)) => {
@@ -424,52 +473,41 @@ impl Router {
                     *started = Instant::now();
                 }
                 Ok(None) => {
-                    let response = runtime_error(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "ModelNotReadyException",
-                        json!({ "Message": format!(
-                            "Model {target_model} is still being loaded on endpoint {name} (waited {} s); try again.",
-                            self.model_load_wait.as_secs()
-                        ) }),
-                    );
-                    return (response, 0);
+                    return Err(ApiError::ModelNotReady(format!(
+                        "Model {} is still being loaded on endpoint {name} (waited {} s); try again.",
+                        model.name,
+                        self.model_load_wait.as_secs()
+                    )));
                 }
-                Err(LoadError::Data(message)) => return (validation_error(message), 0),
+                Err(LoadError::Data(message)) => return Err(ApiError::validation(message)),
                 Err(LoadError::Container(status, text)) => {
-                    return (self.model_error(name, &label, status, text), status)
+                    return Err(self.model_error(name, label, status, text))
                 }
                 Err(LoadError::Unreachable(detail)) => {
-                    return (self.model_error(name, &label, 0, detail), 0)
+                    return Err(self.model_error(name, label, 0, detail))
                 }
                 Err(LoadError::Internal(detail)) => {
-                    let response = runtime_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "InternalFailure",
-                        json!({ "Message": format!("sagedock could not stage model {target_model}: {detail}") }),
-                    );
-                    return (response, 0);
+                    return Err(ApiError::Internal(format!(
+                        "sagedock could not stage model {}: {detail}",
+                        model.name
+                    )));
                 }
             }
-            let uri = match format!("http://{}/models/{key}/invoke", backend.addr).parse() {
-                Ok(uri) => uri,
-                Err(_) => return (self.not_found(name), 0),
-            };
-            let response = match self
-                .forward_to(uri, headers, payload.clone(), INVOCATION_TIMEOUT)
+            let uri = format!("http://{}/models/{}/invoke", backend.addr, model.key)
+                .parse()
+                .map_err(|_| self.not_found(name))?;
+            let response = client::post(uri, headers, payload.clone(), INVOCATION_TIMEOUT)
                 .await
-            {
-                Ok(response) => response,
-                Err(detail) => return (self.model_error(name, &label, 0, detail), 0),
-            };
+                .map_err(|failed| self.model_error(name, label, 0, failed.detail()))?;
             let status = response.status().as_u16();
             if status == 404 && attempt == 0 {
                 // Unloaded behind sagedock's back (or the container restarted): load again.
-                table.forget(key);
+                table.forget(&model.key);
                 continue;
             }
-            return (self.answer(name, &label, response).await, status);
+            return Ok((self.answer(name, label, response).await, status));
         }
-        (self.not_found(name), 0)
+        Err(self.not_found(name))
     }
 }
 
@@ -479,12 +517,11 @@ mod tests {
 
     #[test]
     fn target_models_stay_under_the_prefix() {
-        let repo = ModelRepository::new("s3://b/models", Storage::default(), Cache::at("/c"));
-        assert_eq!(repo.url_of("a.tar.gz").unwrap(), "s3://b/models/a.tar.gz");
-        assert_eq!(
-            repo.url_of("x/b.tar.gz").unwrap(),
-            "s3://b/models/x/b.tar.gz"
-        );
+        let prefix = ModelLocation::parse("s3://bucket/models").unwrap();
+        let repo = ModelRepository::new(prefix, Storage::default(), Cache::at("/c"));
+        let url = |t: &str| repo.url_of(t).map(|l| l.to_string());
+        assert_eq!(url("a.tar.gz").unwrap(), "s3://bucket/models/a.tar.gz");
+        assert_eq!(url("x/b.tar.gz").unwrap(), "s3://bucket/models/x/b.tar.gz");
         for bad in [
             "",
             "../a.tar.gz",

@@ -21,8 +21,9 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::CONTENT_TYPE;
 use hyper::{Request, Response};
 
-use super::router::{container_label, validation_error, Router, INVOCATION_TIMEOUT};
-use super::Body;
+use super::client;
+use super::error::ApiError;
+use super::{Body, RequestBody, Router, INVOCATION_TIMEOUT};
 
 fn string(value: &'static str) -> HeaderValue {
     HeaderValue::String(value.into())
@@ -101,27 +102,33 @@ pub fn reframe(body: Incoming, chunk_timeout: Duration) -> Body {
 impl Router {
     /// Handles InvokeEndpointWithResponseStream for `name`: the container's answer is
     /// passed on chunk by chunk, in event-stream framing.
-    pub async fn invoke_stream(
+    pub async fn invoke_stream<B: RequestBody>(
         &self,
         name: &str,
-        req: Request<Incoming>,
+        req: Request<B>,
         request_id: &str,
     ) -> Response<Body> {
         let t0 = Instant::now();
         let (parts, body) = req.into_parts();
-        let target = match self.resolve(name, &parts.headers, request_id) {
+        let target = match self.resolve(
+            "InvokeEndpointWithResponseStream",
+            name,
+            &parts.headers,
+            request_id,
+        ) {
             Ok(t) => t,
-            Err(response) => return *response,
+            Err(e) => return e.into_response(),
         };
         if target.chain().len() > 1 {
-            return validation_error(format!(
+            return ApiError::validation(format!(
                 "Endpoint {name} of account {} is an inference pipeline; response streaming needs a single container.",
                 self.account
-            ));
+            ))
+            .into_response();
         }
         let payload = match Self::payload(body).await {
             Ok(p) => p,
-            Err(response) => return *response,
+            Err(e) => return e.into_response(),
         };
         let mut headers = parts.headers.clone();
         if let Some(accept) = parts.headers.get("x-amzn-sagemaker-accept") {
@@ -130,21 +137,27 @@ impl Router {
         let backend = &target.chain()[0];
         target.first().outstanding.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let forwarded = self
-            .forward(backend, &headers, payload, INVOCATION_TIMEOUT)
-            .await;
+        let forwarded = client::post(
+            backend.invocations.clone(),
+            &headers,
+            payload,
+            INVOCATION_TIMEOUT,
+        )
+        .await;
         let model = started.elapsed();
         target.first().outstanding.fetch_sub(1, Ordering::Relaxed);
         let status = forwarded.as_ref().map_or(0, |r| r.status().as_u16());
         target.variant().series.record(status, model, t0.elapsed());
         let mut response = match forwarded {
-            Err(detail) => self.model_error(name, &container_label(backend), 0, detail),
+            Err(failed) => self
+                .model_error(name, backend.label(), 0, failed.detail())
+                .into_response(),
             Ok(answer) if !answer.status().is_success() => {
-                self.answer(name, &container_label(backend), answer).await
+                self.answer(name, backend.label(), answer).await
             }
             Ok(answer) => {
                 let (container, body) = answer.into_parts();
-                let mut out = Response::new(super::stream::reframe(body, INVOCATION_TIMEOUT));
+                let mut out = Response::new(reframe(body, INVOCATION_TIMEOUT));
                 let h = out.headers_mut();
                 h.insert(
                     CONTENT_TYPE,

@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 
-use crate::artifact::inspect::{python_defs, Context, Finding};
+use super::inspect::{python_defs, Context};
+use crate::artifact::Finding;
 
 const MANIFEST: &str = "MAR-INF/MANIFEST.json";
 
@@ -22,7 +23,7 @@ pub fn lint(cx: &Context) -> Vec<Finding> {
     let manifest: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(err) => {
-            out.push(Finding::error(
+            out.push(Finding::broken(
                 "mms.bad-manifest",
                 MANIFEST,
                 format!("not valid JSON ({err})"),

@@ -7,6 +7,7 @@
 //!
 //! Does not: run anything, or read archives (it works on an unpacked [`Tree`]).
 
+pub mod inspect;
 pub mod mms;
 pub mod mxnet;
 mod mxnet_params;
@@ -15,8 +16,9 @@ pub mod tensorflow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::inspect::{Context, Finding};
 use crate::artifact::tree::Tree;
+use crate::artifact::Finding;
+use inspect::Context;
 
 /// A serving stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -60,6 +62,33 @@ impl Framework {
             Framework::Sklearn => "scikit-learn",
             Framework::Xgboost => "XGBoost",
             Framework::Custom => "custom image (no known framework layout)",
+        }
+    }
+}
+
+impl Framework {
+    /// The stack a serving image runs, from its repository name: SageMaker's framework
+    /// images (`…/tensorflow-inference`, `…/sagemaker-scikit-learn`, …) and the images
+    /// built here (`sagedock/tensorflow`, …); any other image is a bring-your-own one.
+    pub fn of_image(image: &str) -> Framework {
+        let without_digest = image.split('@').next().unwrap_or(image);
+        let repository = match without_digest.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => repo,
+            _ => without_digest,
+        };
+        let name = repository.rsplit('/').next().unwrap_or(repository);
+        let sagedock = repository.starts_with("sagedock/");
+        match name {
+            "tensorflow-inference" | "sagemaker-tensorflow-serving" => Framework::Tensorflow,
+            "tensorflow" if sagedock => Framework::Tensorflow,
+            "mxnet-inference" | "sagemaker-mxnet-serving" => Framework::Mxnet,
+            "mxnet" if sagedock => Framework::Mxnet,
+            "pytorch-inference" | "sagemaker-pytorch" => Framework::Pytorch,
+            "sagemaker-scikit-learn" => Framework::Sklearn,
+            "sklearn" if sagedock => Framework::Sklearn,
+            "sagemaker-xgboost" | "xgboost" => Framework::Xgboost,
+            "mms" if sagedock => Framework::Mms,
+            _ => Framework::Custom,
         }
     }
 }
@@ -118,5 +147,35 @@ pub fn lint(
             "no known framework layout found: a bring-your-own image defines its own layout, so only the \
              generic rules were checked (pass --framework to check one)",
         )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_name_their_stack() {
+        let cases = [
+            ("sagedock/tensorflow:latest", Framework::Tensorflow),
+            (
+                "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-inference:2.11-cpu",
+                Framework::Tensorflow,
+            ),
+            (
+                "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+                Framework::Sklearn,
+            ),
+            ("sagedock/sklearn", Framework::Sklearn),
+            ("sagedock/mxnet@sha256:0123", Framework::Mxnet),
+            ("localhost:5000/pytorch-inference:2.1", Framework::Pytorch),
+            ("sagedock/mms:latest", Framework::Mms),
+            ("my-team/decision-trees:1", Framework::Custom),
+            ("tensorflow", Framework::Custom),
+            ("sagedock/echo:latest", Framework::Custom),
+        ];
+        for (image, want) in cases {
+            assert_eq!(Framework::of_image(image), want, "{image}");
+        }
     }
 }

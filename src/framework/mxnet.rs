@@ -9,8 +9,9 @@
 
 use std::collections::BTreeSet;
 
+use super::inspect::{python_defs, Context};
 use super::mxnet_params::{self, ParamsError};
-use crate::artifact::inspect::{python_defs, Context, Finding};
+use crate::artifact::Finding;
 
 pub fn lint(cx: &Context) -> Vec<Finding> {
     let tree = cx.tree;
@@ -103,7 +104,7 @@ fn check_symbol(cx: &Context, path: &str, out: &mut Vec<Finding>) {
         .read_text(path)
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     if !parsed.is_some_and(|v| v.get("nodes").is_some_and(|n| n.is_array())) {
-        out.push(Finding::error(
+        out.push(Finding::broken(
             "mxnet.bad-symbol",
             path,
             "not an MXNet symbol file (JSON with a \"nodes\" list)",
@@ -129,7 +130,7 @@ fn check_shapes(cx: &Context, path: &str, out: &mut Vec<Finding>) {
         });
     if !valid {
         out.push(
-            Finding::error("mxnet.bad-shapes", path, "must be a JSON list of {\"name\": <input name>, \"shape\": [<ints>]}")
+            Finding::broken("mxnet.bad-shapes", path, "must be a JSON list of {\"name\": <input name>, \"shape\": [<ints>]}")
                 .with_fix("write it as json.dump([{\"name\": \"data\", \"shape\": [1, 3, 224, 224]}], f) with your real input"),
         );
     }
@@ -149,14 +150,14 @@ fn check_bindings(cx: &Context, symbol: &str, params: &str, shapes: &str, out: &
         Ok(arrays) => arrays,
         Err(ParamsError::NotParams) => {
             out.push(
-                Finding::error("mxnet.bad-params", params, "not an MXNet parameter file (it does not start with MXNet's NDArray list header)")
+                Finding::broken("mxnet.bad-params", params, "not an MXNet parameter file (it does not start with MXNet's NDArray list header)")
                     .with_fix("save the weights with module.save_checkpoint('model', 0) or net.export('model'), and pack the files they write"),
             );
             return;
         }
         Err(ParamsError::Corrupt(why)) => {
             out.push(
-                Finding::error("mxnet.bad-params", params, format!("corrupt MXNet parameter file: {why}"))
+                Finding::broken("mxnet.bad-params", params, format!("corrupt MXNet parameter file: {why}"))
                     .with_fix("save the checkpoint again and repack; a file cut short by an interrupted copy looks like this"),
             );
             return;

@@ -2,7 +2,8 @@
 //! and MXNet's hooks): `code/inference.py` with `model_fn`, `input_fn`, `predict_fn`,
 //! `output_fn` or `transform_fn` (CONTRACT §1.5 and §4.3).
 
-use crate::artifact::inspect::{python_defs, Context, Finding};
+use super::inspect::{python_defs, Context};
+use crate::artifact::Finding;
 
 use super::Framework;
 

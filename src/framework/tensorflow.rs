@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::artifact::inspect::{python_defs, Context, Finding};
+use super::inspect::{python_defs, Context};
 use crate::artifact::savedmodel::{self, SavedModelSummary};
 use crate::artifact::tree::Tree;
+use crate::artifact::Finding;
 
 /// One SavedModel version found in the tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -153,7 +154,7 @@ fn check_variables(tree: &Tree, version_dir: &str, out: &mut Vec<Finding>) {
             "variables.index"
         };
         out.push(
-            Finding::error(
+            Finding::broken(
                 "tf.incomplete-variables",
                 vars,
                 format!("{missing} missing: TensorFlow Serving cannot restore the variables"),
@@ -195,7 +196,7 @@ fn read_signatures(
         }
         Err(err) => {
             out.push(
-                Finding::error(
+                Finding::broken(
                     "tf.bad-savedmodel",
                     pb,
                     format!("not a valid SavedModel protobuf ({err})"),

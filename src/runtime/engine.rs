@@ -87,6 +87,23 @@ impl Engine {
         })
     }
 
+    /// A client of the engine listening on the unix socket `socket` that has asked it
+    /// nothing yet (for tests of what happens when an engine fails or hangs): its facts
+    /// are taken as one CPU, no memory figure, no GPU runtime.
+    #[cfg(test)]
+    pub(crate) fn unconnected(socket: &std::path::Path) -> Engine {
+        let host = format!("unix://{}", socket.display());
+        let docker = Docker::connect_with_unix(&host, 120, API_1_41).expect("a unix client");
+        Engine {
+            docker,
+            host,
+            local: true,
+            cpus: 1,
+            memory_bytes: 0,
+            nvidia_runtime: false,
+        }
+    }
+
     /// Makes sure `image` is present; pulls it only when `pull` is set.
     pub async fn ensure_image(&self, image: &str, pull: bool) -> Result<(), RuntimeError> {
         match self.docker.inspect_image(image).await {

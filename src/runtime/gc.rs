@@ -29,6 +29,18 @@ pub struct Managed {
     pub labels: HashMap<String, String>,
 }
 
+impl Managed {
+    /// The deployment generation it belongs to.
+    pub fn generation(&self) -> Option<u64> {
+        self.labels.get(labels::GENERATION)?.parse().ok()
+    }
+
+    /// Its position among its instance's containers.
+    pub fn position(&self) -> Option<usize> {
+        self.labels.get(labels::CONTAINER)?.parse().ok()
+    }
+}
+
 /// Every container labelled `sagedock.managed=true`, oldest first.
 pub async fn list(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
     let filters: HashMap<&str, Vec<String>> =

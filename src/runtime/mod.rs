@@ -31,6 +31,10 @@ pub mod labels {
     pub const ENDPOINT: &str = "sagedock.endpoint";
     pub const VARIANT: &str = "sagedock.variant";
     pub const INSTANCE: &str = "sagedock.instance";
+    /// A container's position in its model (0 for the first of a pipeline).
+    pub const CONTAINER: &str = "sagedock.container";
+    /// Which deployment of the endpoint started the container.
+    pub const GENERATION: &str = "sagedock.generation";
     pub const RUN: &str = "sagedock.run";
     pub const OWNER: &str = "sagedock.owner";
     pub const MODEL_SHA256: &str = "sagedock.model-sha256";

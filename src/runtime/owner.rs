@@ -3,12 +3,60 @@
 //! still have an owner — even after a pid is reused.
 //!
 //! Two kinds of owner:
-//! - `pid:<host>:<pid>:<start time>` — one process (`sagedock serve`);
+//! - `pid:<host>:<pid>:<start time>` — one process (`sagedock serve`, `sagedock ci`);
 //! - `dir:<host>:<data dir>` — whichever `sagedock up` holds that data directory's lock
-//!   file, so a restarted `up` owns (and re-adopts) the containers of the one before.
+//!   ([`DataDirLock`]), so a restarted `up` owns (and re-adopts) the containers of the one
+//!   before, and a second `up` on the same directory is refused.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The lock file in a data directory.
+pub const LOCK_FILE: &str = "sagedock.lock";
+
+/// The lock on a data directory, held for the life of the process that owns it.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: fs::File,
+    /// The owner label of the containers this holder runs.
+    pub owner: String,
+}
+
+/// Why a data directory could not be claimed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("another sagedock is already running on the data directory {0} (it holds {LOCK_FILE}); stop it, or pass another --data-dir")]
+    Held(PathBuf),
+    #[error("cannot use the data directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Takes the lock of `dir` (created if needed): the holder owns the directory's state and
+/// the containers labelled with [`data_dir`]`(dir)`.
+pub fn claim(dir: &Path) -> Result<DataDirLock, ClaimError> {
+    let io = |source| ClaimError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(io)?;
+    let file = fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(io)?;
+    if file.try_lock().is_err() {
+        return Err(ClaimError::Held(dir.to_path_buf()));
+    }
+    Ok(DataDirLock {
+        _file: file,
+        owner: data_dir(dir),
+    })
+}
 
 /// This process as owner.
 pub fn current() -> String {
@@ -42,7 +90,7 @@ pub fn is_alive(label: &str) -> bool {
         if host != hostname() {
             return true;
         }
-        let Ok(lock) = fs::File::open(Path::new(dir).join(crate::control::store::LOCK_FILE)) else {
+        let Ok(lock) = fs::File::open(Path::new(dir).join(LOCK_FILE)) else {
             return false;
         };
         // Someone holds the lock exactly when we cannot take it.
@@ -97,12 +145,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let label = data_dir(dir.path());
         assert!(!is_alive(&label), "no lock file yet");
-        let lock = fs::File::create(dir.path().join(crate::control::store::LOCK_FILE)).unwrap();
+        let lock = fs::File::create(dir.path().join(LOCK_FILE)).unwrap();
         assert!(!is_alive(&label), "lock file, not held");
         lock.lock().unwrap();
         assert!(is_alive(&label));
         drop(lock);
         assert!(!is_alive(&label));
         assert!(is_local(&label));
+    }
+
+    #[test]
+    fn a_data_dir_is_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = claim(dir.path()).unwrap();
+        assert_eq!(lock.owner, data_dir(dir.path()));
+        assert!(is_alive(&lock.owner));
+        assert!(matches!(claim(dir.path()), Err(ClaimError::Held(_))));
+        drop(lock);
+        assert!(claim(dir.path()).is_ok());
     }
 }

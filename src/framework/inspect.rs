@@ -1,90 +1,20 @@
 //! Layout checks: a model tree in, findings with fixes out.
 //!
-//! Owns the finding vocabulary ([`Finding`], [`Severity`]), the rules that hold for every
-//! framework (empty artifact, a folder wrapping everything, stray files, special files),
-//! framework detection and the dispatch to the framework's own rules in
-//! [`crate::framework`]. Each finding names the path concerned and, where one helps, the
-//! exact command that repairs the artifact.
+//! Owns the rules that hold for every framework (empty artifact, a folder wrapping
+//! everything, stray files, special files), framework detection and the dispatch to each
+//! framework's own rules; and [`check`], which does all of it for an archive (unpacked
+//! through the cache) or a folder. Each finding names the path concerned and, where one
+//! helps, the exact command that repairs the artifact.
 //!
-//! Does not: unpack (the caller hands over a tree) or run any model code.
+//! Does not: unpack by itself (the cache does) or run any model code.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::tree::{NodeKind, Tree};
+use crate::artifact::tree::{NodeKind, Tree};
+use crate::artifact::{Cache, CacheError, Finding, Limits, ModelDir, Severity, UnpackErrorKind};
 use crate::framework::{self, tensorflow::TfModel, Framework};
-
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-    Info,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        }
-    }
-}
-
-/// One observation about the artifact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub severity: Severity,
-    /// Stable identifier, e.g. `mxnet.missing-shapes`, for CI filters.
-    pub code: &'static str,
-    /// The path concerned, relative to /opt/ml/model ("." for the root).
-    pub path: String,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
-impl Finding {
-    fn new(
-        severity: Severity,
-        code: &'static str,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        let path = path.into();
-        Finding {
-            severity,
-            code,
-            path: if path.is_empty() { ".".into() } else { path },
-            message: message.into(),
-            fix: None,
-        }
-    }
-
-    pub fn error(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(Severity::Error, code, path, message)
-    }
-
-    pub fn warning(
-        code: &'static str,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self::new(Severity::Warning, code, path, message)
-    }
-
-    pub fn info(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(Severity::Info, code, path, message)
-    }
-
-    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
-        self.fix = Some(fix.into());
-        self
-    }
-}
 
 /// Where the tree came from, so fixes can name the right command.
 #[derive(Debug, Clone)]
@@ -178,34 +108,52 @@ impl Report {
     }
 }
 
-/// Runs every rule on `tree`. `framework` forces a framework; `None` detects it.
-pub fn inspect(tree: &Tree, source: &Source, framework: Option<Framework>) -> Report {
+/// Which framework's rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Named by the user, or known from the serving image: its rules' errors are errors.
+    Named(Framework),
+    /// Detected from the layout. Detection only suggests a framework, so what its rules
+    /// say a container expects is said as a warning (the model may be served by an image
+    /// that expects none of it); a file that is broken whoever loads it, and the rules for
+    /// every artifact, keep their errors.
+    Detect,
+}
+
+/// Runs every rule on `tree`.
+pub fn inspect(tree: &Tree, source: &Source, choice: Choice) -> Report {
     let cx = Context { tree, source };
-    let (framework, detected_from) = match framework {
-        Some(f) => (f, None),
-        None => framework::detect(tree),
+    let (framework, detected_from) = match choice {
+        Choice::Named(f) => (f, None),
+        Choice::Detect => framework::detect(tree),
     };
     let mut findings = generic_rules(&cx, framework);
     let mut tensorflow_models = Vec::new();
-    findings.extend(framework::lint(framework, &cx, &mut tensorflow_models));
+    let mut own = framework::lint(framework, &cx, &mut tensorflow_models);
+    if choice == Choice::Detect {
+        for finding in own
+            .iter_mut()
+            .filter(|f| f.severity == Severity::Error && !f.broken)
+        {
+            finding.severity = Severity::Warning;
+            finding.message = format!(
+                "{} (this matters if the model is served by SageMaker's {} container, which sagedock detected from the layout; pass --framework, or name the image, to check it as such)",
+                finding.message,
+                framework.title()
+            );
+        }
+    }
+    findings.extend(own);
     findings.sort_by(|a, b| {
         a.severity
             .cmp(&b.severity)
             .then_with(|| a.path.cmp(&b.path))
     });
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
     let counts = Counts {
-        errors: findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count(),
-        warnings: findings
-            .iter()
-            .filter(|f| f.severity == Severity::Warning)
-            .count(),
-        infos: findings
-            .iter()
-            .filter(|f| f.severity == Severity::Info)
-            .count(),
+        errors: count(Severity::Error),
+        warnings: count(Severity::Warning),
+        infos: count(Severity::Info),
     };
     let artifact = match source {
         Source::Directory(p) | Source::Archive(p) => p.clone(),
@@ -223,6 +171,97 @@ pub fn inspect(tree: &Tree, source: &Source, framework: Option<Framework>) -> Re
     }
 }
 
+/// Why an artifact could not be checked at all.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// A checked artifact: its report, and the folder to mount (none when the archive could
+/// not be unpacked: the report says why).
+#[derive(Debug)]
+pub struct Checked {
+    pub report: Report,
+    pub model: Option<ModelDir>,
+}
+
+/// Checks an artifact: an archive (unpacked through `cache`) or a folder.
+pub fn check(
+    path: &Path,
+    choice: Choice,
+    limits: &Limits,
+    cache: &Cache,
+) -> Result<Checked, CheckError> {
+    let meta = std::fs::metadata(path).map_err(|source| CheckError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_dir() {
+        let tree = scan(path)?;
+        let report = inspect(&tree, &Source::Directory(path.to_path_buf()), choice);
+        let dir = path.canonicalize().map_err(|source| CheckError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        return Ok(Checked {
+            report,
+            model: Some(ModelDir::folder(dir)),
+        });
+    }
+    match cache.unpack(path, limits) {
+        Ok(cached) => {
+            let tree = scan(&cached.model_dir)?;
+            let mut report = inspect(&tree, &Source::Archive(path.to_path_buf()), choice);
+            report.sha256 = Some(cached.sha256.clone());
+            Ok(Checked {
+                report,
+                model: Some(ModelDir {
+                    path: cached.model_dir,
+                    sha256: cached.sha256,
+                }),
+            })
+        }
+        Err(CacheError::Unpack(err)) if err.kind.is_artifact_fault() => Ok(Checked {
+            report: unreadable_archive(path, &err.kind),
+            model: None,
+        }),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn scan(dir: &Path) -> Result<Tree, CheckError> {
+    Tree::scan(dir).map_err(|source| CheckError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// The report for an archive that could not be unpacked: one error, the unpack's own.
+fn unreadable_archive(path: &Path, kind: &UnpackErrorKind) -> Report {
+    let tree = Tree {
+        root: path.to_path_buf(),
+        nodes: Vec::new(),
+    };
+    let mut report = inspect(
+        &tree,
+        &Source::Archive(path.to_path_buf()),
+        Choice::Named(Framework::Custom),
+    );
+    report.findings = vec![Finding::error("archive.unreadable", "", kind.to_string())];
+    report.counts = Counts {
+        errors: 1,
+        ..Default::default()
+    };
+    report
+}
+
 /// Names that never belong in a model artifact.
 const STRAY: &[(&str, &str)] = &[
     (".DS_Store", "macOS Finder metadata"),
@@ -236,7 +275,9 @@ const STRAY: &[(&str, &str)] = &[
 ];
 
 fn is_stray(name: &str) -> bool {
-    STRAY.iter().any(|(p, _)| super::pack::glob_match(p, name))
+    STRAY
+        .iter()
+        .any(|(p, _)| crate::artifact::pack::glob_match(p, name))
 }
 
 fn generic_rules(cx: &Context, framework: Framework) -> Vec<Finding> {
@@ -296,7 +337,7 @@ fn generic_rules(cx: &Context, framework: Framework) -> Vec<Finding> {
             .map(|n| {
                 let pattern = STRAY
                     .iter()
-                    .find(|(p, _)| super::pack::glob_match(p, n))
+                    .find(|(p, _)| crate::artifact::pack::glob_match(p, n))
                     .map_or(*n, |(p, _)| p);
                 format!("--exclude '{pattern}'")
             })

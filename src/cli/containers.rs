@@ -1,0 +1,118 @@
+//! The container commands: ps, logs, gc.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::process::shutdown_signal;
+use super::{GcArgs, LogsArgs, PsArgs};
+use crate::runtime::{self, gc, Engine};
+use crate::{Error, Result};
+
+pub async fn ps(args: &PsArgs) -> Result<ExitCode> {
+    let engine = Engine::connect().await?;
+    let found = gc::list(&engine).await?;
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &found).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<40} {:<14} {:<12} {:<24} {:<9} {:>8} {:>6}  OWNER",
+        "NAME", "ENDPOINT", "VARIANT", "IMAGE", "STATE", "AGE", "PORT"
+    )?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    for c in &found {
+        let age = humantime::format_duration(Duration::from_secs(
+            u64::try_from(now - c.created_unix).unwrap_or(0),
+        ))
+        .to_string();
+        let age = age.split_whitespace().next().unwrap_or("").to_string();
+        writeln!(
+            out,
+            "{:<40} {:<14} {:<12} {:<24} {:<9} {:>8} {:>6}  {}",
+            c.name,
+            c.endpoint,
+            c.variant,
+            c.image,
+            c.state,
+            age,
+            c.host_port
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            if c.owner_alive {
+                "running"
+            } else {
+                "gone (sagedock gc removes it)"
+            }
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
+    let engine = Engine::connect().await?;
+    let found = gc::list(&engine).await?;
+    let chosen: Vec<_> = found
+        .iter()
+        .filter(|c| c.name == args.name || c.endpoint == args.name || c.id.starts_with(&args.name))
+        .collect();
+    if chosen.is_empty() {
+        return Err(Error::Argument(format!(
+            "no sagedock container or endpoint named '{}'; `sagedock ps` lists them",
+            args.name
+        )));
+    }
+    let tail = args
+        .tail
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "all".into());
+    let tasks = chosen.iter().map(|c| {
+        let prefix = if chosen.len() > 1 {
+            c.name.clone()
+        } else {
+            String::new()
+        };
+        tokio::spawn(runtime::logs::follow(
+            engine.clone(),
+            c.id.clone(),
+            prefix,
+            tail.clone(),
+            args.follow,
+        ))
+    });
+    let all = futures_util::future::join_all(tasks);
+    tokio::select! {
+        _ = all => {}
+        () = shutdown_signal() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn gc(args: &GcArgs) -> Result<ExitCode> {
+    let engine = Engine::connect().await?;
+    let sweep = if args.all {
+        gc::Sweep::All
+    } else {
+        gc::Sweep::Orphans
+    };
+    let removed = gc::gc(&engine, sweep).await?;
+    if args.json {
+        println!("{}", serde_json::json!({ "removed": removed }));
+    } else if removed.is_empty() {
+        println!("nothing to remove");
+    } else {
+        println!(
+            "removed {} container(s): {}",
+            removed.len(),
+            removed.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

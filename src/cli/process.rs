@@ -1,0 +1,47 @@
+//! What `serve`, `up` and `ci` do first and last as processes: bind the port, reach the
+//! engine and clear away what runs that are gone left behind, and wait for Ctrl-C or
+//! SIGTERM.
+
+use tokio::net::TcpListener;
+
+use crate::runtime::{gc, Engine};
+use crate::{Error, Result};
+
+/// Binds the API port (failing fast when it is taken), connects to the engine and removes
+/// the containers of runs that are gone; warns when the port is open beyond this machine.
+pub async fn listen_and_connect(bind: &str, port: u16) -> Result<(TcpListener, Engine)> {
+    let listener = TcpListener::bind((bind, port))
+        .await
+        .map_err(|source| Error::Listen {
+            addr: format!("{bind}:{port}"),
+            source,
+        })?;
+    if listener.local_addr().is_ok_and(|a| !a.ip().is_loopback()) {
+        eprintln!(
+            "warning: listening on {bind}, beyond this machine: the SageMaker API sagedock serves has no authentication, so anyone who reaches the port can start containers and invoke them"
+        );
+    }
+    let engine = Engine::connect().await?;
+    let orphans = gc::gc(&engine, gc::Sweep::ProcessOrphans).await?;
+    if !orphans.is_empty() {
+        eprintln!(
+            "removed {} container(s) left by runs that are gone: {}",
+            orphans.len(),
+            orphans.join(", ")
+        );
+    }
+    Ok((listener, engine))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

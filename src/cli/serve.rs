@@ -1,0 +1,223 @@
+//! `sagedock serve`: one model, one image, N instances, deployed the way every endpoint is
+//! (a plan run by the deployer), behind one local port until Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::process::{listen_and_connect, shutdown_signal};
+use super::ServeArgs;
+use crate::artifact::{Cache, ModelDir, Severity};
+use crate::deploy::{
+    ContainerPlan, DeployOptions, Deployer, EndpointPlan, Fleet, ModelSource, VariantPlan,
+};
+use crate::endpoint::{Mode, Router};
+use crate::framework::inspect::{self, Choice};
+use crate::framework::Framework;
+use crate::runtime::{self, instance, owner, Engine, InstanceType};
+use crate::server::{self, App};
+use crate::storage::Storage;
+use crate::{Error, Result};
+
+/// The account serve answers as.
+const ACCOUNT: &str = "123456789012";
+
+/// Parses `K=V` pairs.
+fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| Error::Argument(format!("--env {p}: expected NAME=VALUE")))
+        })
+        .collect()
+}
+
+/// Checks `--model` with the rules of the image's stack (the generic ones for an image of
+/// your own) and prints its errors and warnings; they do not stop the start, as SageMaker
+/// would not stop either.
+async fn prepare_model(
+    path: &Path,
+    image: &str,
+    limits: crate::artifact::Limits,
+) -> Result<ModelDir> {
+    let (path, choice) = (
+        path.to_path_buf(),
+        Choice::Named(Framework::of_image(image)),
+    );
+    let cache = Cache::from_env()?;
+    let checked =
+        tokio::task::spawn_blocking(move || inspect::check(&path, choice, &limits, &cache))
+            .await
+            .map_err(|e| Error::Argument(format!("checking the model failed: {e}")))??;
+    for f in checked
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.severity != Severity::Info)
+    {
+        eprintln!(
+            "{}[{}] {}: {}",
+            f.severity.as_str(),
+            f.code,
+            f.path,
+            f.message
+        );
+    }
+    checked.model.ok_or_else(|| {
+        let why = checked
+            .report
+            .findings
+            .first()
+            .map_or_else(String::new, |f| f.message.clone());
+        Error::Argument(format!("the model cannot be unpacked: {why}"))
+    })
+}
+
+pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
+    let instance_type = instance::lookup(&args.instance_type).map_err(Error::Argument)?;
+    let environment = parse_env(&args.env)?;
+    let mut checked_env = environment.clone();
+    checked_env.insert("AWS_REGION".into(), args.region.clone());
+    checked_env.insert("AWS_DEFAULT_REGION".into(), args.region.clone());
+    runtime::spec::validate_env(&checked_env)?;
+    if args.instance_count == 0 {
+        return Err(Error::Argument(
+            "--instance-count must be at least 1".into(),
+        ));
+    }
+    let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
+    let local = listener.local_addr()?;
+    engine.ensure_image(&args.image, args.pull).await?;
+    let model = match &args.model {
+        Some(path) => {
+            ModelSource::Folder(prepare_model(path, &args.image, args.limits.limits()).await?)
+        }
+        None => ModelSource::None,
+    };
+    let plan = EndpointPlan::single(
+        &args.name,
+        VariantPlan {
+            name: args.variant.clone(),
+            weight: 1.0,
+            instance_count: args.instance_count,
+            instance_type,
+            containers: vec![ContainerPlan {
+                image: args.image.clone(),
+                hostname: String::new(),
+                environment,
+                model,
+            }],
+            mode: Mode::Single,
+            network_isolation: args.network_isolation,
+            health_timeout: args.health_timeout,
+        },
+    );
+    let deployer = Deployer::new(
+        engine.clone(),
+        Cache::from_env()?,
+        Storage::None,
+        owner::current(),
+        args.region.clone(),
+        DeployOptions {
+            pull: args.pull,
+            cpu_only: args.cpu_only,
+            capacity: args.capacity.capacity(engine.memory_bytes),
+        },
+    );
+    let t0 = Instant::now();
+    let fleet: Fleet = tokio::select! {
+        launched = deployer.launch(&plan) => launched?,
+        () = shutdown_signal() => {
+            eprintln!("interrupted while starting: removing containers");
+            return Ok(ExitCode::from(130));
+        }
+    };
+    print_ready(args, &fleet, instance_type, local, t0.elapsed())?;
+    for (i, inst) in fleet.containers().enumerate() {
+        let prefix = format!("{}/{}/{i}", args.name, args.variant);
+        tokio::spawn(runtime::logs::follow(
+            engine.clone(),
+            inst.guard.id.clone(),
+            prefix,
+            "all".into(),
+            true,
+        ));
+    }
+    let router = Arc::new(Router::new(ACCOUNT, &args.region));
+    router.publish(fleet.live());
+    let app = App::new(router, None);
+    let server = tokio::spawn(server::serve(listener, app, server::Limits::default()));
+    let code = tokio::select! {
+        () = shutdown_signal() => ExitCode::SUCCESS,
+        name = first_exit(&engine, &fleet) => {
+            eprintln!("instance {name} stopped; shutting the endpoint down");
+            ExitCode::from(1)
+        }
+    };
+    server.abort();
+    eprintln!("stopping {} container(s)", fleet.instances());
+    fleet.remove().await;
+    Ok(code)
+}
+
+fn print_ready(
+    args: &ServeArgs,
+    fleet: &Fleet,
+    instance_type: InstanceType,
+    local: std::net::SocketAddr,
+    took: Duration,
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "endpoint {}: {} instance(s) of {} ready in {:.2} s ({instance_type})",
+        args.name,
+        fleet.instances(),
+        args.image,
+        took.as_secs_f64()
+    )?;
+    writeln!(out, "  POST http://{local}/invocations")?;
+    writeln!(
+        out,
+        "  POST http://{local}/endpoints/{}/invocations",
+        args.name
+    )?;
+    for inst in fleet.containers() {
+        let published = inst
+            .published
+            .map(|p| format!(", published {p}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  instance {} at {}{published}, healthy after {:.2} s",
+            inst.guard.name,
+            inst.addr,
+            inst.ready_after.as_secs_f64()
+        )?;
+    }
+    writeln!(out, "Ctrl-C stops and removes the containers.")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Resolves with the name of the first instance whose container stops.
+async fn first_exit(engine: &Engine, fleet: &Fleet) -> String {
+    use futures_util::StreamExt;
+    let waits = fleet.containers().map(|inst| {
+        let options = bollard::query_parameters::WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let mut stream = engine.docker.wait_container(&inst.guard.id, Some(options));
+        let name = inst.guard.name.clone();
+        Box::pin(async move {
+            let _ = stream.next().await;
+            name
+        })
+    });
+    futures_util::future::select_all(waits).await.0
+}

@@ -1,0 +1,140 @@
+//! From the stored resources to a deployment plan: an endpoint config's variants, each
+//! with its model's containers, model data, environment and limits.
+
+use std::time::Duration;
+
+use crate::deploy::{AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, VariantPlan};
+use crate::endpoint::asynchronous::DEFAULT_PER_INSTANCE;
+use crate::endpoint::Mode;
+use crate::runtime::instance;
+use crate::state::model::InferenceExecutionMode;
+use crate::state::{ContainerDefinition, EndpointConfig, Model, ModelSpec, Store, VariantState};
+use crate::storage::{ModelLocation, S3Location, StorageError};
+
+/// Why a plan could not be made (a FailureReason).
+pub type Reason = String;
+
+/// The plan for endpoint `name` at `generation` from `config`. `counts` overrides the
+/// config's instance counts and weights (what an endpoint runs now, after
+/// UpdateEndpointWeightsAndCapacities).
+pub fn endpoint_plan(
+    store: &Store,
+    name: &str,
+    config: &EndpointConfig,
+    generation: u64,
+    counts: Option<&[VariantState]>,
+    default_health_timeout: Duration,
+) -> Result<EndpointPlan, Reason> {
+    let mut variants = Vec::new();
+    for variant in &config.spec.production_variants {
+        let model: Model = store
+            .get(variant.model_name())
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "Model {} of variant {} no longer exists.",
+                    variant.model_name(),
+                    variant.variant_name
+                )
+            })?;
+        let now = counts.and_then(|c| c.iter().find(|v| v.name == variant.variant_name));
+        let containers = container_plans(&model.spec).map_err(|e| e.to_string())?;
+        variants.push(VariantPlan {
+            name: variant.variant_name.clone(),
+            weight: now.map_or(variant.weight(), |v| v.current_weight),
+            instance_count: now.map_or(variant.instance_count(), |v| v.current_count),
+            instance_type: instance::lookup(variant.instance_type())?,
+            containers,
+            mode: mode(&model.spec),
+            network_isolation: model.spec.network_isolation(),
+            health_timeout: variant
+                .container_startup_health_check_timeout_in_seconds
+                .map_or(default_health_timeout, |s| {
+                    Duration::from_secs(u64::from(s))
+                }),
+        });
+    }
+    let asynchronous = match &config.spec.async_inference_config {
+        None => None,
+        Some(a) => {
+            let parse = |url: &str| S3Location::parse(url).map_err(|e| e.to_string());
+            let output = a
+                .output_config
+                .s3_output_path
+                .as_deref()
+                .ok_or("AsyncInferenceConfig.OutputConfig has no S3OutputPath")?;
+            Some(AsyncPlan {
+                output: parse(output)?,
+                failure: a
+                    .output_config
+                    .s3_failure_path
+                    .as_deref()
+                    .map(parse)
+                    .transpose()?,
+                per_instance: a
+                    .max_concurrent_invocations_per_instance()
+                    .unwrap_or(DEFAULT_PER_INSTANCE),
+            })
+        }
+    };
+    Ok(EndpointPlan {
+        endpoint: name.to_string(),
+        generation,
+        variants,
+        asynchronous,
+    })
+}
+
+/// How a model's containers are invoked.
+pub fn mode(spec: &ModelSpec) -> Mode {
+    if spec.containers().len() < 2 {
+        return Mode::Single;
+    }
+    match spec.inference_execution_config.as_ref().map(|c| c.mode) {
+        Some(InferenceExecutionMode::Direct) => Mode::Direct,
+        _ => Mode::Serial,
+    }
+}
+
+/// A model's containers as a plan runs them. ContainerHostname: the given ones, else
+/// `container-<n>` by position (none for a single container, which SageMaker calls
+/// `primary` in messages).
+pub fn container_plans(spec: &ModelSpec) -> Result<Vec<ContainerPlan>, StorageError> {
+    let containers = spec.containers();
+    containers
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let hostname = match &c.container_hostname {
+                Some(name) => name.clone(),
+                None if containers.len() == 1 => String::new(),
+                None => format!("container-{}", j + 1),
+            };
+            Ok(ContainerPlan {
+                image: c.image().to_string(),
+                hostname,
+                environment: c
+                    .environment()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                model: model_source(c)?,
+            })
+        })
+        .collect()
+}
+
+/// Where a container's model data comes from.
+pub fn model_source(container: &ContainerDefinition) -> Result<ModelSource, StorageError> {
+    let Some(url) = container.model_data() else {
+        return Ok(ModelSource::None);
+    };
+    let location = ModelLocation::parse(url)?;
+    Ok(if container.is_multi_model() {
+        ModelSource::MultiModel(location)
+    } else {
+        ModelSource::Location {
+            location,
+            uncompressed: container.uncompressed(),
+        }
+    })
+}

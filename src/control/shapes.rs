@@ -1,0 +1,255 @@
+//! The operations' inputs and outputs, typed, with AWS's member names. A request body is
+//! checked against botocore's model, then parsed into one of these once; nothing after
+//! that reads JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{EndpointConfigSpec, EndpointStatus, ModelSpec, Tag};
+
+/// CreateModel.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateModelInput {
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(flatten)]
+    pub spec: ModelSpec,
+}
+
+/// CreateEndpointConfig.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateEndpointConfigInput {
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(flatten)]
+    pub spec: EndpointConfigSpec,
+}
+
+/// DescribeModel, DeleteModel.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModelName {
+    pub model_name: String,
+}
+
+/// DescribeEndpointConfig, DeleteEndpointConfig.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointConfigName {
+    pub endpoint_config_name: String,
+}
+
+/// DescribeEndpoint, DeleteEndpoint.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointName {
+    pub endpoint_name: String,
+}
+
+/// CreateEndpoint.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateEndpointInput {
+    pub endpoint_name: String,
+    pub endpoint_config_name: String,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// UpdateEndpoint (RetainAllVariantProperties and the deployment config are accepted and
+/// not acted on: sagedock always deploys the new config blue/green).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateEndpointInput {
+    pub endpoint_name: String,
+    pub endpoint_config_name: String,
+}
+
+/// UpdateEndpointWeightsAndCapacities.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateWeightsInput {
+    pub endpoint_name: String,
+    pub desired_weights_and_capacities: Vec<DesiredWeightAndCapacity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DesiredWeightAndCapacity {
+    pub variant_name: String,
+    #[serde(default)]
+    pub desired_weight: Option<f64>,
+    #[serde(default)]
+    pub desired_instance_count: Option<u32>,
+}
+
+/// SortBy of the List operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SortBy {
+    Name,
+    CreationTime,
+    Status,
+}
+
+/// SortOrder of the List operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SortOrder {
+    Ascending,
+    Descending,
+}
+
+/// ListModels, ListEndpointConfigs, ListEndpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListInput {
+    pub name_contains: Option<String>,
+    pub creation_time_before: Option<f64>,
+    pub creation_time_after: Option<f64>,
+    pub last_modified_time_before: Option<f64>,
+    pub last_modified_time_after: Option<f64>,
+    pub status_equals: Option<EndpointStatus>,
+    pub sort_by: Option<SortBy>,
+    pub sort_order: Option<SortOrder>,
+    pub max_results: Option<u32>,
+    pub next_token: Option<String>,
+}
+
+/// AddTags.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddTagsInput {
+    pub resource_arn: String,
+    pub tags: Vec<Tag>,
+}
+
+/// ListTags.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsInput {
+    pub resource_arn: String,
+}
+
+/// DeleteTags.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteTagsInput {
+    pub resource_arn: String,
+    pub tag_keys: Vec<String>,
+}
+
+/// CreateModel's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModelArn {
+    pub model_arn: String,
+}
+
+/// CreateEndpointConfig's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointConfigArn {
+    pub endpoint_config_arn: String,
+}
+
+/// CreateEndpoint's, UpdateEndpoint's and UpdateEndpointWeightsAndCapacities' answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointArn {
+    pub endpoint_arn: String,
+}
+
+/// An answer with no members.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+/// DescribeModel's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeModelOutput<'a> {
+    #[serde(flatten)]
+    pub spec: &'a ModelSpec,
+    pub model_arn: &'a str,
+    pub creation_time: f64,
+}
+
+/// DescribeEndpointConfig's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeEndpointConfigOutput<'a> {
+    #[serde(flatten)]
+    pub spec: &'a EndpointConfigSpec,
+    pub endpoint_config_arn: &'a str,
+    pub creation_time: f64,
+}
+
+/// DescribeEndpoint's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeEndpointOutput<'a> {
+    pub endpoint_name: &'a str,
+    pub endpoint_arn: &'a str,
+    pub endpoint_config_name: &'a str,
+    pub endpoint_status: EndpointStatus,
+    pub creation_time: f64,
+    pub last_modified_time: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub production_variants: Vec<ProductionVariantSummary<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProductionVariantSummary<'a> {
+    pub variant_name: &'a str,
+    pub deployed_images: Vec<DeployedImage<'a>>,
+    pub current_weight: f64,
+    pub desired_weight: f64,
+    pub current_instance_count: u32,
+    pub desired_instance_count: u32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeployedImage<'a> {
+    pub specified_image: &'a str,
+    pub resolved_image: &'a str,
+    pub resolution_time: f64,
+}
+
+/// An entry of ListModels.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModelSummary {
+    pub model_name: String,
+    pub model_arn: String,
+    pub creation_time: f64,
+}
+
+/// An entry of ListEndpointConfigs.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointConfigSummary {
+    pub endpoint_config_name: String,
+    pub endpoint_config_arn: String,
+    pub creation_time: f64,
+}
+
+/// An entry of ListEndpoints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSummary {
+    pub endpoint_name: String,
+    pub endpoint_arn: String,
+    pub creation_time: f64,
+    pub last_modified_time: f64,
+    pub endpoint_status: EndpointStatus,
+}
+
+/// ListTags' answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagsOutput<'a> {
+    pub tags: &'a [Tag],
+}

@@ -1,0 +1,160 @@
+//! Deployments: a plan in, a fleet of healthy, routed containers out — the one path that
+//! `serve`, `ci` and `up` all take.
+//!
+//! plan ([`plan`]: what to run, made by the caller) → launch ([`Deployer::launch`]: model
+//! data fetched and unpacked, images checked, one container per instance and model
+//! container, named, labelled and limited the same way whoever asked, each healthy on
+//! `/ping`) → publish (the [`Fleet`] becomes a [`crate::endpoint::LiveEndpoint`] in the
+//! router) → reconcile (the caller's: `up`'s endpoint lifecycle, `serve`'s foreground).
+//!
+//! Every container carries the labels that let a later run find it: owner, endpoint,
+//! variant, instance, container position, generation. After a restart,
+//! [`Deployer::adopt`] rebuilds a fleet from the running containers of a plan.
+//!
+//! Does not: know the SageMaker API or its records (the control plane makes plans from
+//! them) or route invocations.
+
+mod adopt;
+mod capacity;
+mod fleet;
+mod launch;
+mod model_data;
+pub mod plan;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use capacity::{Capacity, CapacityError};
+pub use fleet::{Fleet, Member};
+pub use plan::{AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, VariantPlan};
+
+use crate::artifact::{Cache, CacheError};
+use crate::runtime::{Engine, RuntimeError};
+use crate::storage::{Storage, StorageError};
+
+/// Why a deployment failed. The message is what a user reads in FailureReason or on
+/// stderr: it says what was wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("Failed to download model data ({location}): {source}")]
+    ModelData {
+        location: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("The model data {location} cannot be used: {source}")]
+    Artifact {
+        location: String,
+        #[source]
+        source: CacheError,
+    },
+    #[error(
+        "Failed to download the inference code (SAGEMAKER_SUBMIT_DIRECTORY {location}): {source}"
+    )]
+    SubmitDirectory {
+        location: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("SAGEMAKER_SUBMIT_DIRECTORY {location} is not an object (a sourcedir.tar.gz)")]
+    SubmitDirectoryNotObject { location: String },
+    #[error(transparent)]
+    Capacity(#[from] CapacityError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A container did not start; `findings` are what the artifact's layout checks say
+    /// (errors and warnings, said first: they often explain the failure).
+    #[error("{}{source}", findings.iter().map(|f| format!("{f}; ")).collect::<String>())]
+    Start {
+        findings: Vec<String>,
+        #[source]
+        source: Box<RuntimeError>,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sagedock failed: {0}")]
+    Internal(String),
+}
+
+impl DeployError {
+    /// True when the model or image is at fault (it did not start), not the machine.
+    pub fn is_start_failure(&self) -> bool {
+        matches!(
+            self,
+            DeployError::Start { .. }
+                | DeployError::Runtime(
+                    RuntimeError::ExitedAtStart { .. } | RuntimeError::HealthTimeout { .. }
+                )
+        )
+    }
+}
+
+/// How deployments run.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// Pull images the engine does not have.
+    pub pull: bool,
+    /// Run accelerator instance types without their devices.
+    pub cpu_only: bool,
+    pub capacity: Capacity,
+}
+
+/// Runs plans on one engine, as one owner.
+pub struct Deployer {
+    engine: Engine,
+    cache: Cache,
+    storage: Storage,
+    /// The owner label of every container this deployer starts.
+    owner: String,
+    /// The region containers see in AWS_REGION.
+    region: String,
+    options: DeployOptions,
+}
+
+impl Deployer {
+    pub fn new(
+        engine: Engine,
+        cache: Cache,
+        storage: Storage,
+        owner: String,
+        region: String,
+        options: DeployOptions,
+    ) -> Deployer {
+        Deployer {
+            engine,
+            cache,
+            storage,
+            owner,
+            region,
+            options,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn capacity(&self) -> Capacity {
+        self.options.capacity
+    }
+
+    /// How long a health check waits by default (SageMaker: the variant's
+    /// ContainerStartupHealthCheckTimeoutInSeconds, else its own default).
+    pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(600);
+}

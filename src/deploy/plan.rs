@@ -1,0 +1,109 @@
+//! What to run for one endpoint: the single input of every deployment. `serve` and `ci`
+//! make a plan from their arguments, `sagedock up` from the stored endpoint config and
+//! models; [`super::Deployer`] runs any plan the same way.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::artifact::ModelDir;
+use crate::endpoint::Mode;
+use crate::runtime::InstanceType;
+use crate::storage::{ModelLocation, S3Location};
+
+/// One endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointPlan {
+    pub endpoint: String,
+    /// Which deployment of the endpoint this is (bumped by every update; in container names
+    /// and labels, so a restart tells the current fleet from an older one).
+    pub generation: u64,
+    pub variants: Vec<VariantPlan>,
+    /// Asynchronous inference, when the endpoint takes it.
+    pub asynchronous: Option<AsyncPlan>,
+}
+
+/// One production variant.
+#[derive(Debug, Clone)]
+pub struct VariantPlan {
+    pub name: String,
+    pub weight: f64,
+    pub instance_count: u32,
+    pub instance_type: InstanceType,
+    /// An instance's containers, in order (one, or an inference pipeline).
+    pub containers: Vec<ContainerPlan>,
+    /// How an invocation passes through them.
+    pub mode: Mode,
+    /// EnableNetworkIsolation: no route outside this machine.
+    pub network_isolation: bool,
+    /// How long an instance may take to answer `/ping` with 200.
+    pub health_timeout: Duration,
+}
+
+/// One container of an instance.
+#[derive(Debug, Clone)]
+pub struct ContainerPlan {
+    pub image: String,
+    /// ContainerHostname (multi-container models; empty for one container, which
+    /// SageMaker calls `primary`).
+    pub hostname: String,
+    /// The user's environment (the deployer adds AWS_REGION and what the contract sets).
+    pub environment: BTreeMap<String, String>,
+    pub model: ModelSource,
+}
+
+/// Where a container's `/opt/ml/model` comes from.
+#[derive(Debug, Clone)]
+pub enum ModelSource {
+    /// No model data (bring-your-own images may need none).
+    None,
+    /// A folder ready to mount (`serve` and `ci` check and unpack the artifact first).
+    Folder(ModelDir),
+    /// Model data to fetch: a model.tar.gz (unpacked through the cache), or with
+    /// `uncompressed` one object or a prefix mounted as it is.
+    Location {
+        location: ModelLocation,
+        uncompressed: bool,
+    },
+    /// A multi-model container: models are loaded on demand from this prefix.
+    MultiModel(ModelLocation),
+}
+
+/// An asynchronous endpoint's output locations and concurrency.
+#[derive(Debug, Clone)]
+pub struct AsyncPlan {
+    pub output: S3Location,
+    pub failure: Option<S3Location>,
+    /// MaxConcurrentInvocationsPerInstance.
+    pub per_instance: u32,
+}
+
+impl EndpointPlan {
+    /// A plan of one variant: what `serve` and `ci` run.
+    pub fn single(endpoint: impl Into<String>, variant: VariantPlan) -> EndpointPlan {
+        EndpointPlan {
+            endpoint: endpoint.into(),
+            generation: 1,
+            variants: vec![variant],
+            asynchronous: None,
+        }
+    }
+
+    pub fn variant(&self, name: &str) -> Option<&VariantPlan> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+
+    /// Instances in all.
+    pub fn instances(&self) -> u64 {
+        self.variants
+            .iter()
+            .map(|v| u64::from(v.instance_count))
+            .sum()
+    }
+}
+
+impl VariantPlan {
+    /// The first container's image (what DescribeEndpoint reports as deployed).
+    pub fn image(&self) -> &str {
+        self.containers.first().map_or("", |c| c.image.as_str())
+    }
+}

@@ -1,0 +1,234 @@
+//! InvokeEndpoint: the call forwarded through the chosen containers, and their answer
+//! passed back with the headers the sagemaker-runtime API defines — or turned into its
+//! error (ModelError, with the container's own status and message).
+//!
+//! A call that reached no container (the connection was refused: the instance died a
+//! moment ago) goes to another instance in rotation; when none is left it fails at once
+//! with ServiceUnavailable instead of waiting.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, CONTENT_TYPE};
+use hyper::{Request, Response};
+
+use super::client::{self, Undelivered};
+use super::error::ApiError;
+use super::live::Backend;
+use super::{Body, RequestBody, Router, INVOCATION_TIMEOUT};
+
+/// What became of a call through a chain of containers.
+pub(super) enum Outcome {
+    /// The last container answered (or one in the chain failed): the response and the
+    /// model's status (0 when it never answered).
+    Answered(Response<Body>, u16),
+    /// The first container could not be reached: nothing was delivered.
+    NotDelivered(String),
+}
+
+impl Router {
+    /// Handles InvokeEndpoint for `name`.
+    pub async fn invoke<B: RequestBody>(
+        &self,
+        name: &str,
+        req: Request<B>,
+        request_id: &str,
+    ) -> Response<Body> {
+        let t0 = Instant::now();
+        let (parts, body) = req.into_parts();
+        let mut target = match self.resolve("InvokeEndpoint", name, &parts.headers, request_id) {
+            Ok(t) => t,
+            Err(e) => return e.into_response(),
+        };
+        let payload = match Self::payload(body).await {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        };
+        let mut tried = Vec::new();
+        loop {
+            let first = target.first().clone();
+            first
+                .outstanding
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut started = Instant::now();
+            let outcome = match &target.model {
+                Some(model) => {
+                    let run = self
+                        .run_model(
+                            name,
+                            &target,
+                            model,
+                            &parts.headers,
+                            payload.clone(),
+                            &mut started,
+                        )
+                        .await;
+                    match run {
+                        Ok((response, status)) => Outcome::Answered(response, status),
+                        Err(e) => {
+                            let status = e.model_status();
+                            Outcome::Answered(e.into_response(), status)
+                        }
+                    }
+                }
+                None => {
+                    self.run_chain(
+                        name,
+                        target.chain(),
+                        &parts.headers,
+                        payload.clone(),
+                        INVOCATION_TIMEOUT,
+                    )
+                    .await
+                }
+            };
+            first
+                .outstanding
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            match outcome {
+                Outcome::Answered(mut response, status) => {
+                    target
+                        .variant()
+                        .series
+                        .record(status, started.elapsed(), t0.elapsed());
+                    target.label(&mut response);
+                    return response;
+                }
+                Outcome::NotDelivered(detail) => {
+                    tracing::info!(
+                        endpoint = name,
+                        container = first.name,
+                        detail,
+                        "call not delivered; trying another instance"
+                    );
+                    tried.push(target.instance_index());
+                    match target.elsewhere(&tried) {
+                        Some(next) => target = next,
+                        None => {
+                            let error = self.unavailable(name, target.variant());
+                            target
+                                .variant()
+                                .series
+                                .record(0, Duration::ZERO, t0.elapsed());
+                            let mut response = error.into_response();
+                            target.label(&mut response);
+                            return response;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the request through `chain` (one container, or a pipeline): each answer
+    /// becomes the next request, with its Content-Type.
+    pub(super) async fn run_chain(
+        &self,
+        name: &str,
+        chain: &[Arc<Backend>],
+        headers: &HeaderMap,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Outcome {
+        // Only a pipeline changes the headers between containers.
+        let mut headers = std::borrow::Cow::Borrowed(headers);
+        let mut payload = payload;
+        for (i, backend) in chain.iter().enumerate() {
+            let last = i + 1 == chain.len();
+            let response = match client::post(
+                backend.invocations.clone(),
+                &headers,
+                payload.clone(),
+                timeout,
+            )
+            .await
+            {
+                Ok(response) => response,
+                Err(Undelivered::NotSent(detail)) if i == 0 => {
+                    return Outcome::NotDelivered(detail)
+                }
+                Err(failed) => {
+                    let error = self.model_error(name, backend.label(), 0, failed.detail());
+                    return Outcome::Answered(error.into_response(), 0);
+                }
+            };
+            let status = response.status().as_u16();
+            if last || !response.status().is_success() {
+                return Outcome::Answered(
+                    self.answer(name, backend.label(), response).await,
+                    status,
+                );
+            }
+            if let Some(content_type) = response.headers().get(CONTENT_TYPE) {
+                headers.to_mut().insert(CONTENT_TYPE, content_type.clone());
+            }
+            payload = match response.into_body().collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(e) => {
+                    let error = self.model_error(name, backend.label(), 0, e.to_string());
+                    return Outcome::Answered(error.into_response(), 0);
+                }
+            };
+        }
+        Outcome::Answered(self.not_found(name).into_response(), 0)
+    }
+
+    /// The container's answer as the API's: a 2xx passes through with its Content-Type
+    /// and custom attributes; anything else is a ModelError.
+    pub(super) async fn answer(
+        &self,
+        name: &str,
+        container: &str,
+        response: Response<Incoming>,
+    ) -> Response<Body> {
+        let status = response.status();
+        if status.is_success() {
+            let (parts, body) = response.into_parts();
+            let mut out = Response::new(body.boxed());
+            for header in ["content-type", "x-amzn-sagemaker-custom-attributes"] {
+                if let Some(value) = parts.headers.get(header) {
+                    out.headers_mut().insert(header, value.clone());
+                }
+            }
+            return out;
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        self.model_error(name, container, status.as_u16(), text)
+            .into_response()
+    }
+
+    /// ModelError (424), as SageMaker reports a container's failure.
+    pub(super) fn model_error(
+        &self,
+        name: &str,
+        container: &str,
+        status: u16,
+        original: String,
+    ) -> ApiError {
+        let client_error = (400..500).contains(&status);
+        let kind = if client_error { "client" } else { "server" };
+        let group = format!("/aws/sagemaker/Endpoints/{name}");
+        ApiError::Model {
+            client_error,
+            message: format!(
+                "Received {kind} error ({status}) from {container} with message \"{original}\". See `sagedock logs {name}` (CloudWatch log group {group} in account {}) for more information.",
+                self.account
+            ),
+            original_status: status,
+            original_message: original,
+            log_stream_arn: format!(
+                "arn:aws:logs:{}:{}:log-group:{group}",
+                self.region, self.account
+            ),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The live table's entries: endpoints that can take traffic, their variants, instances
+//! and containers ([`Backend`]: how the router reaches one container, and its counters).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use hyper::header::HeaderValue;
+
+use super::asynchronous::AsyncOutput;
+use super::metrics::Series;
+use super::multimodel::{ModelRepository, ModelTable};
+
+/// One container.
+#[derive(Debug)]
+pub struct Backend {
+    pub name: String,
+    /// ContainerHostname (multi-container models).
+    pub hostname: String,
+    pub addr: SocketAddr,
+    /// `http://<addr>/invocations`, parsed once.
+    pub(super) invocations: hyper::Uri,
+    /// `name` as a header value, made once.
+    pub(super) name_header: HeaderValue,
+    pub(super) outstanding: AtomicUsize,
+    /// False once the instance is known dead or unhealthy: routing passes it by.
+    healthy: AtomicBool,
+    /// The models loaded in a multi-model container.
+    pub models: Option<Arc<ModelTable>>,
+}
+
+impl Backend {
+    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Arc<Self> {
+        Self::with_hostname(name, "", addr)
+    }
+
+    pub fn with_hostname(
+        name: impl Into<String>,
+        hostname: impl Into<String>,
+        addr: SocketAddr,
+    ) -> Arc<Self> {
+        Arc::new(Self::make(name.into(), hostname.into(), addr, None))
+    }
+
+    /// A multi-model container (models are loaded into it on demand).
+    pub fn multi_model(
+        name: impl Into<String>,
+        hostname: impl Into<String>,
+        addr: SocketAddr,
+    ) -> Arc<Self> {
+        Arc::new(Self::make(
+            name.into(),
+            hostname.into(),
+            addr,
+            Some(Arc::default()),
+        ))
+    }
+
+    fn make(
+        name: String,
+        hostname: String,
+        addr: SocketAddr,
+        models: Option<Arc<ModelTable>>,
+    ) -> Backend {
+        Backend {
+            name_header: HeaderValue::from_str(&name)
+                .unwrap_or_else(|_| HeaderValue::from_static("container")),
+            name,
+            hostname,
+            addr,
+            invocations: format!("http://{addr}/invocations")
+                .parse()
+                .unwrap_or_else(|_| hyper::Uri::from_static("http://127.0.0.1/invocations")),
+            outstanding: AtomicUsize::new(0),
+            healthy: AtomicBool::new(true),
+            models,
+        }
+    }
+
+    /// How SageMaker names the container in error messages: `primary`, or its hostname.
+    pub fn label(&self) -> &str {
+        if self.hostname.is_empty() {
+            "primary"
+        } else {
+            &self.hostname
+        }
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Takes the container out of rotation (`false`) or puts it back.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Requests being answered now.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+}
+
+/// How the containers of a multi-container model are invoked
+/// (`InferenceExecutionConfig.Mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One container.
+    Single,
+    /// An inference pipeline: each container's answer is the next one's request.
+    Serial,
+    /// The caller names one container with TargetContainerHostname.
+    Direct,
+}
+
+/// One instance: its containers, in order.
+#[derive(Debug, Clone)]
+pub struct LiveInstance {
+    pub containers: Vec<Arc<Backend>>,
+}
+
+impl LiveInstance {
+    pub fn single(backend: Arc<Backend>) -> Self {
+        LiveInstance {
+            containers: vec![backend],
+        }
+    }
+
+    /// Outstanding requests, or `None` when the instance cannot take one (no containers,
+    /// or taken out of rotation).
+    pub(super) fn load(&self) -> Option<usize> {
+        let first = self.containers.first()?;
+        self.containers
+            .iter()
+            .all(|b| b.is_healthy())
+            .then(|| first.outstanding())
+    }
+}
+
+/// A production variant that can take traffic.
+#[derive(Debug, Clone)]
+pub struct LiveVariant {
+    pub name: String,
+    pub weight: f64,
+    /// How its model's containers are invoked.
+    pub mode: Mode,
+    pub instances: Vec<LiveInstance>,
+    /// Multi-model variants: where TargetModel is fetched from.
+    pub models: Option<Arc<ModelRepository>>,
+    /// `name` as the x-Amzn-Invoked-Production-Variant value, made once.
+    pub(super) invoked: HeaderValue,
+    /// Its metrics (set by [`super::Router::publish`]).
+    pub(super) series: Arc<Series>,
+}
+
+impl LiveVariant {
+    pub fn new(
+        name: impl Into<String>,
+        weight: f64,
+        mode: Mode,
+        instances: Vec<LiveInstance>,
+        models: Option<Arc<ModelRepository>>,
+    ) -> Self {
+        let name = name.into();
+        LiveVariant {
+            invoked: HeaderValue::from_str(&name)
+                .unwrap_or_else(|_| HeaderValue::from_static("AllTraffic")),
+            name,
+            weight,
+            mode,
+            instances,
+            models,
+            series: Arc::default(),
+        }
+    }
+
+    /// Instances that can take a call now.
+    pub fn healthy_instances(&self) -> usize {
+        self.instances.iter().filter(|i| i.load().is_some()).count()
+    }
+}
+
+/// An endpoint that can take traffic.
+#[derive(Debug, Clone)]
+pub struct LiveEndpoint {
+    pub name: String,
+    pub variants: Vec<LiveVariant>,
+    /// AsyncInferenceConfig.OutputConfig, when the endpoint takes asynchronous requests.
+    pub async_output: Option<AsyncOutput>,
+}

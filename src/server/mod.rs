@@ -1,0 +1,271 @@
+//! The one HTTP port sagedock serves: `POST /` with `X-Amz-Target: SageMaker.<Operation>`
+//! goes to the control plane (AWS JSON 1.1), `/endpoints/<name>/…` to the runtime API, and
+//! `GET /ping` and `GET /metrics` are answered here; so boto3, the AWS CLI and the SageMaker
+//! SDK need a single `endpoint_url`.
+//!
+//! [`App`] is the service: tests call [`App::handle`] with a request in hand, no socket
+//! involved; [`listener::serve`] runs it on a port (connection threads, timeouts, a
+//! connection cap). Nothing a caller sends can panic the process: a panic while answering
+//! becomes a 500 in AWS's shape and one line in the log.
+//!
+//! Does not: implement an operation (the control plane and the router do).
+
+pub mod listener;
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use http_body_util::{BodyExt, Limited};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+
+pub use listener::{serve, Limits};
+
+use crate::control::{AwsError, ControlPlane};
+use crate::endpoint::{full, uuid_like, ApiError, Body, RequestBody, Router};
+
+/// The largest control-plane request body read.
+const MAX_CONTROL_BODY: usize = 16 << 20;
+
+/// What the port serves.
+pub struct App {
+    pub router: Arc<Router>,
+    pub control: Option<Arc<ControlPlane>>,
+    request_ids: AtomicU64,
+    /// The runtime control-plane operations run on (they start long-lived tasks, which
+    /// belong with the deployments rather than on a connection thread).
+    control_runtime: tokio::runtime::Handle,
+}
+
+impl App {
+    /// Must be called from within the runtime control-plane operations should run on.
+    pub fn new(router: Arc<Router>, control: Option<Arc<ControlPlane>>) -> Arc<Self> {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::from(d.subsec_nanos()) ^ d.as_secs().rotate_left(32))
+            .unwrap_or(1);
+        Arc::new(App {
+            router,
+            control,
+            request_ids: AtomicU64::new(seed),
+            control_runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// A request id in AWS's UUID form.
+    fn request_id(&self) -> String {
+        uuid_like(self.request_ids.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Answers one request. A panic while answering is caught: the caller gets a 500 in
+    /// the shape of the API it called.
+    pub async fn handle<B: RequestBody>(
+        self: Arc<Self>,
+        req: Request<B>,
+    ) -> Result<Response<Body>, Infallible> {
+        let request_id = self.request_id();
+        let control = is_control(&req);
+        let answered = std::panic::AssertUnwindSafe(self.dispatch(req, &request_id))
+            .catch_unwind()
+            .await;
+        let mut response = answered.unwrap_or_else(|_| {
+            let message = format!("sagedock failed while answering request {request_id}; the log has a line about it. Please report it.");
+            if control {
+                AwsError::internal(message).into_response()
+            } else {
+                ApiError::Internal(message).into_response()
+            }
+        });
+        if let Ok(value) = HeaderValue::try_from(request_id) {
+            response.headers_mut().insert("x-amzn-requestid", value);
+        }
+        Ok(response)
+    }
+
+    async fn dispatch<B: RequestBody>(&self, req: Request<B>, request_id: &str) -> Response<Body> {
+        // A clone of the URI shares its bytes: the path outlives `req` without a copy.
+        let uri = req.uri().clone();
+        let path = uri.path();
+        match (req.method(), path) {
+            (&Method::POST, "/") if is_control(&req) => self.control(req).await,
+            (&Method::POST, p) if p.starts_with("/endpoints/") => {
+                let rest = &p["/endpoints/".len()..];
+                let Some((name, action)) = rest.split_once('/') else {
+                    return not_found(path);
+                };
+                let name = percent_decode(name);
+                match action {
+                    "invocations" => self.router.invoke(&name, req, request_id).await,
+                    "async-invocations" => {
+                        self.router
+                            .clone()
+                            .invoke_async(&name, req, request_id)
+                            .await
+                    }
+                    "invocations-response-stream" => {
+                        self.router.invoke_stream(&name, req, request_id).await
+                    }
+                    _ => not_found(path),
+                }
+            }
+            (&Method::POST, "/invocations") => match self.router.only() {
+                Some(endpoint) => self.router.invoke(&endpoint.name, req, request_id).await,
+                None => not_found(path),
+            },
+            (&Method::GET, "/ping") => plain(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/metrics") => {
+                let mut response = Response::new(full(self.router.metrics.render()));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            _ => not_found(path),
+        }
+    }
+
+    async fn control<B: RequestBody>(&self, req: Request<B>) -> Response<Body> {
+        let Some(control) = self.control.clone() else {
+            return AwsError::unknown_operation("the SageMaker control plane (run `sagedock up`)")
+                .into_response();
+        };
+        let target = req
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = match Limited::new(req.into_body(), MAX_CONTROL_BODY)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return AwsError::validation("The request body is over 16 MiB.").into_response()
+            }
+        };
+        // Operations start deployments and Docker connections that must outlive any
+        // connection thread: they run on the main runtime.
+        let outcome = self
+            .control_runtime
+            .spawn(async move { control.handle(&target, &body).await })
+            .await;
+        match outcome {
+            Ok(result) => crate::control::respond(result),
+            Err(e) => {
+                tracing::error!(error = %e, "a control-plane operation failed");
+                AwsError::internal(format!("The operation failed: {e}")).into_response()
+            }
+        }
+    }
+}
+
+fn is_control<B>(req: &Request<B>) -> bool {
+    req.method() == Method::POST
+        && req.uri().path() == "/"
+        && req.headers().contains_key("x-amz-target")
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A path sagedock does not serve.
+fn not_found(path: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "message": format!("sagedock serves POST / (SageMaker API, X-Amz-Target), POST /endpoints/NAME/invocations, POST /endpoints/NAME/async-invocations, POST /endpoints/NAME/invocations-response-stream, GET /ping and GET /metrics; not {path}")
+    });
+    let mut response = Response::new(full(body.to_string()));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("UnknownOperationException"),
+    );
+    response
+}
+
+/// Decodes `%XX` escapes in a path segment; a `%` not followed by two hex digits stays as
+/// it is, and bytes that are not UTF-8 become U+FFFD.
+fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
+    let hex = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let pair = bytes
+                .get(i + 1)
+                .and_then(|&h| hex(h))
+                .zip(bytes.get(i + 2).and_then(|&l| hex(l)));
+            if let Some((high, low)) = pair {
+                out.push(high << 4 | low);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Logs a panic as one line (no backtrace, whatever RUST_BACKTRACE says): a request that
+/// panics is answered with a 500, and a flood of such requests must not flood the log.
+pub fn log_panics_in_one_line() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!("sagedock panicked{at}: {message}");
+    }));
+}
+
+#[cfg(test)]
+mod fuzz;
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod decoding {
+    use super::*;
+
+    #[test]
+    fn percent_escapes_are_decoded() {
+        assert_eq!(percent_decode("my%2Dendpoint"), "my-endpoint");
+        assert_eq!(percent_decode("plain"), "plain");
+        assert_eq!(percent_decode("bad%zz"), "bad%zz");
+        assert_eq!(percent_decode("end%4"), "end%4");
+        assert_eq!(percent_decode("%"), "%");
+        // Raw UTF-8 after '%' (this panicked once: a slice inside a character).
+        assert_eq!(percent_decode("%\u{20ac}"), "%\u{20ac}");
+        assert_eq!(percent_decode("%e2%82%ac"), "\u{20ac}");
+        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+    }
+}
