@@ -82,11 +82,7 @@ fn control_plane(
     let options = Options {
         health_timeout: Duration::from_secs(60),
         model_load_wait: sagedock::endpoint::MODEL_LOAD_WAIT,
-        deploy: DeployOptions {
-            pull: false,
-            cpu_only: false,
-            capacity: Capacity::for_memory(engine.memory_bytes),
-        },
+        deploy: DeployOptions::with_capacity(Capacity::for_memory(engine.memory_bytes)),
     };
     let data = dir.join("data");
     let lock = owner::claim(&data).unwrap();

@@ -23,7 +23,9 @@ use super::junit::{Case, Outcome, Suite};
 use super::{EndpointSpec, LoadSpec, RequestSpec, Spec, SpecError};
 use crate::artifact::{Limits, ModelDir, Severity};
 use crate::bench::{self, Load};
-use crate::deploy::{ContainerPlan, Deployer, EndpointPlan, Fleet, ModelSource, VariantPlan};
+use crate::deploy::{
+    ContainerPlan, Deployer, EndpointPlan, Fleet, LiveFleet, ModelSource, VariantPlan,
+};
 use crate::endpoint::{Mode, Router};
 use crate::framework::inspect::{self, Choice};
 use crate::framework::Framework;
@@ -182,9 +184,9 @@ impl Runner {
                 })
                 .await
         };
-        if let Some(fleet) = &fleet {
-            self.router.publish(fleet.live());
-        }
+        let live = fleet.map(|(plan, fleet)| {
+            LiveFleet::start(self.deployer.clone(), self.router.clone(), plan, fleet)
+        });
         for r in &e.requests {
             let name = format!("request {}", r.name);
             if started {
@@ -201,8 +203,8 @@ impl Runner {
             }
         }
         self.router.withdraw(&e.name);
-        if let Some(fleet) = fleet {
-            fleet.remove().await;
+        if let Some(live) = live {
+            live.remove().await;
         }
         Suite {
             name: e.name.clone(),
@@ -302,7 +304,7 @@ impl Runner {
         &self,
         e: &EndpointSpec,
         model: Option<ModelDir>,
-    ) -> Result<(Fleet, String), String> {
+    ) -> Result<((EndpointPlan, Fleet), String), String> {
         let plan = self.plan(e, model)?;
         let fleet = self
             .deployer
@@ -321,7 +323,7 @@ impl Runner {
             plan.variants[0].instance_type,
             slowest.as_secs_f64()
         );
-        Ok((fleet, output))
+        Ok(((plan, fleet), output))
     }
 
     fn url(&self, e: &EndpointSpec) -> String {

@@ -35,11 +35,7 @@ pub async fn ci(args: &CiArgs) -> Result<ExitCode> {
         App::new(router.clone(), None),
         server::Limits::default(),
     ));
-    let options = DeployOptions {
-        pull: false,
-        cpu_only: false,
-        capacity: args.capacity.capacity(engine.memory_bytes),
-    };
+    let options = DeployOptions::with_capacity(args.capacity.capacity(engine.memory_bytes));
     let deployer = Arc::new(Deployer::new(
         engine,
         Cache::from_env()?,
@@ -48,7 +44,7 @@ pub async fn ci(args: &CiArgs) -> Result<ExitCode> {
         args.region.clone(),
         options,
     ));
-    let runner = Runner::new(deployer, router, base, args.limits.limits());
+    let runner = Runner::new(deployer.clone(), router, base, args.limits.limits());
     let mut print = |progress: Progress| match progress {
         Progress::Endpoint { name, image } => println!("endpoint {name} ({image})"),
         Progress::Case(case) => println!("{}", line(&case.name, case.time, &case.outcome)),
@@ -62,6 +58,7 @@ pub async fn ci(args: &CiArgs) -> Result<ExitCode> {
         }
     };
     server.abort();
+    deployer.close().await;
     let count = |f: fn(&Suite) -> usize| suites.iter().map(f).sum::<usize>();
     let total = count(|s| s.cases.len());
     let (failed, skipped) = (count(Suite::failures), count(Suite::skipped));

@@ -255,11 +255,7 @@ async fn start_server(engine: Engine, work: &Path, s3: &Path) -> Result<(String,
     let options = Options {
         health_timeout: Duration::from_secs(120),
         model_load_wait: MODEL_LOAD_WAIT,
-        deploy: DeployOptions {
-            pull: false,
-            cpu_only: false,
-            capacity: Capacity::for_memory(engine.memory_bytes),
-        },
+        deploy: DeployOptions::with_capacity(Capacity::for_memory(engine.memory_bytes)),
     };
     let settings = Settings {
         region: REGION.into(),

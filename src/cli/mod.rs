@@ -257,6 +257,10 @@ pub struct UpArgs {
     /// before answering ModelNotReadyException (the load goes on). SageMaker waits 60 s.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub model_load_wait: std::time::Duration,
+    /// How often instances in service are asked GET /ping; three failures in a row replace
+    /// the instance, as a container that dies does at once.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub health_check_interval: std::time::Duration,
     #[command(flatten)]
     pub capacity: CapacityArgs,
 }
@@ -297,6 +301,10 @@ pub struct ServeArgs {
     /// How long each container may take to answer GET /ping with 200.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub health_timeout: std::time::Duration,
+    /// How often the running containers are asked GET /ping; three failures in a row
+    /// replace the instance, as a container that dies does at once.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub health_check_interval: std::time::Duration,
     /// EnableNetworkIsolation: the containers get no route outside this machine.
     #[arg(long)]
     pub network_isolation: bool,

@@ -22,7 +22,7 @@ pub async fn listen_and_connect(bind: &str, port: u16) -> Result<(TcpListener, E
         );
     }
     let engine = Engine::connect().await?;
-    let orphans = gc::gc(&engine, gc::Sweep::ProcessOrphans).await?;
+    let orphans = gc::gc(&engine, gc::Sweep::AtStart).await?;
     if !orphans.is_empty() {
         eprintln!(
             "removed {} container(s) left by runs that are gone: {}",

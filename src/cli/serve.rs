@@ -12,7 +12,8 @@ use super::process::{listen_and_connect, shutdown_signal};
 use super::ServeArgs;
 use crate::artifact::{Cache, ModelDir, Severity};
 use crate::deploy::{
-    ContainerPlan, DeployOptions, Deployer, EndpointPlan, Fleet, ModelSource, VariantPlan,
+    Change, ContainerPlan, DeployOptions, Deployer, EndpointPlan, Fleet, LiveFleet, ModelSource,
+    VariantPlan,
 };
 use crate::endpoint::{Mode, Router};
 use crate::framework::inspect::{self, Choice};
@@ -117,7 +118,7 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
             health_timeout: args.health_timeout,
         },
     );
-    let deployer = Deployer::new(
+    let deployer = Arc::new(Deployer::new(
         engine.clone(),
         Cache::from_env()?,
         Storage::None,
@@ -127,8 +128,9 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
             pull: args.pull,
             cpu_only: args.cpu_only,
             capacity: args.capacity.capacity(engine.memory_bytes),
+            health_check_interval: args.health_check_interval,
         },
-    );
+    ));
     let t0 = Instant::now();
     let fleet: Fleet = tokio::select! {
         launched = deployer.launch(&plan) => launched?,
@@ -149,20 +151,61 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         ));
     }
     let router = Arc::new(Router::new(ACCOUNT, &args.region));
-    router.publish(fleet.live());
-    let app = App::new(router, None);
+    let live = LiveFleet::start(deployer.clone(), router.clone(), plan, fleet);
+    tokio::spawn(report_changes(
+        live.changes(),
+        engine.clone(),
+        format!("{}/{}", args.name, args.variant),
+    ));
+    let app = App::new(router.clone(), None);
     let server = tokio::spawn(server::serve(listener, app, server::Limits::default()));
-    let code = tokio::select! {
-        () = shutdown_signal() => ExitCode::SUCCESS,
-        name = first_exit(&engine, &fleet) => {
-            eprintln!("instance {name} stopped; shutting the endpoint down");
-            ExitCode::from(1)
-        }
-    };
+    shutdown_signal().await;
     server.abort();
-    eprintln!("stopping {} container(s)", fleet.instances());
-    fleet.remove().await;
-    Ok(code)
+    router.withdraw(&args.name);
+    eprintln!("stopping: removing the containers");
+    live.remove().await;
+    deployer.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what happens to the instances, and follows a replacement's log.
+async fn report_changes(
+    mut changes: tokio::sync::broadcast::Receiver<Change>,
+    engine: Engine,
+    prefix: String,
+) {
+    while let Ok(change) = changes.recv().await {
+        match change {
+            Change::Lost {
+                container, reason, ..
+            } => eprintln!(
+                "instance {container} is out of rotation: {reason}; starting a replacement"
+            ),
+            Change::Replaced {
+                container,
+                replaced,
+                took,
+                ..
+            } => {
+                eprintln!(
+                    "instance {container} replaced {replaced}, healthy after {:.2} s",
+                    took.as_secs_f64()
+                );
+                for name in container.split(", ") {
+                    tokio::spawn(runtime::logs::follow(
+                        engine.clone(),
+                        name.to_string(),
+                        prefix.clone(),
+                        "all".into(),
+                        true,
+                    ));
+                }
+            }
+            Change::ReplacementFailed {
+                replaced, reason, ..
+            } => eprintln!("replacing {replaced} failed: {reason}; trying again"),
+        }
+    }
 }
 
 fn print_ready(
@@ -203,21 +246,4 @@ fn print_ready(
     writeln!(out, "Ctrl-C stops and removes the containers.")?;
     out.flush()?;
     Ok(())
-}
-
-/// Resolves with the name of the first instance whose container stops.
-async fn first_exit(engine: &Engine, fleet: &Fleet) -> String {
-    use futures_util::StreamExt;
-    let waits = fleet.containers().map(|inst| {
-        let options = bollard::query_parameters::WaitContainerOptionsBuilder::default()
-            .condition("not-running")
-            .build();
-        let mut stream = engine.docker.wait_container(&inst.guard.id, Some(options));
-        let name = inst.guard.name.clone();
-        Box::pin(async move {
-            let _ = stream.next().await;
-            name
-        })
-    });
-    futures_util::future::select_all(waits).await.0
 }

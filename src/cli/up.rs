@@ -54,6 +54,7 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
             pull: args.pull,
             cpu_only: args.cpu_only,
             capacity: args.capacity.capacity(engine.memory_bytes),
+            health_check_interval: args.health_check_interval,
         },
     };
     let (control, router) = ControlPlane::open(

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::plan::endpoint_plan;
 use super::Settings;
-use crate::deploy::{Deployer, EndpointPlan, Fleet, Member};
+use crate::deploy::{Deployer, EndpointPlan, LiveFleet, Member};
 use crate::endpoint::Router;
 use crate::state::{now, Endpoint, EndpointConfig, EndpointStatus, Store, TagSet, VariantState};
 
@@ -45,7 +45,7 @@ pub struct Lifecycle {
     router: Arc<Router>,
     /// ContainerStartupHealthCheckTimeoutInSeconds when a variant does not set it.
     health_timeout: Duration,
-    fleets: Mutex<HashMap<String, Fleet>>,
+    fleets: Mutex<HashMap<String, Arc<LiveFleet>>>,
     tasks: Mutex<HashMap<String, JoinHandle<()>>>,
 }
 
@@ -173,8 +173,14 @@ impl Lifecycle {
                     fleet.remove().await;
                     return;
                 }
-                self.router.publish(fleet.live());
-                let old = lock(&self.fleets).insert(name.to_string(), fleet);
+                let live = LiveFleet::start(
+                    self.deployer.clone(),
+                    self.router.clone(),
+                    plan.clone(),
+                    fleet,
+                );
+                self.follow(name, generation, &live);
+                let old = lock(&self.fleets).insert(name.to_string(), live);
                 self.finish(name, generation, |r| {
                     r.status = EndpointStatus::InService;
                     r.failure_reason = None;
@@ -243,9 +249,12 @@ impl Lifecycle {
                 return;
             }
         };
+        let Some(live) = lock(&self.fleets).get(name).cloned() else {
+            return;
+        };
         let mut failure = None;
         for want in &record.variants {
-            let have = self.instance_count(name, &want.name);
+            let have = live.read(|f| f.instance_count(&want.name));
             let Some(variant) = plan.variant(&want.name) else {
                 continue;
             };
@@ -255,30 +264,27 @@ impl Lifecycle {
                     .launch_instances(&plan, variant, have, want.desired_count - have)
                     .await;
                 match extra {
-                    Ok(extra) => self.with_fleet(name, |f| f.add_instances(&want.name, extra)),
+                    Ok(extra) => live.update(|f, _| f.add_instances(&want.name, extra)),
                     Err(e) => failure = Some(e.to_string()),
                 }
             } else if want.desired_count < have {
-                let mut surplus = Vec::new();
-                self.with_fleet(name, |f| {
-                    surplus = f.take_surplus(&want.name, want.desired_count)
-                });
+                let surplus = live.update(|f, _| f.take_surplus(&want.name, want.desired_count));
                 join_all(surplus.into_iter().flatten().map(Member::remove)).await;
             }
-            self.with_fleet(name, |f| {
+            live.update(|f, plan| {
                 if let Some(v) = f.variant_mut(&want.name) {
                     v.weight = want.desired_weight;
                 }
+                if let Some(v) = plan.variants.iter_mut().find(|v| v.name == want.name) {
+                    v.weight = want.desired_weight;
+                    v.instance_count = want.desired_count;
+                }
             });
-        }
-        let live = lock(&self.fleets).get(name).map(Fleet::live);
-        if let Some(live) = live {
-            self.router.publish(live);
         }
         let counts: HashMap<String, u32> = record
             .variants
             .iter()
-            .map(|v| (v.name.clone(), self.instance_count(name, &v.name)))
+            .map(|v| (v.name.clone(), live.read(|f| f.instance_count(&v.name))))
             .collect();
         self.finish(name, record.generation, |r| {
             r.status = EndpointStatus::InService;
@@ -290,16 +296,27 @@ impl Lifecycle {
         });
     }
 
-    fn instance_count(&self, endpoint: &str, variant: &str) -> u32 {
-        lock(&self.fleets)
-            .get(endpoint)
-            .map_or(0, |f| f.instance_count(variant))
-    }
-
-    fn with_fleet(&self, endpoint: &str, f: impl FnOnce(&mut Fleet)) {
-        if let Some(fleet) = lock(&self.fleets).get_mut(endpoint) {
-            f(fleet);
-        }
+    /// Keeps the record's CurrentInstanceCount to the instances in rotation while the
+    /// fleet's instances are lost and replaced.
+    fn follow(self: &Arc<Self>, name: &str, generation: u64, live: &Arc<LiveFleet>) {
+        let mut changes = live.changes();
+        let (this, name, weak) = (self.clone(), name.to_string(), Arc::downgrade(live));
+        tokio::spawn(async move {
+            while let Ok(change) = changes.recv().await {
+                let variant = match &change {
+                    crate::deploy::Change::Lost { variant, .. }
+                    | crate::deploy::Change::Replaced { variant, .. } => variant.clone(),
+                    crate::deploy::Change::ReplacementFailed { .. } => continue,
+                };
+                let Some(live) = weak.upgrade() else { return };
+                let healthy = live.read(|f| f.healthy_count(&variant));
+                this.finish(&name, generation, |r| {
+                    if let Some(v) = r.variant_mut(&variant) {
+                        v.current_count = healthy;
+                    }
+                });
+            }
+        });
     }
 
     /// DeleteEndpoint's work: out of the router at once, then the containers, then the
@@ -316,8 +333,8 @@ impl Lifecycle {
         self.store.put(&name, &record)?;
         let this = self.clone();
         tokio::spawn(async move {
-            if let Some(fleet) = fleet {
-                fleet.remove().await;
+            if let Some(live) = fleet {
+                live.remove().await;
             }
             this.deployer.remove_labelled(&name, None).await;
             let _ = this.store.delete::<Endpoint>(&name);
@@ -395,8 +412,10 @@ impl Lifecycle {
                     .filter(|c| fleet.containers().any(|i| i.guard.id == c.id))
                     .map(|c| c.id.clone())
                     .collect();
-                self.router.publish(fleet.live());
-                lock(&self.fleets).insert(record.name.clone(), fleet);
+                let live =
+                    LiveFleet::start(self.deployer.clone(), self.router.clone(), plan, fleet);
+                self.follow(&record.name, record.generation, &live);
+                lock(&self.fleets).insert(record.name.clone(), live);
                 if record.status != EndpointStatus::InService {
                     record.status = EndpointStatus::InService;
                     record.failure_reason = Some("An update was interrupted by a restart of sagedock; the previous configuration serves. Call UpdateEndpoint again.".into());
@@ -430,7 +449,8 @@ impl Lifecycle {
         for (_, task) in lock(&self.tasks).drain() {
             task.abort();
         }
-        let fleets: Vec<Fleet> = lock(&self.fleets).drain().map(|(_, f)| f).collect();
-        join_all(fleets.into_iter().map(Fleet::remove)).await;
+        let fleets: Vec<Arc<LiveFleet>> = lock(&self.fleets).drain().map(|(_, f)| f).collect();
+        join_all(fleets.iter().map(|f| f.remove())).await;
+        self.deployer.close().await;
     }
 }

@@ -57,7 +57,7 @@ impl Deployer {
                 }
                 let mut group = Vec::new();
                 for c in members {
-                    group.push(self.reattach(c).await?);
+                    group.push(self.reattach(c, variant.network_isolation).await?);
                 }
                 groups.push(group);
             }
@@ -69,14 +69,23 @@ impl Deployer {
         Some(fleet)
     }
 
-    /// A running container as an instance again, if it answers `/ping`.
-    async fn reattach(&self, c: &gc::Managed) -> Option<Instance> {
+    /// A running container as an instance again, if it answers `/ping`; its address is
+    /// leased again on the owner's network.
+    async fn reattach(&self, c: &gc::Managed, isolated: bool) -> Option<Instance> {
         let info = self
             .engine
             .docker
             .inspect_container(&c.id, None)
             .await
             .ok()?;
+        let ours = crate::runtime::network::name_for(&self.owner, isolated);
+        let address = info
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .and_then(|m| m.get(&ours))
+            .and_then(|e| e.ip_address.as_deref()?.parse().ok())?;
+        let lease = self.claim(isolated, address).await.ok()?;
         let port = info
             .config
             .as_ref()
@@ -85,12 +94,13 @@ impl Deployer {
             .and_then(|p| p.split('/').next()?.parse().ok())
             .unwrap_or(runtime::spec::SERVING_PORT);
         let (addr, published) =
-            runtime::launch::address(&self.engine, &info, false, &c.name, port).ok()?;
+            runtime::launch::address(&self.engine, &info, isolated, &c.name, port).ok()?;
         if runtime::launch::ping(addr).await != Ok(200) {
             return None;
         }
         Some(Instance {
             guard: ContainerGuard::new(self.engine.clone(), c.id.clone(), c.name.clone()),
+            lease: Some(lease),
             addr,
             published,
             ready_after: Duration::ZERO,

@@ -48,6 +48,32 @@ pub struct FleetVariant {
     models: Option<Arc<ModelRepository>>,
 }
 
+impl FleetVariant {
+    /// One instance's containers as members: each with the backend the router reaches it
+    /// by, which holds the container's address lease.
+    fn members_of(&self, group: Vec<Instance>) -> Vec<Member> {
+        group
+            .into_iter()
+            .zip(&self.hostnames)
+            .map(|(container, host)| {
+                let (name, addr) = (&container.guard.name, container.addr);
+                let reservation = container
+                    .lease
+                    .clone()
+                    .map(|l| l as Arc<dyn std::any::Any + Send + Sync>);
+                let backend =
+                    Backend::reserved(name, host, addr, self.models.is_some(), reservation);
+                let models_dir = self.models.as_ref().map(|r| r.models_dir(name));
+                Member {
+                    container,
+                    backend,
+                    models_dir,
+                }
+            })
+            .collect()
+    }
+}
+
 /// The running instances of one endpoint.
 pub struct Fleet {
     pub endpoint: String,
@@ -114,28 +140,68 @@ impl Fleet {
             return;
         };
         for group in groups {
-            let members = group
-                .into_iter()
-                .zip(&v.hostnames)
-                .map(|(container, host)| {
-                    let (name, addr) = (&container.guard.name, container.addr);
-                    let (backend, models_dir) = match &v.models {
-                        Some(repository) => (
-                            Backend::multi_model(name, host, addr),
-                            Some(repository.models_dir(name)),
-                        ),
-                        None => (Backend::with_hostname(name, host, addr), None),
-                    };
-                    Member {
-                        container,
-                        backend,
-                        models_dir,
-                    }
-                })
-                .collect();
+            let members = v.members_of(group);
             v.instances.push(members);
         }
         self.size_queue();
+    }
+
+    /// The variant and instance holding container `id`.
+    pub fn locate(&self, id: &str) -> Option<(&str, &[Member])> {
+        self.variants.iter().find_map(|v| {
+            v.instances
+                .iter()
+                .find(|group| group.iter().any(|m| m.container.guard.id == id))
+                .map(|group| (v.name.as_str(), group.as_slice()))
+        })
+    }
+
+    /// The instance number of the instance holding container `id`.
+    pub fn locate_index(&self, id: &str) -> Option<u32> {
+        self.variants.iter().find_map(|v| {
+            v.instances
+                .iter()
+                .position(|group| group.iter().any(|m| m.container.guard.id == id))
+                .and_then(|k| u32::try_from(k).ok())
+        })
+    }
+
+    /// Puts `groups` (one new instance) in the place of the instance holding container
+    /// `dead`; returns the old instance's members, or `None` (and nothing changes) when no
+    /// instance holds it any more.
+    pub fn replace(&mut self, dead: &str, groups: Vec<Vec<Instance>>) -> Option<Vec<Member>> {
+        let group = groups.into_iter().next()?;
+        let v = self.variants.iter_mut().find(|v| {
+            v.instances
+                .iter()
+                .any(|g| g.iter().any(|m| m.container.guard.id == dead))
+        })?;
+        let k = v
+            .instances
+            .iter()
+            .position(|g| g.iter().any(|m| m.container.guard.id == dead))?;
+        let members = v.members_of(group);
+        Some(std::mem::replace(&mut v.instances[k], members))
+    }
+
+    /// Every container of the fleet.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.variants.iter().flat_map(|v| &v.instances).flatten()
+    }
+
+    /// Instances of a variant in rotation now.
+    pub fn healthy_count(&self, variant: &str) -> u32 {
+        self.variants
+            .iter()
+            .find(|v| v.name == variant)
+            .map_or(0, |v| {
+                let n = v
+                    .instances
+                    .iter()
+                    .filter(|g| g.iter().all(|m| m.backend.is_healthy()))
+                    .count();
+                u32::try_from(n).unwrap_or(u32::MAX)
+            })
     }
 
     /// Takes a variant's instances beyond the first `keep` out of the fleet.

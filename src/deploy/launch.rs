@@ -81,7 +81,11 @@ impl Deployer {
         let mut specs = Vec::new();
         for i in first..first.saturating_add(count) {
             for (j, container) in prepared.iter().enumerate() {
-                specs.push(self.spec(plan, variant, container, &run, i, j)?);
+                let lease = self.lease(variant.network_isolation).await?;
+                specs.push(
+                    self.spec(plan, variant, container, &run, i, j)?
+                        .with_network(lease),
+                );
             }
         }
         let policy = ReadyPolicy {
@@ -200,7 +204,6 @@ impl Deployer {
             .with_label(labels::CONTAINER, j.to_string())
             .with_label(labels::GENERATION, plan.generation.to_string())
             .with_label(labels::RUN, run)
-            .with_network_isolation(variant.network_isolation)
             .with_cpu_only(self.options.cpu_only);
         if pipeline {
             spec = spec.with_hostname(&container.hostname);

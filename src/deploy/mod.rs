@@ -20,15 +20,20 @@ mod fleet;
 mod launch;
 mod model_data;
 pub mod plan;
+pub mod supervise;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use capacity::{Capacity, CapacityError};
 pub use fleet::{Fleet, Member};
 pub use plan::{AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, VariantPlan};
+pub use supervise::{Change, LiveFleet};
 
 use crate::artifact::{Cache, CacheError};
+use crate::runtime::events::Death;
+use crate::runtime::network::{self, Lease, Network};
 use crate::runtime::{Engine, RuntimeError};
 use crate::storage::{Storage, StorageError};
 
@@ -101,6 +106,23 @@ pub struct DeployOptions {
     /// Run accelerator instance types without their devices.
     pub cpu_only: bool,
     pub capacity: Capacity,
+    /// How often instances in service are asked `/ping`.
+    pub health_check_interval: Duration,
+}
+
+impl DeployOptions {
+    /// `/ping` every 5 s while in service.
+    pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+    /// Options with the defaults but for the caps.
+    pub fn with_capacity(capacity: Capacity) -> DeployOptions {
+        DeployOptions {
+            pull: false,
+            cpu_only: false,
+            capacity,
+            health_check_interval: Self::HEALTH_CHECK_INTERVAL,
+        }
+    }
 }
 
 /// Runs plans on one engine, as one owner.
@@ -113,6 +135,11 @@ pub struct Deployer {
     /// The region containers see in AWS_REGION.
     region: String,
     options: DeployOptions,
+    /// The owner's networks (plain, and internal for network isolation), opened on first
+    /// use.
+    networks: [tokio::sync::OnceCell<Arc<Network>>; 2],
+    /// The deaths of the owner's containers, followed from the first fleet watched.
+    deaths: std::sync::OnceLock<tokio::sync::broadcast::Sender<Death>>,
 }
 
 impl Deployer {
@@ -131,7 +158,41 @@ impl Deployer {
             owner,
             region,
             options,
+            networks: Default::default(),
+            deaths: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The deaths of this owner's containers, as the engine reports them.
+    pub(crate) fn deaths(&self) -> tokio::sync::broadcast::Receiver<Death> {
+        self.deaths
+            .get_or_init(|| crate::runtime::events::follow(self.engine.clone(), self.owner.clone()))
+            .subscribe()
+    }
+
+    /// An address on the owner's network (its internal one when `isolated`).
+    pub async fn lease(&self, isolated: bool) -> Result<Arc<Lease>, RuntimeError> {
+        let network = self.networks[usize::from(isolated)]
+            .get_or_try_init(|| Network::open(&self.engine, &self.owner, isolated))
+            .await?;
+        network.lease().map(Arc::new)
+    }
+
+    /// The lease of an address a running container of the owner already has.
+    pub async fn claim(
+        &self,
+        isolated: bool,
+        address: std::net::Ipv4Addr,
+    ) -> Result<Arc<Lease>, RuntimeError> {
+        let network = self.networks[usize::from(isolated)]
+            .get_or_try_init(|| Network::open(&self.engine, &self.owner, isolated))
+            .await?;
+        Ok(Arc::new(network.claim(address)))
+    }
+
+    /// Removes the owner's networks once no container is on them (at the end of a run).
+    pub async fn close(&self) {
+        network::remove_if_empty(&self.engine, &self.owner).await;
     }
 
     pub fn engine(&self) -> &Engine {
@@ -152,6 +213,10 @@ impl Deployer {
 
     pub fn capacity(&self) -> Capacity {
         self.options.capacity
+    }
+
+    pub fn health_check_interval(&self) -> Duration {
+        self.options.health_check_interval
     }
 
     /// How long a health check waits by default (SageMaker: the variant's

@@ -27,6 +27,9 @@ pub struct Backend {
     healthy: AtomicBool,
     /// The models loaded in a multi-model container.
     pub models: Option<Arc<ModelTable>>,
+    /// Whatever keeps `addr` reserved for this container (its network lease): held as long
+    /// as the router may still send to it.
+    _reservation: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Backend {
@@ -39,7 +42,26 @@ impl Backend {
         hostname: impl Into<String>,
         addr: SocketAddr,
     ) -> Arc<Self> {
-        Arc::new(Self::make(name.into(), hostname.into(), addr, None))
+        Arc::new(Self::make(name.into(), hostname.into(), addr, None, None))
+    }
+
+    /// A container whose address `reservation` keeps reserved; a multi-model one when
+    /// `multi_model`.
+    pub fn reserved(
+        name: impl Into<String>,
+        hostname: impl Into<String>,
+        addr: SocketAddr,
+        multi_model: bool,
+        reservation: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    ) -> Arc<Self> {
+        let models = multi_model.then(Arc::default);
+        Arc::new(Self::make(
+            name.into(),
+            hostname.into(),
+            addr,
+            models,
+            reservation,
+        ))
     }
 
     /// A multi-model container (models are loaded into it on demand).
@@ -53,6 +75,7 @@ impl Backend {
             hostname.into(),
             addr,
             Some(Arc::default()),
+            None,
         ))
     }
 
@@ -61,6 +84,7 @@ impl Backend {
         hostname: String,
         addr: SocketAddr,
         models: Option<Arc<ModelTable>>,
+        reservation: Option<Arc<dyn std::any::Any + Send + Sync>>,
     ) -> Backend {
         Backend {
             name_header: HeaderValue::from_str(&name)
@@ -74,6 +98,7 @@ impl Backend {
             outstanding: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             models,
+            _reservation: reservation,
         }
     }
 

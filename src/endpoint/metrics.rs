@@ -75,6 +75,10 @@ pub struct Series {
     model_loading_wait: Histogram,
     /// Asynchronous requests queued or running (a gauge).
     backlog: AtomicU64,
+    /// Instances taken out of rotation (dead or failing health checks).
+    lost: AtomicU64,
+    /// Instances replaced by new ones.
+    replacements: AtomicU64,
 }
 
 impl Series {
@@ -92,6 +96,16 @@ impl Series {
         }
         self.model_latency.observe(model);
         self.overhead_latency.observe(total.saturating_sub(model));
+    }
+
+    /// An instance left rotation.
+    pub fn lost(&self) {
+        self.lost.fetch_add(1, Relaxed);
+    }
+
+    /// An instance was replaced.
+    pub fn replaced(&self) {
+        self.replacements.fetch_add(1, Relaxed);
     }
 
     /// An asynchronous request joined the backlog (`true`) or left it (`false`).
@@ -145,7 +159,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let table = self.table.lock().expect("metrics lock").clone();
         let mut out = String::new();
-        let scalars: [Scalar; 6] = [
+        let scalars: [Scalar; 8] = [
             (
                 "sagemaker_invocations_total",
                 "counter",
@@ -177,6 +191,18 @@ impl Metrics {
                 |s| &s.model_cache_hits,
             ),
             (
+                "sagedock_instances_lost_total",
+                "counter",
+                "instances taken out of rotation (dead, or failing /ping); not a CloudWatch metric",
+                |s| &s.lost,
+            ),
+            (
+                "sagedock_instance_replacements_total",
+                "counter",
+                "instances replaced by new ones; not a CloudWatch metric",
+                |s| &s.replacements,
+            ),
+            (
                 "sagemaker_approximate_backlog_size",
                 "gauge",
                 "ApproximateBacklogSize (asynchronous requests queued or running)",
@@ -184,7 +210,11 @@ impl Metrics {
             ),
         ];
         for (name, kind, help, get) in scalars {
-            let _ = writeln!(out, "# HELP {name} CloudWatch AWS/SageMaker {help}");
+            if name.starts_with("sagedock_") {
+                let _ = writeln!(out, "# HELP {name} {help}");
+            } else {
+                let _ = writeln!(out, "# HELP {name} CloudWatch AWS/SageMaker {help}");
+            }
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for ((endpoint, variant), series) in &table {
                 let _ = writeln!(
@@ -227,7 +257,7 @@ impl Metrics {
     }
 }
 
-fn labels(endpoint: &str, variant: &str) -> String {
+pub(crate) fn labels(endpoint: &str, variant: &str) -> String {
     let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     format!(
         "EndpointName=\"{}\",VariantName=\"{}\"",

@@ -152,6 +152,33 @@ impl Router {
             .flatten()
     }
 
+    /// GET /metrics: the invocation metrics, and how many instances of each variant are
+    /// in rotation now.
+    pub fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let mut out = self.metrics.render();
+        out.push_str("# HELP sagedock_healthy_instances instances in rotation now; not a CloudWatch metric\n# TYPE sagedock_healthy_instances gauge\n");
+        let table = self
+            .endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut rows: Vec<(&String, &LiveVariant)> = table
+            .values()
+            .flat_map(|e| e.variants.iter().map(move |v| (&e.name, v)))
+            .collect();
+        rows.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+        for (endpoint, variant) in rows {
+            let _ = writeln!(
+                out,
+                "sagedock_healthy_instances{{{}}} {}",
+                metrics::labels(endpoint, &variant.name),
+                variant.healthy_instances()
+            );
+        }
+        out
+    }
+
     pub(crate) fn not_found(&self, name: &str) -> ApiError {
         ApiError::validation(format!(
             "Endpoint {name} of account {} not found.",

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
 
 use super::{labels, owner, Engine, RuntimeError};
 
@@ -95,16 +95,23 @@ pub async fn list(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
 /// Which containers to remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sweep {
-    /// Orphans of `serve` runs only: what every start of sagedock does. Containers of an
-    /// `up` whose data directory is unlocked are kept for that `up` to re-adopt.
-    ProcessOrphans,
+    /// What every start of sagedock removes: the orphans of `serve` and `ci` runs, and the
+    /// orphans of an `up` that are not running (a running one is kept for that `up` to
+    /// re-adopt when it starts again; an exited one never can be).
+    AtStart,
     /// Every orphan, `up`'s included (`sagedock gc`).
     Orphans,
     /// Every sagedock container (`sagedock gc --all`).
     All,
 }
 
-/// Removes containers as `sweep` says; returns their names.
+/// Whether an owner label names an owner that is gone (on this machine).
+fn orphaned(owner_label: &str) -> bool {
+    (owner::is_local(owner_label) || owner_label.is_empty()) && !owner::is_alive(owner_label)
+}
+
+/// Removes containers as `sweep` says, then the networks of owners that are gone and left
+/// no container on them; returns the containers' names.
 pub async fn gc(engine: &Engine, sweep: Sweep) -> Result<Vec<String>, RuntimeError> {
     let mut removed = Vec::new();
     for c in list(engine).await? {
@@ -113,12 +120,47 @@ pub async fn gc(engine: &Engine, sweep: Sweep) -> Result<Vec<String>, RuntimeErr
         let wanted = match sweep {
             Sweep::All => true,
             Sweep::Orphans => orphan,
-            Sweep::ProcessOrphans => orphan && !owner_label.starts_with("dir:"),
+            Sweep::AtStart => orphan && (!owner_label.starts_with("dir:") || c.state != "running"),
         };
         if wanted {
             super::guard::remove_container(engine, &c.id, &c.name).await?;
             removed.push(c.name);
         }
     }
+    remove_networks(engine, sweep).await;
     Ok(removed)
+}
+
+/// Removes sagedock's networks that have no container on them and whose owner is gone
+/// (every such network with [`Sweep::All`]).
+async fn remove_networks(engine: &Engine, sweep: Sweep) {
+    let filters: HashMap<&str, Vec<String>> =
+        HashMap::from([("label", vec![format!("{}=true", labels::MANAGED)])]);
+    let options = ListNetworksOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let Ok(networks) = engine.docker.list_networks(Some(options)).await else {
+        return;
+    };
+    for network in networks {
+        let Some(name) = network.name else { continue };
+        let owner_label = network
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::OWNER))
+            .cloned()
+            .unwrap_or_default();
+        if sweep != Sweep::All && !orphaned(&owner_label) {
+            continue;
+        }
+        // The listing does not say who is attached: ask, and remove only an empty one.
+        let empty = engine
+            .docker
+            .inspect_network(&name, None)
+            .await
+            .is_ok_and(|n| n.containers.unwrap_or_default().is_empty());
+        if empty {
+            let _ = engine.docker.remove_network(&name).await;
+        }
+    }
 }

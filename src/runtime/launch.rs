@@ -40,6 +40,8 @@ impl Default for ReadyPolicy {
 #[derive(Debug)]
 pub struct Instance {
     pub guard: ContainerGuard,
+    /// Its address on its network, reserved while anyone may still send to it.
+    pub lease: Option<std::sync::Arc<super::network::Lease>>,
     /// Where sagedock sends requests.
     pub addr: SocketAddr,
     /// The port published on 127.0.0.1, when there is one.
@@ -55,9 +57,6 @@ pub async fn launch(
     policy: ReadyPolicy,
 ) -> Result<Instance, RuntimeError> {
     let t0 = Instant::now();
-    if spec.network_isolation {
-        ensure_isolated_network(engine).await?;
-    }
     let body = spec.create_body(engine.cpus, engine.nvidia_runtime)?;
     let options = CreateContainerOptionsBuilder::default()
         .name(&spec.name)
@@ -77,10 +76,11 @@ pub async fn launch(
     if !info.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
         return Err(exit_error(engine, &guard).await);
     }
-    let (addr, published) = address(engine, &info, spec.network_isolation, &spec.name, spec.port)?;
+    let (addr, published) = address(engine, &info, spec.isolated(), &spec.name, spec.port)?;
     wait_until_healthy(engine, &guard, addr, policy).await?;
     Ok(Instance {
         guard,
+        lease: spec.network.clone(),
         addr,
         published,
         ready_after: t0.elapsed(),
@@ -142,30 +142,6 @@ pub fn address(
             name: name.to_string(),
             detail: detail.into(),
         })
-}
-
-async fn ensure_isolated_network(engine: &Engine) -> Result<(), RuntimeError> {
-    use super::spec::ISOLATED_NETWORK;
-    match engine.docker.inspect_network(ISOLATED_NETWORK, None).await {
-        Ok(_) => return Ok(()),
-        Err(e) if super::engine::is_not_found(&e) => {}
-        Err(e) => return Err(RuntimeError::docker("inspect network", ISOLATED_NETWORK, e)),
-    }
-    let request = bollard::models::NetworkCreateRequest {
-        name: ISOLATED_NETWORK.to_string(),
-        driver: Some("bridge".into()),
-        internal: Some(true),
-        labels: Some([(super::labels::MANAGED.to_string(), "true".to_string())].into()),
-        ..Default::default()
-    };
-    match engine.docker.create_network(request).await {
-        Ok(_) => Ok(()),
-        // Another sagedock created it meanwhile.
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 409, ..
-        }) => Ok(()),
-        Err(e) => Err(RuntimeError::docker("create network", ISOLATED_NETWORK, e)),
-    }
 }
 
 /// Polls `/ping` until it answers 200, the container exits, or the deadline passes.

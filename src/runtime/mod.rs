@@ -11,11 +11,13 @@
 //! Does not: know the SageMaker APIs, route requests, or unpack artifacts.
 
 pub mod engine;
+pub mod events;
 pub mod gc;
 pub mod guard;
 pub mod instance;
 pub mod launch;
 pub mod logs;
+pub mod network;
 pub mod owner;
 pub mod spec;
 
@@ -77,6 +79,8 @@ pub enum RuntimeError {
     },
     #[error("container {name} has no address sagedock can reach ({detail})")]
     NoAddress { name: String, detail: String },
+    #[error("network {name}: {detail}")]
+    Network { name: String, detail: String },
 }
 
 impl RuntimeError {

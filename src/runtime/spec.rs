@@ -7,9 +7,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, PortBinding};
+use std::sync::Arc;
+
+use bollard::models::{
+    ContainerCreateBody, DeviceRequest, EndpointIpamConfig, EndpointSettings, HostConfig,
+    NetworkingConfig, PortBinding,
+};
 
 use super::instance::{Accelerator, InstanceType};
+use super::network::Lease;
 use super::{labels, RuntimeError};
 
 /// The port a serving container listens on.
@@ -18,8 +24,6 @@ pub const SERVING_PORT: u16 = 8080;
 pub const MODELS_MOUNT: &str = "/opt/ml/models";
 /// Where a multi-model container sees the artifact cache's unpacked trees (read-only).
 pub const ARTIFACTS_MOUNT: &str = "/opt/ml/.sagedock/artifacts";
-/// The network isolated containers join: no route outside the host.
-pub const ISOLATED_NETWORK: &str = "sagedock-isolated";
 
 /// One serving container to create.
 #[derive(Debug, Clone)]
@@ -31,8 +35,9 @@ pub struct ContainerSpec {
     pub env: BTreeMap<String, String>,
     pub instance_type: InstanceType,
     pub labels: BTreeMap<String, String>,
-    /// EnableNetworkIsolation: join [`ISOLATED_NETWORK`] and publish nothing.
-    pub network_isolation: bool,
+    /// The network and address the container gets (see [`super::network`]); an internal
+    /// network (EnableNetworkIsolation) publishes no port. `None`: Docker's default bridge.
+    pub network: Option<Arc<Lease>>,
     /// Run accelerator instance types without their devices.
     pub cpu_only: bool,
     /// The port the container serves on (8080, or SAGEMAKER_BIND_TO_PORT in pipelines).
@@ -66,7 +71,7 @@ impl ContainerSpec {
             env: BTreeMap::new(),
             instance_type,
             labels,
-            network_isolation: false,
+            network: None,
             cpu_only: false,
             port: SERVING_PORT,
             hostname: None,
@@ -121,9 +126,15 @@ impl ContainerSpec {
         self
     }
 
-    pub fn with_network_isolation(mut self, on: bool) -> Self {
-        self.network_isolation = on;
+    /// Joins the lease's network at its address.
+    pub fn with_network(mut self, lease: Arc<Lease>) -> Self {
+        self.network = Some(lease);
         self
+    }
+
+    /// Whether the container has no route outside this machine.
+    pub fn isolated(&self) -> bool {
+        self.network.as_ref().is_some_and(|l| l.internal())
     }
 
     pub fn with_cpu_only(mut self, on: bool) -> Self {
@@ -169,9 +180,21 @@ impl ContainerSpec {
             host.memory = Some(memory);
             host.memory_swap = Some(memory);
         }
-        if self.network_isolation {
-            host.network_mode = Some(ISOLATED_NETWORK.to_string());
-        } else {
+        let mut networking_config = None;
+        if let Some(lease) = &self.network {
+            host.network_mode = Some(lease.network().to_string());
+            let endpoint = EndpointSettings {
+                ipam_config: Some(EndpointIpamConfig {
+                    ipv4_address: Some(lease.address.to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            networking_config = Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(lease.network().to_string(), endpoint)])),
+            });
+        }
+        if !self.isolated() {
             host.port_bindings = Some(HashMap::from([(
                 port.clone(),
                 Some(vec![PortBinding {
@@ -181,6 +204,7 @@ impl ContainerSpec {
             )]));
         }
         Ok(ContainerCreateBody {
+            networking_config,
             image: Some(self.image.clone()),
             cmd: Some(vec!["serve".into()]),
             env: Some(self.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),

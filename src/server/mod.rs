@@ -117,7 +117,7 @@ impl App {
             },
             (&Method::GET, "/ping") => plain(StatusCode::OK, "ok\n"),
             (&Method::GET, "/metrics") => {
-                let mut response = Response::new(full(self.router.metrics.render()));
+                let mut response = Response::new(full(self.router.render_metrics()));
                 response.headers_mut().insert(
                     CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -153,14 +153,10 @@ fn control(dir: &std::path::Path, engine: Engine) -> (Arc<ControlPlane>, Arc<Rou
         storage,
         "dir:test:offline".into(),
         REGION.into(),
-        DeployOptions {
-            pull: false,
-            cpu_only: false,
-            capacity: Capacity {
-                per_endpoint: 4,
-                total: 6,
-            },
-        },
+        DeployOptions::with_capacity(Capacity {
+            per_endpoint: 4,
+            total: 6,
+        }),
     ));
     let settings = Settings {
         region: REGION.into(),

@@ -43,6 +43,8 @@ struct Config {
 static CONFIG: OnceLock<Config> = OnceLock::new();
 /// Set once ECHO_STARTUP_DELAY_MS has passed: `/ping` answers 503 until then.
 static READY: AtomicBool = AtomicBool::new(false);
+/// Set by an invocation with `sick=1`: `/ping` answers 503 from then on.
+static SICK: AtomicBool = AtomicBool::new(false);
 /// Invocations answered so far (for ECHO_CRASH_AFTER).
 static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
 /// Multi-model endpoint state: model name → url, in memory only.
@@ -115,11 +117,15 @@ mod sig {
         }
     }
 
-    pub fn install() {
+    /// Installs the handlers; with `ignore_term` SIGTERM gets none, so as PID 1 the
+    /// process ignores it (like a shell entrypoint) and `docker stop` waits for SIGKILL.
+    pub fn install(ignore_term: bool) {
         let handler: extern "C" fn(i32) = on_signal;
         // SAFETY: installs a handler with the C signature signal(2) expects.
         unsafe {
-            signal(SIGTERM, handler as usize);
+            if !ignore_term {
+                signal(SIGTERM, handler as usize);
+            }
             signal(SIGINT, handler as usize);
         }
     }
@@ -138,7 +144,11 @@ fn main() {
         );
         exit(2);
     }
-    sig::install();
+    let ignore_term = env_opt("ECHO_IGNORE_SIGTERM").is_some_and(|v| !matches!(v.trim(), "" | "0" | "false" | "no"));
+    sig::install(ignore_term);
+    if ignore_term {
+        println!("echo: ignoring SIGTERM (ECHO_IGNORE_SIGTERM)");
+    }
 
     if let Some(v) = env_opt("ECHO_FAIL_AT_START") {
         let code: i32 = v
@@ -321,11 +331,8 @@ fn route(req: &Request, w: &mut Writer) -> io::Result<(u16, bool)> {
 
     match path {
         b"/ping" if get => {
-            let status = c.ping_status.unwrap_or(if READY.load(Ordering::Acquire) {
-                200
-            } else {
-                503
-            });
+            let healthy = READY.load(Ordering::Acquire) && !SICK.load(Ordering::Acquire);
+            let status = c.ping_status.unwrap_or(if healthy { 200 } else { 503 });
             http::simple(w, status, close, b"", b"", head_only)?;
             Ok((status, false))
         }
@@ -602,6 +609,7 @@ struct Attrs {
     sleep_ms: Option<u64>,
     status: Option<u16>,
     crash: bool,
+    sick: bool,
     stream: Option<u64>,
     stream_delay_ms: u64,
     alloc_mb: u64,
@@ -643,6 +651,7 @@ fn parse_attrs(v: &[u8]) -> Result<Attrs, String> {
                 a.status = Some(s as u16);
             }
             b"crash" => a.crash = flag(val),
+            b"sick" => a.sick = flag(val),
             b"stream" => a.stream = Some(num(key, val)?),
             b"stream_delay_ms" => a.stream_delay_ms = num(key, val)?,
             b"alloc_mb" => a.alloc_mb = num(key, val)?,
@@ -708,6 +717,10 @@ fn invoke(req: &Request, w: &mut Writer, model: Option<&str>) -> io::Result<u16>
             return Ok(400);
         }
     };
+    if attrs.sick {
+        SICK.store(true, Ordering::Release);
+        eprintln!("echo: sick=1 in the custom attributes: /ping answers 503 from now on");
+    }
     if attrs.crash {
         die(
             4,

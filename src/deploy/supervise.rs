@@ -1,0 +1,371 @@
+//! Fleets in service: published in the router, watched, and healed.
+//!
+//! A [`LiveFleet`] learns that an instance is gone two ways: the engine says one of its
+//! containers died (within milliseconds, from the event stream), or its `/ping` fails
+//! [`PING_FAILURES`] times in a row (checked every [`PING_INTERVAL`], as SageMaker keeps
+//! checking instances in service). Either way the instance leaves rotation at once — calls
+//! go to the others, or fail fast when none is left — and a replacement is launched at
+//! its place (same variant, same instance number, a new container); once it is healthy it
+//! takes the old one's place in the router and the dead container is removed. A
+//! replacement that fails is tried again, each time after a longer pause. The endpoint
+//! stays in service throughout; every step is a [`Change`] its owner can follow.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::plan::EndpointPlan;
+use super::{Deployer, Fleet, Member};
+use crate::endpoint::Router;
+use crate::runtime::events::Death;
+
+/// Failed `/ping`s in a row that take an instance out of rotation.
+pub const PING_FAILURES: u32 = 3;
+/// The longest pause between attempts to replace an instance.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(30);
+
+/// What happened to a fleet's instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An instance left rotation: which container, and why.
+    Lost {
+        variant: String,
+        container: String,
+        reason: String,
+    },
+    /// Its replacement is healthy and in rotation.
+    Replaced {
+        variant: String,
+        container: String,
+        replaced: String,
+        took: Duration,
+    },
+    /// A replacement did not start; it is tried again.
+    ReplacementFailed {
+        variant: String,
+        replaced: String,
+        reason: String,
+    },
+}
+
+/// A fleet published in the router and kept healthy.
+pub struct LiveFleet {
+    deployer: Arc<Deployer>,
+    router: Arc<Router>,
+    plan: Mutex<EndpointPlan>,
+    fleet: Mutex<Fleet>,
+    changes: broadcast::Sender<Change>,
+    watcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl LiveFleet {
+    /// Publishes `fleet` (launched from `plan`) into `router` and starts watching it.
+    pub fn start(
+        deployer: Arc<Deployer>,
+        router: Arc<Router>,
+        plan: EndpointPlan,
+        fleet: Fleet,
+    ) -> Arc<LiveFleet> {
+        let deaths = deployer.deaths();
+        let (changes, _) = broadcast::channel(256);
+        let live = Arc::new(LiveFleet {
+            deployer,
+            router,
+            plan: Mutex::new(plan),
+            fleet: Mutex::new(fleet),
+            changes,
+            watcher: Mutex::new(None),
+        });
+        live.publish();
+        let interval = live.deployer.health_check_interval();
+        let watcher = tokio::spawn(watch(Arc::downgrade(&live), deaths, interval));
+        *lock(&live.watcher) = Some(watcher);
+        live
+    }
+
+    /// Puts the fleet as it is now into the router.
+    pub fn publish(&self) {
+        let live = lock(&self.fleet).live();
+        self.router.publish(live);
+    }
+
+    /// Changes the fleet (and the plan replacements are launched from), then republishes.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Fleet, &mut EndpointPlan) -> R) -> R {
+        let out = {
+            let mut fleet = lock(&self.fleet);
+            let mut plan = lock(&self.plan);
+            f(&mut fleet, &mut plan)
+        };
+        self.publish();
+        out
+    }
+
+    /// Reads the fleet.
+    pub fn read<R>(&self, f: impl FnOnce(&Fleet) -> R) -> R {
+        f(&lock(&self.fleet))
+    }
+
+    pub fn plan(&self) -> EndpointPlan {
+        lock(&self.plan).clone()
+    }
+
+    /// Follows what happens to the instances.
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Stops watching and removes every container (the caller withdraws the endpoint from
+    /// the router first when it should take no more calls).
+    pub async fn remove(&self) {
+        if let Some(watcher) = lock(&self.watcher).take() {
+            watcher.abort();
+        }
+        let members: Vec<Member> = {
+            let mut fleet = lock(&self.fleet);
+            fleet
+                .variants
+                .iter_mut()
+                .flat_map(|v| std::mem::take(&mut v.instances))
+                .flatten()
+                .collect()
+        };
+        for result in join_all(members.into_iter().map(Member::remove)).await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "removing a container failed; `sagedock gc` will retry");
+            }
+        }
+    }
+
+    fn tell(&self, change: Change) {
+        match &change {
+            Change::Lost {
+                variant,
+                container,
+                reason,
+            } => tracing::warn!(
+                endpoint = %self.endpoint(), variant, container,
+                "instance out of rotation: {reason}; replacing it"
+            ),
+            Change::Replaced {
+                variant,
+                container,
+                replaced,
+                took,
+            } => tracing::warn!(
+                endpoint = %self.endpoint(), variant, container,
+                "replaced {replaced} in {:.2} s", took.as_secs_f64()
+            ),
+            Change::ReplacementFailed {
+                variant,
+                replaced,
+                reason,
+            } => tracing::warn!(
+                endpoint = %self.endpoint(), variant,
+                "the replacement of {replaced} failed: {reason}; trying again"
+            ),
+        }
+        let _ = self.changes.send(change);
+    }
+
+    fn endpoint(&self) -> String {
+        lock(&self.fleet).endpoint.clone()
+    }
+
+    /// Takes the instance holding container `id` out of rotation and replaces it, unless
+    /// it is no longer in the fleet or already being replaced.
+    fn lose(self: &Arc<Self>, id: &str, reason: String, replacing: &Arc<Mutex<HashSet<String>>>) {
+        let found = {
+            let fleet = lock(&self.fleet);
+            fleet.locate(id).map(|(variant, members)| {
+                for m in members {
+                    m.backend.set_healthy(false);
+                }
+                let names: Vec<String> = members
+                    .iter()
+                    .map(|m| m.container.guard.name.clone())
+                    .collect();
+                let ids: Vec<String> = members
+                    .iter()
+                    .map(|m| m.container.guard.id.clone())
+                    .collect();
+                (variant.to_string(), names, ids)
+            })
+        };
+        let Some((variant, names, ids)) = found else {
+            return;
+        };
+        {
+            let mut busy = lock(replacing);
+            if ids.iter().any(|i| busy.contains(i)) {
+                return;
+            }
+            busy.extend(ids.iter().cloned());
+        }
+        let series = self.router.metrics.series(&self.endpoint(), &variant);
+        series.lost();
+        self.tell(Change::Lost {
+            variant: variant.clone(),
+            container: names.join(", "),
+            reason,
+        });
+        let this = self.clone();
+        let replacing = replacing.clone();
+        tokio::spawn(async move {
+            this.replace(&variant, &ids[0], &names.join(", ")).await;
+            let mut busy = lock(&replacing);
+            for id in &ids {
+                busy.remove(id);
+            }
+        });
+    }
+
+    /// Launches a replacement for the instance holding container `dead` until one is
+    /// healthy, then swaps it in and removes the old containers.
+    async fn replace(self: Arc<Self>, variant: &str, dead: &str, dead_names: &str) {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let t0 = Instant::now();
+            let plan = self.plan();
+            let Some(slot) = self.read(|f| f.locate_index(dead)) else {
+                return; // rescaled away meanwhile
+            };
+            let Some(variant_plan) = plan.variant(variant) else {
+                return;
+            };
+            let launched = self
+                .deployer
+                .launch_instances(&plan, variant_plan, slot, 1)
+                .await;
+            match launched {
+                Ok(groups) => {
+                    let new_names: Vec<String> = groups
+                        .iter()
+                        .flatten()
+                        .map(|i| i.guard.name.clone())
+                        .collect();
+                    let old = self.update(|fleet, _| fleet.replace(dead, groups));
+                    let Some(old) = old else { return };
+                    self.router
+                        .metrics
+                        .series(&self.endpoint(), variant)
+                        .replaced();
+                    self.tell(Change::Replaced {
+                        variant: variant.to_string(),
+                        container: new_names.join(", "),
+                        replaced: dead_names.to_string(),
+                        took: t0.elapsed(),
+                    });
+                    join_all(old.into_iter().map(Member::remove)).await;
+                    return;
+                }
+                Err(e) => {
+                    self.tell(Change::ReplacementFailed {
+                        variant: variant.to_string(),
+                        replaced: dead_names.to_string(),
+                        reason: e.to_string(),
+                    });
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
+            }
+        }
+    }
+}
+
+/// The watcher: deaths from the engine, `/ping` every `interval`.
+async fn watch(
+    live: std::sync::Weak<LiveFleet>,
+    mut deaths: broadcast::Receiver<Death>,
+    interval: Duration,
+) {
+    let replacing: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut failures: HashMap<String, u32> = HashMap::new();
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            death = deaths.recv() => {
+                let Some(live) = live.upgrade() else { return };
+                match death {
+                    Ok(Death::Died { id, reason }) => live.lose(&id, reason, &replacing),
+                    Ok(Death::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        for (id, reason) in live.stopped().await {
+                            live.lose(&id, reason, &replacing);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+            _ = tick.tick() => {
+                let Some(live) = live.upgrade() else { return };
+                for (id, failed) in live.ping_all().await {
+                    match failed {
+                        None => {
+                            failures.remove(&id);
+                        }
+                        Some(why) => {
+                            let n = failures.entry(id.clone()).or_default();
+                            *n += 1;
+                            if *n >= PING_FAILURES {
+                                failures.remove(&id);
+                                live.lose(&id, format!("it failed {PING_FAILURES} health checks in a row ({why})"), &replacing);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl LiveFleet {
+    /// Every in-rotation container's `/ping`: `None` when it answered 200, else why not.
+    async fn ping_all(&self) -> Vec<(String, Option<String>)> {
+        let targets: Vec<(String, std::net::SocketAddr)> = self.read(|f| {
+            f.members()
+                .filter(|m| m.backend.is_healthy())
+                .map(|m| (m.container.guard.id.clone(), m.container.addr))
+                .collect()
+        });
+        let pings = targets.into_iter().map(|(id, addr)| async move {
+            let outcome = match crate::runtime::launch::ping(addr).await {
+                Ok(200) => None,
+                Ok(status) => Some(format!("/ping answered {status}")),
+                Err(e) => Some(e),
+            };
+            (id, outcome)
+        });
+        join_all(pings).await
+    }
+
+    /// The containers the engine says are not running (after missed events).
+    async fn stopped(&self) -> Vec<(String, String)> {
+        let ids: Vec<String> =
+            self.read(|f| f.members().map(|m| m.container.guard.id.clone()).collect());
+        let mut out = Vec::new();
+        for id in ids {
+            let running = self
+                .deployer
+                .engine()
+                .docker
+                .inspect_container(&id, None)
+                .await
+                .ok()
+                .and_then(|i| i.state)
+                .and_then(|s| s.running)
+                .unwrap_or(false);
+            if !running {
+                out.push((id, "it is no longer running".to_string()));
+            }
+        }
+        out
+    }
+}

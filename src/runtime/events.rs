@@ -1,0 +1,82 @@
+//! The engine's event stream, narrowed to the deaths of one owner's containers.
+//!
+//! One follower per owner: it asks the engine for `die` and `oom` events of containers
+//! carrying the owner's label and passes each on at once; when the stream breaks (the
+//! engine restarted, the socket closed), it reconnects with a growing pause and says
+//! [`Death::Resync`], since deaths may have gone unseen meanwhile.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::query_parameters::EventsOptions;
+use futures_util::StreamExt;
+use tokio::sync::broadcast;
+
+use super::{labels, Engine};
+
+/// What the follower says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Death {
+    /// A container stopped: its id, and why as far as the engine says.
+    Died { id: String, reason: String },
+    /// Events may have been missed: look at every container again.
+    Resync,
+}
+
+/// Follows the deaths of `owner`'s containers for the life of the process.
+pub fn follow(engine: Engine, owner: String) -> broadcast::Sender<Death> {
+    let (tx, _) = broadcast::channel(1024);
+    let sender = tx.clone();
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(100);
+        let mut first = true;
+        loop {
+            if !first {
+                let _ = tx.send(Death::Resync);
+            }
+            first = false;
+            let filters: HashMap<String, Vec<String>> = HashMap::from([
+                ("type".to_string(), vec!["container".to_string()]),
+                (
+                    "event".to_string(),
+                    vec!["die".to_string(), "oom".to_string()],
+                ),
+                (
+                    "label".to_string(),
+                    vec![format!("{}={owner}", labels::OWNER)],
+                ),
+            ]);
+            let options = EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            };
+            let mut stream = engine.docker.events(Some(options));
+            let mut oom = std::collections::HashSet::new();
+            while let Some(event) = stream.next().await {
+                let Ok(event) = event else { break };
+                pause = Duration::from_millis(100);
+                let Some(actor) = event.actor else { continue };
+                let Some(id) = actor.id else { continue };
+                match event.action.as_deref() {
+                    Some("oom") => {
+                        oom.insert(id);
+                    }
+                    Some("die") => {
+                        let attributes = actor.attributes.unwrap_or_default();
+                        let code = attributes.get("exitCode").map_or("?", String::as_str);
+                        let reason = if oom.remove(&id) {
+                            format!("it was killed for using more memory than its instance type has (exit code {code})")
+                        } else {
+                            format!("it exited with code {code}")
+                        };
+                        let _ = tx.send(Death::Died { id, reason });
+                    }
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    });
+    sender
+}
