@@ -111,6 +111,9 @@ fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duratio
     t0.elapsed()
 }
 
+/// When a call ended, its status, and the container that answered.
+type Call = (Instant, u16, Option<String>);
+
 #[test]
 fn a_killed_instance_is_replaced_under_steady_load_and_no_stranger_answers() {
     let Some(sb) = setup() else { return };
@@ -121,7 +124,7 @@ fn a_killed_instance_is_replaced_under_steady_load_and_no_stranger_answers() {
 
     // Steady load from one client: each call's time, status and answering container.
     let stop = Arc::new(AtomicBool::new(false));
-    let calls: Arc<Mutex<Vec<(Instant, u16, Option<String>)>>> = Arc::default();
+    let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
     let load = {
         let (stop, calls, url) = (stop.clone(), calls.clone(), up.url.clone());
         std::thread::spawn(move || {
