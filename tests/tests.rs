@@ -13,6 +13,7 @@ mod multimodel;
 mod mxnet;
 mod pack;
 mod serve;
+mod shutdown;
 mod sklearn;
 mod tensorflow;
 mod unpack;

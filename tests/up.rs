@@ -37,6 +37,8 @@ pub(crate) fn ok(url: &str, op: &str, body: Value) -> Value {
 pub(crate) struct Up {
     child: Child,
     pub(crate) url: String,
+    /// Where its stderr goes.
+    pub(crate) stderr: std::path::PathBuf,
 }
 
 impl Up {
@@ -68,6 +70,7 @@ impl Up {
                 return Ok(Up {
                     child,
                     url: url.trim().to_string(),
+                    stderr: stderr_path,
                 });
             }
             if let Some(status) = child.try_wait().unwrap() {
@@ -77,6 +80,25 @@ impl Up {
                 ));
             }
             assert!(t0.elapsed() < Duration::from_secs(60), "up did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `signal` and goes on.
+    pub(crate) fn send(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits (at most `limit`) for it to exit; its exit code.
+    pub(crate) fn exit_within(mut self, limit: Duration) -> Option<i32> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(t0.elapsed() < limit, "up did not exit within {limit:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::process::{listen_and_connect, shutdown_signal};
+use super::process::{finish, listen_and_connect, shutdown_signal};
 use super::CiArgs;
 use crate::artifact::Cache;
 use crate::ci::junit::{self, Outcome, Suite};
@@ -54,11 +54,12 @@ pub async fn ci(args: &CiArgs) -> Result<ExitCode> {
         () = shutdown_signal() => {
             eprintln!("interrupted: removing containers");
             server.abort();
+            finish(deployer.shut_down()).await;
             return Ok(ExitCode::from(130));
         }
     };
     server.abort();
-    deployer.close().await;
+    finish(deployer.shut_down()).await;
     let count = |f: fn(&Suite) -> usize| suites.iter().map(f).sum::<usize>();
     let total = count(|s| s.cases.len());
     let (failed, skipped) = (count(Suite::failures), count(Suite::skipped));

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -170,7 +171,7 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
         &packed.sha256[..16]
     );
 
-    let (url, _lock) = start_server(engine, work.path(), &s3).await?;
+    let (url, control, _lock) = start_server(engine, work.path(), &s3).await?;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
@@ -239,6 +240,7 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     )
     .await?;
     println!("DeleteEndpoint, DeleteEndpointConfig, DeleteModel: cleaned up");
+    control.shutdown().await;
     outcome?;
     Ok(if status == "InService" {
         ExitCode::SUCCESS
@@ -249,7 +251,11 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
 
 /// Serves the control plane and runtime API from this process on a free port; returns its
 /// URL, and the data directory's lock (held while the demo runs).
-async fn start_server(engine: Engine, work: &Path, s3: &Path) -> Result<(String, DataDirLock)> {
+async fn start_server(
+    engine: Engine,
+    work: &Path,
+    s3: &Path,
+) -> Result<(String, Arc<ControlPlane>, DataDirLock)> {
     let data = work.join("data");
     let lock = owner::claim(&data)?;
     let options = Options {
@@ -274,11 +280,11 @@ async fn start_server(engine: Engine, work: &Path, s3: &Path) -> Result<(String,
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(server::serve(
         listener,
-        App::new(router, Some(control)),
+        App::new(router, Some(control.clone())),
         server::Limits::default(),
     ));
     println!("sagedock API on {url} (what `sagedock up` serves)");
-    Ok((url, lock))
+    Ok((url, control, lock))
 }
 
 async fn wait_for_status(client: &HttpClient, url: &str) -> Result<String> {

@@ -474,13 +474,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Runs an async command on a multi-threaded runtime.
+/// Runs an async command on a multi-threaded runtime; before the runtime ends, the
+/// container removals the command started are seen through (however it ended).
 fn block_on<F: std::future::Future<Output = Result<ExitCode>>>(future: F) -> Result<ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(crate::Error::AsyncRuntime)?
-        .block_on(future)
+        .block_on(async {
+            let outcome = future.await;
+            process::finish(crate::runtime::removal::Removals::global().settled()).await;
+            outcome
+        })
 }
 
 #[cfg(test)]

@@ -2,8 +2,12 @@
 //! engine and clear away what runs that are gone left behind, and wait for Ctrl-C or
 //! SIGTERM.
 
+use std::future::Future;
+use std::time::Duration;
+
 use tokio::net::TcpListener;
 
+use crate::runtime::removal::Removals;
 use crate::runtime::{gc, Engine};
 use crate::{Error, Result};
 
@@ -43,5 +47,37 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Runs the end of a run (`work`: removing its containers). When containers take long to
+/// stop (Docker waits 30 s after SIGTERM when a container's process ignores it), says what
+/// it waits for; a second Ctrl-C or SIGTERM kills and removes them at once, and `work`
+/// then finishes without waiting.
+pub async fn finish(work: impl Future<Output = ()>) {
+    tokio::pin!(work);
+    let announce = tokio::time::sleep(Duration::from_millis(500));
+    tokio::pin!(announce);
+    let (mut announced, mut forced) = (false, false);
+    loop {
+        tokio::select! {
+            () = &mut work => return,
+            () = &mut announce, if !announced => {
+                announced = true;
+                let pending = Removals::global().pending();
+                if !pending.is_empty() {
+                    eprintln!(
+                        "waiting for {} container(s) to stop: {} (Docker kills a container 30 s after SIGTERM when its process ignores it); Ctrl-C again removes them at once",
+                        pending.len(),
+                        pending.join(", ")
+                    );
+                }
+            }
+            () = shutdown_signal(), if !forced => {
+                forced = true;
+                eprintln!("removing the containers at once");
+                Removals::global().force().await;
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::process::{listen_and_connect, shutdown_signal};
+use super::process::{finish, listen_and_connect, shutdown_signal};
 use super::ServeArgs;
 use crate::artifact::{Cache, ModelDir, Severity};
 use crate::deploy::{
@@ -136,6 +136,7 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         launched = deployer.launch(&plan) => launched?,
         () = shutdown_signal() => {
             eprintln!("interrupted while starting: removing containers");
+            finish(deployer.shut_down()).await;
             return Ok(ExitCode::from(130));
         }
     };
@@ -163,8 +164,11 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     server.abort();
     router.withdraw(&args.name);
     eprintln!("stopping: removing the containers");
-    live.remove().await;
-    deployer.close().await;
+    finish(async {
+        live.remove().await;
+        deployer.shut_down().await;
+    })
+    .await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::process::{listen_and_connect, shutdown_signal};
+use super::process::{finish, listen_and_connect, shutdown_signal};
 use super::UpArgs;
 use crate::artifact::Cache;
 use crate::control::{ControlPlane, Options, Settings};
@@ -73,7 +73,7 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
     shutdown_signal().await;
     server.abort();
     eprintln!("stopping: removing this run's containers (endpoints stay in {}; the next `sagedock up` redeploys them)", data_dir.display());
-    control.shutdown().await;
+    finish(control.shutdown()).await;
     drop(lock);
     Ok(ExitCode::SUCCESS)
 }

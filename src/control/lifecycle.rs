@@ -362,7 +362,7 @@ impl Lifecycle {
                 alive.insert(c.name.clone());
             } else {
                 let _ =
-                    crate::runtime::guard::remove_container(self.deployer.engine(), &c.id, &c.name)
+                    crate::runtime::guard::spawn_removal(self.deployer.engine(), &c.id, &c.name)
                         .await;
             }
         }
@@ -444,13 +444,14 @@ impl Lifecycle {
         None
     }
 
-    /// Stops every deployment and removes every container (graceful shutdown).
+    /// Stops every deployment and removes every container of the data directory, waiting
+    /// for removals under way (graceful shutdown).
     pub async fn shutdown(&self) {
         for (_, task) in lock(&self.tasks).drain() {
             task.abort();
         }
         let fleets: Vec<Arc<LiveFleet>> = lock(&self.fleets).drain().map(|(_, f)| f).collect();
         join_all(fleets.iter().map(|f| f.remove())).await;
-        self.deployer.close().await;
+        self.deployer.shut_down().await;
     }
 }

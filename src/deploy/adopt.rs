@@ -8,6 +8,19 @@ use super::{Deployer, Fleet};
 use crate::runtime::{self, gc, labels, ContainerGuard, Instance};
 
 impl Deployer {
+    /// Removes every container of this deployer's owner still there (at the end of a run:
+    /// containers whose creation was under way when their deployment was cancelled have no
+    /// guard, only the owner's label).
+    pub async fn remove_all(&self) {
+        let Ok(found) = self.containers().await else {
+            return;
+        };
+        let removals = found
+            .iter()
+            .map(|c| runtime::guard::spawn_removal(&self.engine, &c.id, &c.name));
+        futures_util::future::join_all(removals).await;
+    }
+
     /// This deployer's containers (running or not), from the engine.
     pub async fn containers(&self) -> Result<Vec<gc::Managed>, runtime::RuntimeError> {
         let all = gc::list(&self.engine).await?;
@@ -25,7 +38,7 @@ impl Deployer {
         };
         for c in found.iter().filter(|c| c.endpoint == endpoint) {
             if keep.is_none() || c.generation() != keep {
-                let _ = runtime::guard::remove_container(&self.engine, &c.id, &c.name).await;
+                let _ = runtime::guard::spawn_removal(&self.engine, &c.id, &c.name).await;
             }
         }
     }

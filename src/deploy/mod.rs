@@ -190,8 +190,12 @@ impl Deployer {
         Ok(Arc::new(network.claim(address)))
     }
 
-    /// Removes the owner's networks once no container is on them (at the end of a run).
-    pub async fn close(&self) {
+    /// The end of a run: every container of the owner removed (those whose removal is
+    /// under way included, and those created by a deployment cancelled before it could
+    /// guard them), then the owner's networks.
+    pub async fn shut_down(&self) {
+        self.remove_all().await;
+        crate::runtime::removal::Removals::global().settled().await;
         network::remove_if_empty(&self.engine, &self.owner).await;
     }
 

@@ -3,12 +3,18 @@
 //! A [`ContainerGuard`] removes its container when dropped (on error paths, panics, or a
 //! cancelled future), unless it was removed explicitly with [`ContainerGuard::remove`]
 //! or kept with [`ContainerGuard::keep`] (`SAGEDOCK_KEEP=1` keeps every container, for
-//! debugging). The drop path uses a fresh client on its own thread, since it may run
-//! while the async runtime is shutting down.
+//! debugging). Every removal runs as a task of its own, registered with
+//! [`super::removal::Removals`], so that cancelling the code that asked for it does not
+//! abandon it and the end of the run can wait for it. Where no async runtime is running
+//! (the guard dropped outside one) the removal runs on a thread of its own with a client
+//! of its own, and the drop waits for it.
 
-use bollard::query_parameters::{RemoveContainerOptionsBuilder, StopContainerOptionsBuilder};
+use bollard::query_parameters::{
+    KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
 
 use super::engine::is_not_found;
+use super::removal::Removals;
 use super::{Engine, RuntimeError};
 
 /// Seconds between SIGTERM and SIGKILL when stopping, as SageMaker does.
@@ -47,12 +53,19 @@ impl ContainerGuard {
     }
 
     /// Stops (SIGTERM, then SIGKILL after the grace period) and removes the container.
+    /// The removal goes on if this future is dropped.
     pub async fn remove(mut self) -> Result<(), RuntimeError> {
         if !self.armed {
             return Ok(());
         }
         self.armed = false;
-        remove_container(&self.engine, &self.id, &self.name).await
+        let task = spawn_removal(&self.engine, &self.id, &self.name);
+        task.await.unwrap_or_else(|e| {
+            Err(RuntimeError::Removal {
+                name: self.name.clone(),
+                detail: e.to_string(),
+            })
+        })
     }
 
     /// Leaves the container running after the guard is gone.
@@ -61,15 +74,60 @@ impl ContainerGuard {
     }
 }
 
-/// Stops and removes a container; a container already gone is not an error.
+/// Starts removing a container in a task of its own, registered from now until it ends.
+/// Must be called within an async runtime.
+pub fn spawn_removal(
+    engine: &Engine,
+    id: &str,
+    name: &str,
+) -> tokio::task::JoinHandle<Result<(), RuntimeError>> {
+    let in_flight = Removals::global().begin(engine, id, name);
+    let (engine, id, name) = (engine.clone(), id.to_string(), name.to_string());
+    tokio::spawn(async move {
+        let _in_flight = in_flight;
+        remove_container(&engine, &id, &name).await
+    })
+}
+
+/// Removes a container from outside any async runtime: on a thread of its own, with a
+/// client of its own (the caller's may belong to a runtime that is gone); waits for it.
+fn remove_blocking(id: String, name: String) {
+    let done = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            match Engine::connect().await {
+                Ok(engine) => {
+                    let _in_flight = Removals::global().begin(&engine, &id, &name);
+                    if let Err(e) = remove_container(&engine, &id, &name).await {
+                        tracing::warn!(container = %name, error = %e, "could not remove container; `sagedock gc` will");
+                    }
+                }
+                Err(e) => tracing::warn!(container = %name, error = %e, "could not remove container; `sagedock gc` will"),
+            }
+        });
+    });
+    let _ = done.join();
+}
+
+/// Stops and removes a container; a container already gone is not an error. After a
+/// forced stop ([`Removals::force`]) it is killed at once.
 pub async fn remove_container(engine: &Engine, id: &str, name: &str) -> Result<(), RuntimeError> {
-    let stop = StopContainerOptionsBuilder::default()
-        .t(STOP_GRACE_SECS)
-        .build();
-    match engine.docker.stop_container(id, Some(stop)).await {
-        Ok(()) => {}
-        Err(e) if is_not_found(&e) => return Ok(()),
-        Err(e) => tracing::debug!(container = name, error = %e, "stop failed; removing by force"),
+    if !Removals::global().is_forced() {
+        let stop = StopContainerOptionsBuilder::default()
+            .t(STOP_GRACE_SECS)
+            .build();
+        match engine.docker.stop_container(id, Some(stop)).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => {
+                tracing::debug!(container = name, error = %e, "stop failed; removing by force")
+            }
+        }
     }
     let remove = RemoveContainerOptionsBuilder::default()
         .force(true)
@@ -89,6 +147,23 @@ pub async fn remove_container(engine: &Engine, id: &str, name: &str) -> Result<(
     }
 }
 
+/// Kills and removes a container at once (`docker rm -f`).
+pub async fn kill_and_remove(engine: &Engine, id: &str, name: &str) {
+    let kill = KillContainerOptionsBuilder::default()
+        .signal("SIGKILL")
+        .build();
+    let _ = engine.docker.kill_container(id, Some(kill)).await;
+    let remove = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match engine.docker.remove_container(id, Some(remove)).await {
+        Ok(()) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => tracing::warn!(container = name, error = %e, "could not remove the container"),
+    }
+}
+
 /// Waits (at most 10 s) until the engine no longer knows the container.
 async fn wait_gone(engine: &Engine, id: &str) {
     for _ in 0..200 {
@@ -104,24 +179,11 @@ impl Drop for ContainerGuard {
         if !self.armed {
             return;
         }
-        let (id, name) = (self.id.clone(), self.name.clone());
-        tracing::debug!(container = %name, "guard dropped: removing container");
-        let done = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            let Ok(runtime) = runtime else { return };
-            runtime.block_on(async {
-                match Engine::connect().await {
-                    Ok(engine) => {
-                        if let Err(e) = remove_container(&engine, &id, &name).await {
-                            tracing::warn!(container = %name, error = %e, "could not remove container; `sagedock gc` will");
-                        }
-                    }
-                    Err(e) => tracing::warn!(container = %name, error = %e, "could not remove container; `sagedock gc` will"),
-                }
-            });
-        });
-        let _ = done.join();
+        tracing::debug!(container = %self.name, "guard dropped: removing container");
+        if tokio::runtime::Handle::try_current().is_ok() {
+            drop(spawn_removal(&self.engine, &self.id, &self.name));
+        } else {
+            remove_blocking(self.id.clone(), self.name.clone());
+        }
     }
 }

@@ -19,6 +19,7 @@ pub mod launch;
 pub mod logs;
 pub mod network;
 pub mod owner;
+pub mod removal;
 pub mod spec;
 
 pub use engine::Engine;
@@ -81,6 +82,8 @@ pub enum RuntimeError {
     NoAddress { name: String, detail: String },
     #[error("network {name}: {detail}")]
     Network { name: String, detail: String },
+    #[error("removing container {name} stopped: {detail}")]
+    Removal { name: String, detail: String },
 }
 
 impl RuntimeError {
