@@ -56,7 +56,7 @@ fn make_tree(root: &Path, total: u64) -> (u64, u64) {
     let mut buf = vec![0u8; 1 << 20];
     let mut left = big;
     while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
+        let n = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
         fill_random(&mut buf[..n], &mut state);
         out.write_all(&buf[..n]).unwrap();
         left -= n as u64;
@@ -82,7 +82,7 @@ fn settle() {
 
 /// Times GNU tar's step and sagedock's, alternating who goes first (on this VM the step
 /// after a large write is the slower one), each after [`settle`].
-fn race(round: u64, mut gnu: impl FnMut(), mut ours: impl FnMut()) -> (Duration, Duration) {
+fn race(round: usize, mut gnu: impl FnMut(), mut ours: impl FnMut()) -> (Duration, Duration) {
     let time = |step: &mut dyn FnMut()| {
         settle();
         let t = Instant::now();
@@ -109,7 +109,7 @@ fn main() {
         return;
     }
     let total = env_u64("SAGEDOCK_BENCH_BYTES", 1 << 30);
-    let rounds = env_u64("SAGEDOCK_BENCH_ROUNDS", 3).max(1);
+    let rounds = usize::try_from(env_u64("SAGEDOCK_BENCH_ROUNDS", 3).max(1)).unwrap_or(3);
     let work = tempfile::Builder::new()
         .prefix("sagedock-bench-")
         .tempdir_in(std::env::var("SAGEDOCK_BENCH_DIR").unwrap_or_else(|_| "target".into()))
@@ -143,7 +143,7 @@ fn main() {
         pack_ours.push(ours);
         eprintln!(
             "round {round}: pack tar czf {:.2?}, sagedock {:.2?}",
-            pack_gnu[round as usize], pack_ours[round as usize]
+            pack_gnu[round], pack_ours[round]
         );
     }
     for round in 0..rounds {
@@ -167,7 +167,7 @@ fn main() {
         unpack_ours.push(ours);
         eprintln!(
             "round {round}: unpack tar xzf {:.2?}, sagedock {:.2?}",
-            unpack_gnu[round as usize], unpack_ours[round as usize]
+            unpack_gnu[round], unpack_ours[round]
         );
         fs::remove_dir_all(&dest).unwrap();
         fs::remove_dir_all(&dest_ours).unwrap();

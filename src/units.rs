@@ -1,5 +1,14 @@
 //! Byte sizes as people write them (`100G`, `512MiB`, `1_000`) and as they read them.
 
+/// `x` as a whole count: NaN and anything below 0 is 0, anything past `u64::MAX` is
+/// `u64::MAX`, the rest is truncated toward zero.
+pub fn saturating_u64(x: f64) -> u64 {
+    // Rust's float-to-integer `as` saturates and maps NaN to 0: exactly this.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let n = x as u64;
+    n
+}
+
 /// Parses a byte count with an optional binary suffix: K, M, G, T (optionally followed
 /// by `i`, `B` or `iB`, case-insensitive). Suffixes are powers of 1024.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {

@@ -103,7 +103,7 @@ fn model_errors_and_broken_budgets_fail_the_run() {
     assert_eq!(report["ok"], 0);
     assert!(report["latency_ms"].is_null());
     assert!(
-        report["failures"]["424 ModelError"].as_u64().unwrap() > 0,
+        report["failures"]["424 ModelError (500)"].as_u64().unwrap() > 0,
         "{report}"
     );
 

@@ -55,6 +55,31 @@ fn the_same_tree_always_gives_the_same_bytes() {
     assert_eq!(first["sha256"], again["sha256"]);
 }
 
+/// The archive gets the mode any new file gets (0666 less the umask), not a temporary
+/// file's 0600: a CI job's next step, run as another user, must read it.
+#[test]
+fn the_archive_has_the_umasks_mode() {
+    let sb = Sandbox::new();
+    model_tree(&sb, "src");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 022 && exec '{}' pack src -o out.tar.gz",
+            assert_cmd::cargo::cargo_bin("sagedock").display()
+        ))
+        .current_dir(sb.path())
+        .env("SAGEDOCK_CACHE_DIR", sb.cache_dir())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mode = fs::metadata(sb.join("out.tar.gz"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o644, "{mode:o}");
+}
+
 #[test]
 fn pack_then_unpack_gives_the_tree_back() {
     let sb = Sandbox::new();

@@ -8,6 +8,7 @@ mod aws_sdk;
 mod bench;
 mod cache;
 mod ci;
+mod connections;
 mod faults;
 mod multimodel;
 mod mxnet;

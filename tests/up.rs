@@ -302,6 +302,40 @@ fn a_container_that_dies_fails_the_endpoint_with_a_reason() {
     let reason = described["FailureReason"].as_str().unwrap();
     assert!(reason.contains("exited with code 3"), "{reason}");
     assert!(labelled_containers("label=sagedock.endpoint=doomed").is_empty());
+
+    // A model archive that wraps everything in one folder: the finding that explains the
+    // failure comes first in FailureReason, before the container's own output.
+    std::fs::create_dir_all(sb.join("wrapped/model")).unwrap();
+    std::fs::write(sb.join("wrapped/model/model.pkl"), "tree").unwrap();
+    sb.cmd()
+        .args(["pack", "wrapped", "-o", "s3/bucket/wrapped.tar.gz"])
+        .assert()
+        .success();
+    deploy_container(
+        &up.url,
+        "wrapped",
+        json!({"Image": "sagedock/echo:latest", "ModelDataUrl": "s3://bucket/wrapped.tar.gz",
+               "Environment": {"ECHO_FAIL_AT_START": "3"}}),
+    );
+    let described = wait_status(&up.url, "wrapped", &["Failed", "InService"]);
+    let reason = described["FailureReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the model data has warning[layout.wrapped] model: everything is inside the folder 'model/'"),
+        "{reason}"
+    );
+    assert!(reason.contains("exited with code 3"), "{reason}");
+    // And one with no model data at all says so.
+    deploy_container(
+        &up.url,
+        "nodata",
+        json!({"Image": "sagedock/echo:latest", "Environment": {"ECHO_FAIL_AT_START": "3"}}),
+    );
+    let described = wait_status(&up.url, "nodata", &["Failed", "InService"]);
+    let reason = described["FailureReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("no model data was mounted at /opt/ml/model"),
+        "{reason}"
+    );
     let (status, err) = aws(&up.url, "DescribeModel", json!({"ModelName": "nope"}));
     assert_eq!(status, 400);
     assert_eq!(err["__type"], "ValidationException");

@@ -262,11 +262,15 @@ fn mxnet_params(arrays: &[(&str, &[u64])]) -> Vec<u8> {
     for (_, shape) in arrays {
         out.extend(0xF993_FAC9u32.to_le_bytes());
         out.extend(0u32.to_le_bytes()); // dense
-        out.extend((shape.len() as u32).to_le_bytes());
+        out.extend(u32::try_from(shape.len()).unwrap().to_le_bytes());
         shape.iter().for_each(|d| out.extend(d.to_le_bytes()));
         out.extend([1u32, 0].iter().flat_map(|v| v.to_le_bytes())); // cpu(0)
         out.extend(0u32.to_le_bytes()); // float32
-        out.extend(vec![0u8; 4 * shape.iter().product::<u64>() as usize]);
+        out.extend(vec![
+            0u8;
+            4 * usize::try_from(shape.iter().product::<u64>())
+                .unwrap()
+        ]);
     }
     out.extend((arrays.len() as u64).to_le_bytes());
     for (name, _) in arrays {

@@ -77,7 +77,7 @@ def test_failed_run_report(sagedock, endpoint):
                          "--custom-attributes", "status=503")
     assert code == 1
     assert report["ok"] == 0 and report["latency_ms"] is None
-    assert set(report["failures"]) == {"424 ModelError"}, report
+    assert set(report["failures"]) == {"424 ModelError (503)"}, report
 
 
 def test_answers_by_variant_follow_the_weights(sagedock, two_variants):

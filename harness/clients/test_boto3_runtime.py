@@ -641,6 +641,56 @@ def test_invoke_endpoint_async(sagedock, sm, runtime, names, echo_image):
 
 
 
+def test_hostile_locations_and_headers_are_refused(sagedock, sm, runtime, names, echo_image, tmp_path):
+    """Every API that takes a location stays under --s3-root, and headers keep botocore's
+    limits: what boto3 sends unchecked, sagedock refuses as SageMaker does."""
+    model, config, endpoint = names("model"), names("config"), names("ep")
+    token = names.token
+    source = sagedock.s3_root / "async-in" / token / "input.json"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(b"{}")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    try:
+        for url in ["s3://bucket//etc/", "s3://../etc/passwd", "s3://async-in/a/../../x", "file:///"]:
+            with pytest.raises(ClientError) as e:
+                sm.create_model(ModelName=model, ExecutionRoleArn=ROLE_ARN,
+                                PrimaryContainer={"Image": echo_image, "ModelDataUrl": url})
+            assert error_of(e)[0] == "ValidationException", url
+        create_model(sm, model, echo_image)
+        with pytest.raises(ClientError) as e:
+            sm.create_endpoint_config(
+                EndpointConfigName=config, ProductionVariants=[variant(model)],
+                AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://bucket/../../tmp/x"}})
+        assert error_of(e)[0] == "ValidationException"
+        for count in [4294967296, 1000000000000]:
+            with pytest.raises(ClientError) as e:
+                sm.create_endpoint_config(EndpointConfigName=config,
+                                          ProductionVariants=[dict(variant(model), InitialInstanceCount=count)])
+            code, msg, _ = error_of(e)
+            assert code == "ValidationException" and "2147483647" in msg, (code, msg)
+        sm.create_endpoint_config(
+            EndpointConfigName=config, ProductionVariants=[variant(model)],
+            AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": f"s3://async-out/{token}/"}})
+        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+        wait_in_service(sm, endpoint)
+        for extra in [{"InputLocation": "/proc/self/environ"},
+                      {"InputLocation": "s3://async-in/../../proc/self/environ"},
+                      {"InputLocation": f"s3://async-in/{token}/input.json", "Filename": str(outside / "x.txt")},
+                      {"InputLocation": f"s3://async-in/{token}/input.json", "S3OutputPathExtension": "../../tmp"}]:
+            with pytest.raises(runtime.exceptions.ValidationError):
+                runtime.invoke_endpoint_async(EndpointName=endpoint, **extra)
+        assert list(outside.iterdir()) == []
+        with pytest.raises(runtime.exceptions.ValidationError) as e:
+            runtime.invoke_endpoint(EndpointName=endpoint, Body=b"x", CustomAttributes="a" * 1025)
+        assert "customAttributes" in str(e.value)
+        with pytest.raises(runtime.exceptions.ValidationError) as e:
+            runtime.invoke_endpoint(EndpointName=endpoint, Body=b"x", TargetVariant="not a variant!")
+        assert "targetVariant" in str(e.value)
+    finally:
+        cleanup(sm, endpoints=[endpoint], configs=[config], models=[model])
+
+
 def test_invoke_endpoint_async_failure_lands_at_the_failure_location(sagedock, sm, runtime, names, echo_image):
     model, config, endpoint = names("model"), names("config"), names("ep")
     token = names.token

@@ -321,10 +321,10 @@ fn stat_key(archive: &Path, meta: &fs::Metadata) -> String {
         meta.dev(),
         meta.ino(),
         meta.len(),
-        meta.mtime() as u64,
-        meta.mtime_nsec() as u64,
-        meta.ctime() as u64,
-        meta.ctime_nsec() as u64,
+        meta.mtime().cast_unsigned(),
+        meta.mtime_nsec().cast_unsigned(),
+        meta.ctime().cast_unsigned(),
+        meta.ctime_nsec().cast_unsigned(),
     ] {
         hasher.update(n.to_le_bytes());
     }

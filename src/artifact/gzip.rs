@@ -160,8 +160,11 @@ impl<R: BufRead> Gunzip<R> {
                 .inflate
                 .decompress(input, out, FlushDecompress::None)
                 .map_err(|e| GzipError::Corrupt(e.to_string()).into_io())?;
-            let consumed = (self.inflate.total_in() - in_before) as usize;
-            let produced = (self.inflate.total_out() - out_before) as usize;
+            // Bounded by `input` and `out`, both slices: they fit a usize.
+            let consumed =
+                usize::try_from(self.inflate.total_in() - in_before).unwrap_or(input.len());
+            let produced =
+                usize::try_from(self.inflate.total_out() - out_before).unwrap_or(out.len());
             self.inner.consume(consumed);
             self.crc.update(&out[..produced]);
             if status == Status::StreamEnd {

@@ -120,8 +120,11 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
         );
         return Err(write_err(&out_dir, missing));
     }
+    // Created 0666 less the umask, as any file a command writes (tempfile's own 0600 would
+    // stay on the archive once renamed).
     let temp = tempfile::Builder::new()
         .prefix(".sagedock-pack-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(&out_dir)
         .map_err(|e| write_err(&out_dir, e))?;
     // Never pack the archive being written (or the final output) into itself.
@@ -222,7 +225,7 @@ fn escapes(path: &str, target: &Path) -> bool {
     if target.is_absolute() {
         return true;
     }
-    let mut depth = path.matches('/').count() as i64;
+    let mut depth = i64::try_from(path.matches('/').count()).unwrap_or(i64::MAX);
     for part in target.components() {
         match part {
             std::path::Component::ParentDir => depth -= 1,

@@ -181,11 +181,11 @@ fn compress_block(deflate: &mut Compress, job: &Job) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(job.data.len() + job.data.len() / 64 + 1024);
     let start = deflate.total_in();
     loop {
-        let consumed = (deflate.total_in() - start) as usize;
+        let consumed = usize::try_from(deflate.total_in() - start).unwrap_or(job.data.len());
         let status = deflate
             .compress_vec(&job.data[consumed..], &mut out, flush)
             .map_err(io::Error::other)?;
-        let consumed = (deflate.total_in() - start) as usize;
+        let consumed = usize::try_from(deflate.total_in() - start).unwrap_or(job.data.len());
         let finished = match status {
             Status::StreamEnd => true,
             _ if job.last => false,

@@ -221,7 +221,7 @@ impl Shared {
     fn slots_due_in_window(&self, interval: Duration) -> u64 {
         let slots_before = |t: Instant| {
             let elapsed = t.duration_since(self.start).as_secs_f64();
-            (elapsed / interval.as_secs_f64()).ceil() as u64
+            crate::units::saturating_u64((elapsed / interval.as_secs_f64()).ceil())
         };
         slots_before(self.end) - slots_before(self.measure_from)
     }
@@ -278,7 +278,9 @@ impl Tally {
 
     fn succeed(&mut self, latency: Duration, variant: Option<String>) {
         self.ok += 1;
-        let us = (latency.as_micros() as u64).max(1);
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.latency_us.saturating_record(us);
         if let Some(name) = variant {
             self.variants
@@ -439,21 +441,41 @@ async fn exchange(
         .get("x-amzn-invoked-production-variant")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let kind = (!status.is_success()).then(|| {
-        match response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(t) => format!("{} {}", status.as_u16(), aws_error_type(t)),
-            None => status.as_u16().to_string(),
+    let error_type = response
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(|t| aws_error_type(t).to_string());
+    let body = response.into_body().collect().await?.to_bytes();
+    if status.is_success() {
+        return Ok(Ok(variant));
+    }
+    Ok(Err(failure_kind(
+        status.as_u16(),
+        error_type.as_deref(),
+        &body,
+    )))
+}
+
+/// How a failed answer is counted: `STATUS ErrorType`, and for a ModelError the model's
+/// own status (`424 ModelError (415)`), which is what tells one model failure from another.
+fn failure_kind(status: u16, error_type: Option<&str>, body: &[u8]) -> String {
+    match error_type {
+        Some("ModelError") => {
+            let original = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| {
+                    v.get("OriginalStatusCode")
+                        .and_then(serde_json::Value::as_u64)
+                });
+            match original {
+                Some(code) => format!("{status} ModelError ({code})"),
+                None => format!("{status} ModelError"),
+            }
         }
-    });
-    response.into_body().collect().await?;
-    Ok(match kind {
-        Some(kind) => Err(kind),
-        None => Ok(variant),
-    })
+        Some(t) => format!("{status} {t}"),
+        None => status.to_string(),
+    }
 }
 
 /// The error type in an `x-amzn-ErrorType` header, which some services send as

@@ -192,3 +192,21 @@ async fn only_plain_http_urls_are_taken() {
         .unwrap_err();
     assert!(err.to_string().contains("http://"), "{err}");
 }
+
+#[test]
+fn model_errors_are_told_apart_by_the_models_status() {
+    let body = br#"{"ErrorCode":"CLIENT_ERROR_FROM_MODEL","OriginalStatusCode":415,"Message":"m"}"#;
+    assert_eq!(
+        super::failure_kind(424, Some("ModelError"), body),
+        "424 ModelError (415)"
+    );
+    assert_eq!(
+        super::failure_kind(424, Some("ModelError"), b"not json"),
+        "424 ModelError"
+    );
+    assert_eq!(
+        super::failure_kind(400, Some("ValidationError"), b"{}"),
+        "400 ValidationError"
+    );
+    assert_eq!(super::failure_kind(502, None, b""), "502");
+}

@@ -131,7 +131,9 @@ async fn invoke(
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    #[allow(clippy::cast_precision_loss)]
+    let last = (sorted.len() - 1) as f64;
+    let idx = usize::try_from(crate::units::saturating_u64((last * p).round())).unwrap_or(0);
     sorted[idx.min(sorted.len() - 1)]
 }
 

@@ -253,10 +253,9 @@ fn explain(err: RuntimeError, prepared: &[Prepared]) -> DeployError {
         let Ok(tree) = Tree::scan(&model.path) else {
             continue;
         };
-        let choice = match Framework::of_image(&container.image) {
-            Framework::Custom => Choice::Detect,
-            known => Choice::Named(known),
-        };
+        // The image says which stack's rules apply (an image of one's own: only those for
+        // every artifact).
+        let choice = Choice::Named(Framework::of_image(&container.image));
         let report = inspect(&tree, &Source::Directory(model.path.clone()), choice);
         findings.extend(
             report

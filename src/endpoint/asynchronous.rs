@@ -68,7 +68,10 @@ impl AsyncQueue {
             if surplus > 0 {
                 let slots = self.slots.clone();
                 tokio::spawn(async move {
-                    if let Ok(permits) = slots.acquire_many(surplus as u32).await {
+                    if let Ok(permits) = slots
+                        .acquire_many(u32::try_from(surplus).unwrap_or(u32::MAX))
+                        .await
+                    {
                         permits.forget();
                     }
                 });

@@ -32,7 +32,7 @@ struct Histogram {
 
 impl Histogram {
     fn observe(&self, value: Duration) {
-        let us = value.as_micros() as u64;
+        let us = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
         if let Some(i) = BUCKETS_US.iter().position(|&b| us <= b) {
             self.buckets[i].fetch_add(1, Relaxed);
         }

@@ -246,7 +246,7 @@ fn symbol_arguments(text: &str) -> Option<Vec<String>> {
     let args = json.get("arg_nodes")?.as_array()?;
     args.iter()
         .map(|i| {
-            let node = nodes.get(i.as_u64()? as usize)?;
+            let node = nodes.get(usize::try_from(i.as_u64()?).ok()?)?;
             Some(node.get("name")?.as_str()?.to_string())
         })
         .collect()

@@ -59,7 +59,8 @@ pub fn read(mut r: impl Read + Seek) -> Result<Vec<Array>, ParamsError> {
     }
     let _reserved = u64_(&mut r)?;
     let count = bounded(u64_(&mut r)?, "array count")?;
-    let mut shapes = Vec::with_capacity(count as usize);
+    // `bounded` has held it to MAX_COUNT.
+    let mut shapes = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     for _ in 0..count {
         shapes.push(skip_array(&mut r)?);
     }
@@ -73,7 +74,7 @@ pub fn read(mut r: impl Read + Seek) -> Result<Vec<Array>, ParamsError> {
         .into_iter()
         .map(|shape| {
             let len = bounded(u64_(&mut r)?, "name length")?;
-            let mut name = vec![0; len as usize];
+            let mut name = vec![0; usize::try_from(len).unwrap_or(0)];
             r.read_exact(&mut name)?;
             Ok(Array {
                 name: String::from_utf8_lossy(&name).into_owned(),
@@ -127,7 +128,12 @@ fn shape(r: &mut impl Read) -> Result<Vec<i64>, ParamsError> {
     if ndim > MAX_NDIM {
         return Err(ParamsError::Corrupt(format!("{ndim} dimensions")));
     }
-    (0..ndim).map(|_| Ok(u64_(r)? as i64)).collect()
+    (0..ndim)
+        .map(|_| {
+            let dim = u64_(r)?;
+            i64::try_from(dim).map_err(|_| ParamsError::Corrupt(format!("dimension {dim}")))
+        })
+        .collect()
 }
 
 fn bounded(n: u64, what: &str) -> Result<u64, ParamsError> {

@@ -81,8 +81,8 @@ impl Engine {
             local: host.starts_with("unix://"),
             docker,
             host,
-            cpus: info.ncpu.unwrap_or(1).max(1) as u32,
-            memory_bytes: info.mem_total.unwrap_or(0).max(0) as u64,
+            cpus: u32::try_from(info.ncpu.unwrap_or(1).max(1)).unwrap_or(u32::MAX),
+            memory_bytes: u64::try_from(info.mem_total.unwrap_or(0)).unwrap_or(0),
             nvidia_runtime,
         })
     }

@@ -176,7 +176,12 @@ impl ContainerSpec {
             // An instance bigger than this machine gets what the machine has.
             let cpus = self.instance_type.vcpus.min(host_cpus).max(1);
             host.nano_cpus = Some(i64::from(cpus) * 1_000_000_000);
-            let memory = (self.instance_type.memory_mib * 1024 * 1024) as i64;
+            let memory = self
+                .instance_type
+                .memory_mib
+                .checked_mul(1 << 20)
+                .and_then(|b| i64::try_from(b).ok())
+                .unwrap_or(i64::MAX);
             host.memory = Some(memory);
             host.memory_swap = Some(memory);
         }
