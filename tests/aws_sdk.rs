@@ -6,8 +6,6 @@
 
 use std::error::Error;
 use std::fmt::Debug;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sagemaker::config::http::HttpResponse;
@@ -24,8 +22,7 @@ use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata as _;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 
-use crate::util::docker::{require_docker, require_images};
-use crate::util::Sandbox;
+use crate::util::{self, Sandbox};
 
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
@@ -38,11 +35,10 @@ const MODEL_DATA: &str = "s3://bucket/model.tar.gz";
 /// clients pointed at it. Dropping it stops `up` with SIGTERM, which removes its
 /// containers, then removes the sandbox.
 struct Up {
-    child: Child,
-    stderr: PathBuf,
+    up: util::up::Up,
     sm: aws_sdk_sagemaker::Client,
     rt: aws_sdk_sagemakerruntime::Client,
-    // Declared last: dropped after `Drop::drop` has stopped `up`.
+    // Declared last: dropped after `up` has stopped.
     sandbox: Sandbox,
 }
 
@@ -50,49 +46,14 @@ impl Up {
     /// Starts `sagedock up --port 0`, or returns `None` (the test is skipped) when no Docker
     /// engine answers.
     async fn start() -> Option<Up> {
-        // Blocking work (docker info, building the test images, `sagedock pack`): tell the
-        // runtime so it moves other tasks off this worker.
-        let sandbox = tokio::task::block_in_place(|| {
-            if !require_docker() {
-                return None;
-            }
-            require_images();
-            let sb = Sandbox::new();
-            std::fs::create_dir_all(sb.join("s3/bucket")).unwrap();
-            sb.pack("sklearn", "s3/bucket/model.tar.gz");
-            Some(sb)
+        // Blocking work (docker info, building the test images, `sagedock pack`, starting
+        // up): tell the runtime so it moves other tasks off this worker.
+        let (sandbox, up) = tokio::task::block_in_place(|| {
+            let sb = util::up::setup()?;
+            let up = util::up::Up::start(&sb).unwrap_or_else(|e| panic!("sagedock up: {e}"));
+            Some((sb, up))
         })?;
-
-        let stdout = sandbox.join("up.out");
-        let stderr = sandbox.join("up.err");
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("sagedock"))
-            .args(["up", "--port", "0", "--health-timeout", "60s"])
-            .arg("--data-dir")
-            .arg(sandbox.join("data"))
-            .arg("--s3-root")
-            .arg(sandbox.join("s3"))
-            .env("SAGEDOCK_CACHE_DIR", sandbox.cache_dir())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        let url = loop {
-            let out = std::fs::read_to_string(&stdout).unwrap_or_default();
-            if let Some(url) = out.lines().find_map(|l| l.strip_prefix("listening on ")) {
-                break url.trim().to_string();
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("sagedock up exited ({status}): {}", read(&stderr));
-            }
-            if t0.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("sagedock up did not start in 60 s: {}", read(&stderr));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let url = up.url.clone();
 
         // What a user of sagedock writes: the real clients, only the endpoint URL changed.
         // sagedock does not check signatures; any static credentials do.
@@ -115,8 +76,7 @@ impl Up {
                 .build(),
         );
         Some(Up {
-            child,
-            stderr,
+            up,
             sm,
             rt,
             sandbox,
@@ -192,28 +152,16 @@ impl Up {
                 Some(EndpointStatus::Failed) => panic!(
                     "{name} failed: {:?}\n{}",
                     described.failure_reason(),
-                    read(&self.stderr)
+                    self.up.stderr()
                 ),
                 _ => {}
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(120),
                 "{name} not InService after 120 s: {described:?}\n{}",
-                read(&self.stderr)
+                self.up.stderr()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SIGTERM, not Child::kill's SIGKILL: `up` removes its containers on SIGTERM.
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let _ = self.child.wait();
         }
     }
 }
@@ -224,10 +172,6 @@ fn arn(kind: &str, name: &str) -> String {
         "arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{}",
         name.to_lowercase()
     )
-}
-
-fn read(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// The error of a call that must fail with an error response — a service error, not a

@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 
-use crate::util::docker::{http, serve_when_ready, Served};
+use crate::util::http::http;
+use crate::util::serve::{serve_when_ready, Served};
 use crate::util::{json, Sandbox};
 
 fn serve_echo(sb: &Sandbox) -> Option<Served> {

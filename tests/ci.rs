@@ -5,16 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::docker::{labelled_containers, require_docker, require_images};
+use crate::util::docker::{labelled_containers, ready};
 use crate::util::{fixture, Sandbox};
-
-fn ready() -> bool {
-    if !require_docker() {
-        return false;
-    }
-    require_images();
-    true
-}
 
 /// (tests, failures, skipped) of a JUnit file, read by Python's XML parser.
 fn junit_counts(path: &Path) -> (u64, u64, u64) {

@@ -3,10 +3,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::up::setup;
+use crate::util::process::Running;
+use crate::util::up::setup;
 
 /// CPU seconds (user + system) the process has used, from /proc.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -31,47 +32,27 @@ fn get(addr: &str, path: &str) -> Result<String, String> {
     Ok(out)
 }
 
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn idle_connections_are_closed_capped_and_never_make_the_port_spin() {
     let Some(sb) = setup() else { return };
-    let out = sb.join("up.out");
     let bin = assert_cmd::cargo::cargo_bin("sagedock");
-    let child = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
         .arg(format!(
             "ulimit -n 256 && exec '{}' up --port 0 --data-dir '{}'",
             bin.display(),
             sb.join("data").display()
         ))
-        .env("SAGEDOCK_CACHE_DIR", sb.cache_dir())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let up = Up(child);
-    let t0 = Instant::now();
-    let addr = loop {
-        let text = std::fs::read_to_string(&out).unwrap_or_default();
-        if let Some(url) = text
-            .lines()
-            .find_map(|l| l.strip_prefix("listening on http://"))
-        {
-            break url.trim().to_string();
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30), "up did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        .env("SAGEDOCK_CACHE_DIR", sb.cache_dir());
+    let mut up = Running::spawn(command);
+    let addr = up
+        .wait_for(Duration::from_secs(30), |out| {
+            out.lines()
+                .find_map(|l| l.strip_prefix("listening on http://"))
+                .map(|a| a.trim().to_string())
+        })
+        .unwrap_or_else(|(code, err)| panic!("up exited ({code:?}): {err}"));
     assert!(get(&addr, "/ping").unwrap().starts_with("HTTP/1.1 200"));
 
     // 300 connections that send nothing: more than the cap (96 for 256 descriptors) and
@@ -81,9 +62,9 @@ fn idle_connections_are_closed_capped_and_never_make_the_port_spin() {
         .map(|_| TcpStream::connect(&addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_secs(1));
-    let cpu = cpu_seconds(up.0.id());
+    let cpu = cpu_seconds(up.pid());
     std::thread::sleep(Duration::from_secs(2));
-    let used = cpu_seconds(up.0.id()) - cpu;
+    let used = cpu_seconds(up.pid()) - cpu;
     assert!(used < 0.5, "the port spun: {used:.2} s of CPU in 2 s");
 
     // A new caller is answered, politely, while the cap is full.

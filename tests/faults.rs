@@ -13,28 +13,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::up::{ok, setup, wait_status, Up};
-use crate::util::docker::{http, inspect, labelled_containers, Served};
+use crate::util::docker::{inspect, labelled_containers};
+use crate::util::http::http;
+use crate::util::serve::Served;
+use crate::util::up::{deploy as deploy_model, ok, setup, wait_status, Up};
 
 /// An echo endpoint of `count` instances, in service.
 fn deploy(up: &Up, name: &str, count: u32) {
-    ok(
-        &up.url,
-        "CreateModel",
-        json!({"ModelName": name, "ExecutionRoleArn": "arn:aws:iam::123456789012:role/R",
-        "PrimaryContainer": {"Image": "sagedock/echo:latest", "Environment": {"ECHO_QUIET": "1"}}}),
-    );
-    ok(
-        &up.url,
-        "CreateEndpointConfig",
-        json!({"EndpointConfigName": name, "ProductionVariants": [
-        {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": count, "InstanceType": "ml.t2.medium"}]}),
-    );
-    ok(
-        &up.url,
-        "CreateEndpoint",
-        json!({"EndpointName": name, "EndpointConfigName": name}),
-    );
+    let container = json!({"Image": "sagedock/echo:latest", "Environment": {"ECHO_QUIET": "1"}});
+    deploy_model(&up.url, name, container, count);
     wait_status(&up.url, name, &["InService"]);
 }
 

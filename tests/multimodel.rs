@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::up::{deploy_container, ok, setup, wait_status, Up};
-use crate::util::docker::{http, Reply};
+use crate::util::http::{http, Reply};
+use crate::util::up::{deploy_container, ok, setup, wait_status, Up};
 use crate::util::Sandbox;
 
 /// Packs a one-file model `<name>.txt` into `s3/mme/<name>.tar.gz`.

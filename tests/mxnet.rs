@@ -6,7 +6,8 @@
 
 use serde_json::{json, Value};
 
-use crate::util::docker::{http, serve_when_ready, Reply, Served};
+use crate::util::http::Reply;
+use crate::util::serve::{serve_model, Served};
 use crate::util::Sandbox;
 
 /// The fixture's softmax for [6.4, 3.2, 4.5, 1.5] and [5.1, 3.5, 1.4, 0.2]
@@ -15,26 +16,11 @@ const VERSICOLOR: [f64; 3] = [0.033011, 0.663045, 0.303944];
 const SETOSA: [f64; 3] = [0.968038, 0.031352, 0.000610];
 
 fn serve(sb: &Sandbox, model: &str) -> Option<Served> {
-    serve_when_ready(
-        sb,
-        &[
-            "--image",
-            "sagedock/mxnet:latest",
-            "--model",
-            model,
-            "--name",
-            "mx",
-        ],
-    )
+    serve_model(sb, "sagedock/mxnet:latest", model, "mx", &[])
 }
 
 fn invoke(served: &Served, content_type: &str, accept: &str, body: &[u8]) -> Reply {
-    http(
-        "POST",
-        &format!("{}/invocations", served.url),
-        &[("Content-Type", content_type), ("Accept", accept)],
-        body,
-    )
+    served.invoke(&[("Content-Type", content_type), ("Accept", accept)], body)
 }
 
 fn assert_rows(answer: &Value, expected: &[[f64; 3]]) {
@@ -188,6 +174,6 @@ fn without_an_entry_point_every_invocation_fails() {
     assert_eq!(reply.status, 424, "{}", reply.text());
     let answer: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(answer["OriginalStatusCode"], 503, "{answer}");
-    let logs = served.stdout.lock().unwrap().clone();
+    let logs = served.stdout();
     assert!(logs.contains("No module named 'inference'"), "{logs}");
 }

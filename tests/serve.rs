@@ -6,25 +6,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::docker::{
-    http, inspect, labelled_containers, require_docker, require_images, Served,
-};
+use crate::util::docker::{inspect, labelled_containers, ready, require_docker};
+use crate::util::http::http;
+use crate::util::serve::Served;
 use crate::util::{json, Sandbox};
-
-fn ready() -> bool {
-    if !require_docker() {
-        return false;
-    }
-    require_images();
-    true
-}
 
 /// The run id in the container names sagedock printed.
 fn containers_of(served: &Served) -> Vec<String> {
     served
-        .stdout
-        .lock()
-        .unwrap()
+        .stdout()
         .lines()
         .filter_map(|l| {
             l.trim()
@@ -62,7 +52,7 @@ fn echo_serves_under_the_container_contract_and_is_removed_on_sigterm() {
     )
     .unwrap_or_else(|(code, err)| panic!("serve failed ({code:?}): {err}"));
     let names = containers_of(&served);
-    assert_eq!(names.len(), 2, "{}", served.stdout.lock().unwrap());
+    assert_eq!(names.len(), 2, "{}", served.stdout());
 
     // The body, content type and custom attributes come back through sagedock.
     let reply = http(

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::up::{ok, setup, wait_status, Up};
 use crate::util::docker::labelled_containers;
+use crate::util::up::{ok, setup, wait_status, Up};
 
 /// A model and config on the echo image whose PID 1 ignores SIGTERM (`env` added).
 fn stubborn(up: &Up, name: &str, env: serde_json::Value) {
@@ -37,7 +37,7 @@ fn left(endpoint: &str) -> Vec<String> {
 }
 
 fn stderr(up: &Up) -> String {
-    std::fs::read_to_string(&up.stderr).unwrap_or_default()
+    up.stderr()
 }
 
 /// SIGTERM while one endpoint is being deleted, one's old fleet drains after an update, and
@@ -46,7 +46,7 @@ fn stderr(up: &Up) -> String {
 #[test]
 fn a_stop_finishes_every_removal_in_flight() {
     let Some(sb) = setup() else { return };
-    let up = Up::start_with(&sb, &[]).unwrap();
+    let mut up = Up::start_with(&sb, &[]).unwrap();
     stubborn(&up, "deleting", json!({}));
     stubborn(&up, "updating", json!({}));
     stubborn(&up, "updated", json!({}));
@@ -83,14 +83,14 @@ fn a_stop_finishes_every_removal_in_flight() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let t0 = Instant::now();
-    up.send("TERM");
+    up.process.send("TERM");
     std::thread::sleep(Duration::from_secs(2));
     let said = stderr(&up);
     assert!(
         said.contains("waiting for") && said.contains("Ctrl-C again removes them at once"),
         "{said}"
     );
-    assert_eq!(up.exit_within(Duration::from_secs(60)), Some(0));
+    assert_eq!(up.process.exit_within(Duration::from_secs(60)), Some(0));
     assert!(
         t0.elapsed() > Duration::from_secs(20),
         "it did wait: {:?}",
@@ -109,7 +109,7 @@ fn a_stop_finishes_every_removal_in_flight() {
 #[test]
 fn a_second_ctrl_c_removes_at_once() {
     let Some(sb) = setup() else { return };
-    let up = Up::start_with(&sb, &[]).unwrap();
+    let mut up = Up::start_with(&sb, &[]).unwrap();
     stubborn(&up, "twice", json!({}));
     ok(
         &up.url,
@@ -119,10 +119,10 @@ fn a_second_ctrl_c_removes_at_once() {
     wait_status(&up.url, "twice", &["InService"]);
     ok(&up.url, "DeleteEndpoint", json!({"EndpointName": "twice"}));
     let t0 = Instant::now();
-    up.send("INT");
+    up.process.send("INT");
     std::thread::sleep(Duration::from_secs(1));
-    up.send("INT");
-    assert_eq!(up.exit_within(Duration::from_secs(15)), Some(0));
+    up.process.send("INT");
+    assert_eq!(up.process.exit_within(Duration::from_secs(15)), Some(0));
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
     assert_eq!(left("twice"), Vec::<String>::new());
 }

@@ -5,7 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::util::docker::{http, serve_when_ready, Reply, Served};
+use crate::util::http::Reply;
+use crate::util::serve::{serve_model, Served};
 use crate::util::Sandbox;
 
 /// The environment the SageMaker SDK's SKLearnModel gives the container.
@@ -17,25 +18,11 @@ const ENTRY_POINT: [&str; 4] = [
 ];
 
 fn serve(sb: &Sandbox, model: &str) -> Option<Served> {
-    let mut args = vec![
-        "--image",
-        "sagedock/sklearn:latest",
-        "--model",
-        model,
-        "--name",
-        "sk",
-    ];
-    args.extend(ENTRY_POINT);
-    serve_when_ready(sb, &args)
+    serve_model(sb, "sagedock/sklearn:latest", model, "sk", &ENTRY_POINT)
 }
 
 fn invoke(served: &Served, content_type: &str, accept: &str, body: &[u8]) -> Reply {
-    http(
-        "POST",
-        &format!("{}/invocations", served.url),
-        &[("Content-Type", content_type), ("Accept", accept)],
-        body,
-    )
+    served.invoke(&[("Content-Type", content_type), ("Accept", accept)], body)
 }
 
 fn numbers(text: &str) -> Vec<f64> {

@@ -6,21 +6,11 @@
 
 use serde_json::{json, Value};
 
-use crate::util::docker::{http, serve_when_ready, Served};
+use crate::util::serve::{serve_model, Served};
 use crate::util::Sandbox;
 
 fn serve(sb: &Sandbox, model: &str) -> Option<Served> {
-    serve_when_ready(
-        sb,
-        &[
-            "--image",
-            "sagedock/tensorflow:latest",
-            "--model",
-            model,
-            "--name",
-            "tf",
-        ],
-    )
+    serve_model(sb, "sagedock/tensorflow:latest", model, "tf", &[])
 }
 
 fn invoke(served: &Served, content_type: &str, attributes: &str, body: &[u8]) -> (u16, Value) {
@@ -28,12 +18,7 @@ fn invoke(served: &Served, content_type: &str, attributes: &str, body: &[u8]) ->
     if !attributes.is_empty() {
         headers.push(("X-Amzn-SageMaker-Custom-Attributes", attributes));
     }
-    let reply = http(
-        "POST",
-        &format!("{}/invocations", served.url),
-        &headers,
-        body,
-    );
+    let reply = served.invoke(&headers, body);
     let value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     (reply.status, value)
 }
@@ -121,12 +106,7 @@ def output_handler(response, context):
     let Some(served) = serve(&sb, model.to_str().unwrap()) else {
         return;
     };
-    let reply = http(
-        "POST",
-        &format!("{}/invocations", served.url),
-        &[("Content-Type", "text/plain")],
-        b"1 2 3 4",
-    );
+    let reply = served.invoke(&[("Content-Type", "text/plain")], b"1 2 3 4");
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(
         reply.header("content-type"),

@@ -3,138 +3,14 @@
 //! failed deployments and updates. (The boto3 / AWS CLI / SDK suites live in
 //! harness/clients and run from harness/ci/test.sh.)
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::util::docker::{http, labelled_containers, require_docker, require_images};
+use crate::util::docker::{labelled_containers, ready};
+use crate::util::http::http;
+use crate::util::up::{aws, deploy_container, ok, setup, wait_status, Up};
 use crate::util::Sandbox;
-
-/// One control-plane call as botocore makes it.
-pub(crate) fn aws(url: &str, op: &str, body: Value) -> (u16, Value) {
-    let reply = http(
-        "POST",
-        &format!("{url}/"),
-        &[
-            ("Content-Type", "application/x-amz-json-1.1"),
-            ("X-Amz-Target", &format!("SageMaker.{op}")),
-        ],
-        body.to_string().as_bytes(),
-    );
-    (
-        reply.status,
-        serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
-    )
-}
-
-pub(crate) fn ok(url: &str, op: &str, body: Value) -> Value {
-    let (status, value) = aws(url, op, body);
-    assert_eq!(status, 200, "{op}: {value}");
-    value
-}
-
-pub(crate) struct Up {
-    child: Child,
-    pub(crate) url: String,
-    /// Where its stderr goes.
-    pub(crate) stderr: std::path::PathBuf,
-}
-
-impl Up {
-    fn start(sb: &Sandbox) -> Result<Up, String> {
-        Self::start_with(sb, &[])
-    }
-
-    /// `sagedock up` with `extra` arguments.
-    pub(crate) fn start_with(sb: &Sandbox, extra: &[&str]) -> Result<Up, String> {
-        let stdout_path = sb.join(&format!("up-{}.out", Instant::now().elapsed().as_nanos()));
-        let stderr_path = sb.join("up.err");
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("sagedock"))
-            .args(["up", "--port", "0", "--health-timeout", "60s"])
-            .arg("--data-dir")
-            .arg(sb.join("data"))
-            .arg("--s3-root")
-            .arg(sb.join("s3"))
-            .args(extra)
-            .env("SAGEDOCK_CACHE_DIR", sb.cache_dir())
-            .stdout(std::fs::File::create(&stdout_path).unwrap())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        loop {
-            let out = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-            if let Some(url) = out.lines().find_map(|l| l.strip_prefix("listening on ")) {
-                return Ok(Up {
-                    child,
-                    url: url.trim().to_string(),
-                    stderr: stderr_path,
-                });
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                return Err(format!(
-                    "exit {status}: {}",
-                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
-                ));
-            }
-            assert!(t0.elapsed() < Duration::from_secs(60), "up did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Sends `signal` and goes on.
-    pub(crate) fn send(&self, signal: &str) {
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status();
-    }
-
-    /// Waits (at most `limit`) for it to exit; its exit code.
-    pub(crate) fn exit_within(mut self, limit: Duration) -> Option<i32> {
-        let t0 = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(t0.elapsed() < limit, "up did not exit within {limit:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(mut self, signal: &str) -> Option<i32> {
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().unwrap();
-        status.code()
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-pub(crate) fn wait_status(url: &str, endpoint: &str, until: &[&str]) -> Value {
-    let t0 = Instant::now();
-    loop {
-        let (status, value) = aws(url, "DescribeEndpoint", json!({"EndpointName": endpoint}));
-        assert_eq!(status, 200, "{value}");
-        if until.contains(&value["EndpointStatus"].as_str().unwrap_or("")) {
-            return value;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(120), "stuck: {value}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Model + config + endpoint on the echo image, with `env` in the model.
 fn deploy(url: &str, name: &str, env: Value) {
@@ -145,50 +21,11 @@ fn deploy(url: &str, name: &str, env: Value) {
     );
 }
 
-/// Model (with `container` as its PrimaryContainer), config (one `AllTraffic` instance)
-/// and endpoint, all named `name`.
-pub(crate) fn deploy_container(url: &str, name: &str, container: Value) {
-    ok(
-        url,
-        "CreateModel",
-        json!({
-            "ModelName": name,
-            "PrimaryContainer": container,
-            "ExecutionRoleArn": "arn:aws:iam::123456789012:role/R",
-        }),
-    );
-    ok(
-        url,
-        "CreateEndpointConfig",
-        json!({
-            "EndpointConfigName": name,
-            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.t2.medium"}],
-        }),
-    );
-    ok(
-        url,
-        "CreateEndpoint",
-        json!({"EndpointName": name, "EndpointConfigName": name}),
-    );
-}
-
-pub(crate) fn setup() -> Option<Sandbox> {
-    if !require_docker() {
-        return None;
-    }
-    require_images();
-    let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.join("s3/bucket")).unwrap();
-    sb.pack("sklearn", "s3/bucket/model.tar.gz");
-    Some(sb)
-}
-
 #[test]
 fn the_demo_runs_end_to_end() {
-    if !require_docker() {
+    if !ready() {
         return;
     }
-    require_images();
     let sb = Sandbox::new();
     let out = sb
         .cmd()

@@ -2,7 +2,8 @@
 # Runs every sagedock test, as CI does:
 #   1. makes sure a Docker engine answers (installing and starting one if needed);
 #   2. builds the test images (harness/images/build-all.sh, idempotent);
-#   3. runs the Rust tests with cargo-nextest (or cargo test where nextest is missing);
+#   3. runs the Rust tests with cargo-nextest (or cargo test where nextest is missing),
+#      the AWS SDK for Rust's included;
 #   4. runs the client suites (boto3, AWS CLI, SageMaker SDK) against `sagedock up`.
 # Safe to run again and again. Under CI=true a test that needs Docker fails when no
 # engine answers: nothing is skipped.
@@ -12,14 +13,18 @@ cd "$(dirname "$0")/../.."
 bash harness/ci/docker.sh
 bash harness/images/build-all.sh
 
+# With the AWS SDK for Rust's tests (tests/aws_sdk.rs): its crates take minutes to compile,
+# once; the binary the client suites use is built with the same features, so nothing is
+# compiled twice.
+features=(--features aws-sdk-tests)
 rust=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --locked --no-fail-fast --final-status-level=fail || rust=$?
+    cargo nextest run --locked "${features[@]}" --no-fail-fast --final-status-level=fail || rust=$?
 else
-    cargo test --locked --no-fail-fast || rust=$?
+    cargo test --locked "${features[@]}" --no-fail-fast || rust=$?
 fi
 
-cargo build --locked --quiet
+cargo build --locked --quiet "${features[@]}"
 clients=0
 SAGEDOCK_BIN="$PWD/target/debug/sagedock" bash harness/clients/run.sh || clients=$?
 

@@ -1,4 +1,6 @@
-//! Test helpers: a sandbox per test, fixtures by name, the sagedock CLI.
+//! Test helpers, once: a sandbox per test, fixtures by name, the sagedock CLI; a Docker
+//! engine and the test images ([`docker`]); a plain HTTP client ([`http`]); sagedock child
+//! processes ([`process`]) running `serve` ([`serve`]) and `up` ([`up`]).
 
 #![allow(dead_code)]
 
@@ -11,6 +13,10 @@ use assert_cmd::Command;
 use tempfile::TempDir;
 
 pub mod docker;
+pub mod http;
+pub mod process;
+pub mod serve;
+pub mod up;
 
 /// A file or folder under `fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
