@@ -33,6 +33,7 @@ pub mod runtime;
 pub mod server;
 pub mod state;
 pub mod storage;
+mod sync;
 pub mod units;
 
 pub use cli::{run, Cli};

@@ -164,40 +164,7 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
         if full.canonicalize().is_ok_and(|c| skip.contains(&c)) {
             continue;
         }
-        let mut header = tar::Header::new_gnu();
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(FIXED_MTIME);
-        let append = match &node.kind {
-            NodeKind::Dir => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-                builder.append_data(&mut header, format!("{}/", node.path), io::empty())
-            }
-            NodeKind::File { size, executable } => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(if *executable { 0o755 } else { 0o644 });
-                header.set_size(*size);
-                let data = File::open(&full).map_err(read_err)?;
-                bytes += size;
-                builder.append_data(&mut header, &node.path, data)
-            }
-            NodeKind::Symlink { target } => {
-                if escapes(&node.path, target) {
-                    return Err(PackError::EscapingSymlink {
-                        path: node.path.clone(),
-                        target: target.display().to_string(),
-                    });
-                }
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_mode(0o777);
-                header.set_size(0);
-                builder.append_link(&mut header, &node.path, target)
-            }
-            NodeKind::Special => return Err(PackError::SpecialFile(node.path.clone())),
-        };
-        append.map_err(|e| write_err(output, e))?;
+        bytes += append(&mut builder, &full, node, output)?;
         entries += 1;
     }
     let gz = builder.into_inner().map_err(|e| write_err(output, e))?;
@@ -218,6 +185,59 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
         bytes,
         compressed_bytes,
     })
+}
+
+/// Appends one node of the tree (its header normalised: owner 0/0, the fixed mtime, 0755 or
+/// 0644); returns the file bytes it added.
+fn append<W: Write>(
+    builder: &mut tar::Builder<W>,
+    full: &Path,
+    node: &super::tree::Node,
+    output: &Path,
+) -> Result<u64, PackError> {
+    let write_err = |source| PackError::Write {
+        path: output.to_path_buf(),
+        source,
+    };
+    let mut header = tar::Header::new_gnu();
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(FIXED_MTIME);
+    let mut bytes = 0;
+    let appended = match &node.kind {
+        NodeKind::Dir => {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            builder.append_data(&mut header, format!("{}/", node.path), io::empty())
+        }
+        NodeKind::File { size, executable } => {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(if *executable { 0o755 } else { 0o644 });
+            header.set_size(*size);
+            let data = File::open(full).map_err(|source| PackError::Read {
+                path: full.to_path_buf(),
+                source,
+            })?;
+            bytes = *size;
+            builder.append_data(&mut header, &node.path, data)
+        }
+        NodeKind::Symlink { target } => {
+            if escapes(&node.path, target) {
+                return Err(PackError::EscapingSymlink {
+                    path: node.path.clone(),
+                    target: target.display().to_string(),
+                });
+            }
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_mode(0o777);
+            header.set_size(0);
+            builder.append_link(&mut header, &node.path, target)
+        }
+        NodeKind::Special => return Err(PackError::SpecialFile(node.path.clone())),
+    };
+    appended.map_err(write_err)?;
+    Ok(bytes)
 }
 
 /// Whether a symlink at `path` with `target` leaves the tree.

@@ -26,7 +26,7 @@ use crate::bench::{self, Load};
 use crate::deploy::{
     ContainerPlan, Deployer, EndpointPlan, Fleet, LiveFleet, ModelSource, VariantPlan,
 };
-use crate::endpoint::{Mode, Router};
+use crate::endpoint::Router;
 use crate::framework::inspect::{self, Choice};
 use crate::framework::Framework;
 use crate::runtime::instance;
@@ -279,25 +279,17 @@ impl Runner {
 
     /// The plan `e` deploys: one variant, all traffic.
     fn plan(&self, e: &EndpointSpec, model: Option<ModelDir>) -> Result<EndpointPlan, String> {
-        Ok(EndpointPlan::single(
-            &e.name,
-            VariantPlan {
-                name: VARIANT.into(),
-                weight: 1.0,
-                instance_count: u32::try_from(e.instance_count)
-                    .map_err(|_| format!("instance_count {} is too many", e.instance_count))?,
-                instance_type: instance::lookup(&e.instance_type)?,
-                containers: vec![ContainerPlan {
-                    image: e.image.clone(),
-                    hostname: String::new(),
-                    environment: e.environment.clone(),
-                    model: model.map_or(ModelSource::None, ModelSource::Folder),
-                }],
-                mode: Mode::Single,
-                network_isolation: false,
-                health_timeout: e.health_timeout,
-            },
-        ))
+        let count = u32::try_from(e.instance_count)
+            .map_err(|_| format!("instance_count {} is too many", e.instance_count))?;
+        let container = ContainerPlan::new(
+            &e.image,
+            e.environment.clone(),
+            model.map_or(ModelSource::None, ModelSource::Folder),
+        );
+        let variant = VariantPlan::new(VARIANT, instance::lookup(&e.instance_type)?, container)
+            .with_instance_count(count)
+            .with_health_timeout(e.health_timeout);
+        Ok(EndpointPlan::single(&e.name, variant))
     }
 
     async fn start(

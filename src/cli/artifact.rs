@@ -6,9 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{CacheCommand, PackArgs, UnpackArgs, ValidateArgs};
 use crate::artifact::{self as art, Cache, PackOptions};
+use crate::error::{Error, Result};
 use crate::framework::inspect::{self, Report};
 use crate::units::format_bytes;
-use crate::{Error, Result};
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let mut out = io::stdout().lock();

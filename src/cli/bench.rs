@@ -8,7 +8,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 
 use super::BenchArgs;
 use crate::bench::{self, Load};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 pub async fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let load = load(args)?;

@@ -15,10 +15,10 @@ use crate::ci::runner::{Progress, Runner};
 use crate::ci::Spec;
 use crate::deploy::{DeployOptions, Deployer};
 use crate::endpoint::Router;
+use crate::error::{Error, Result};
 use crate::runtime::owner;
 use crate::server::{self, App};
 use crate::storage::Storage;
-use crate::{Error, Result};
 
 const ACCOUNT: &str = "123456789012";
 

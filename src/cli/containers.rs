@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::process::shutdown_signal;
 use super::{GcArgs, LogsArgs, PsArgs};
+use crate::error::{Error, Result};
 use crate::runtime::{self, gc, Engine};
-use crate::{Error, Result};
 
 pub async fn ps(args: &PsArgs) -> Result<ExitCode> {
     let engine = Engine::connect().await?;

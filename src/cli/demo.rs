@@ -23,11 +23,11 @@ use crate::artifact::{self, Cache, PackOptions};
 use crate::control::{ControlPlane, Options, Settings};
 use crate::deploy::{Capacity, DeployOptions};
 use crate::endpoint::MODEL_LOAD_WAIT;
+use crate::error::{Error, Result};
 use crate::runtime::owner::{self, DataDirLock};
 use crate::runtime::Engine;
 use crate::server::{self, App};
 use crate::storage::Storage;
-use crate::{Error, Result};
 
 /// The demo's serving images: SageMaker's TensorFlow Serving contract on real TensorFlow
 /// (the default), or the small echo test image (`--echo`).
@@ -139,26 +139,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let engine = Engine::connect().await?;
-    let image = if args.echo {
-        ensure_image(
-            &engine,
-            ECHO_IMAGE,
-            "harness/images/echo/build.sh",
-            "seconds",
-        )
-        .await?;
-        ECHO_IMAGE
-    } else {
-        let how_long = "a Debian base and TensorFlow from PyPI: a few minutes";
-        ensure_image(
-            &engine,
-            TENSORFLOW_IMAGE,
-            "harness/images/tensorflow/build.sh",
-            how_long,
-        )
-        .await?;
-        TENSORFLOW_IMAGE
-    };
+    let image = serving_image(&engine, args.echo).await?;
     let work = tempfile::Builder::new()
         .prefix("sagedock-demo-")
         .tempdir()?;
@@ -209,16 +190,53 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     } else {
         Ok(())
     };
+    tear_down(&client, &url).await?;
+    println!("DeleteEndpoint, DeleteEndpointConfig, DeleteModel: cleaned up");
+    control.shutdown().await;
+    outcome?;
+    Ok(if status == "InService" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The demo's serving image, built from the repository's recipe on first use.
+async fn serving_image(engine: &Engine, echo: bool) -> Result<&'static str> {
+    Ok(if echo {
+        ensure_image(
+            engine,
+            ECHO_IMAGE,
+            "harness/images/echo/build.sh",
+            "seconds",
+        )
+        .await?;
+        ECHO_IMAGE
+    } else {
+        let how_long = "a Debian base and TensorFlow from PyPI: a few minutes";
+        ensure_image(
+            engine,
+            TENSORFLOW_IMAGE,
+            "harness/images/tensorflow/build.sh",
+            how_long,
+        )
+        .await?;
+        TENSORFLOW_IMAGE
+    })
+}
+
+/// DeleteEndpoint (waiting until it is gone), DeleteEndpointConfig, DeleteModel.
+async fn tear_down(client: &HttpClient, url: &str) -> Result<()> {
     call(
-        &client,
-        &url,
+        client,
+        url,
         "DeleteEndpoint",
         json!({"EndpointName": "demo-endpoint"}),
     )
     .await?;
     while call(
-        &client,
-        &url,
+        client,
+        url,
         "DescribeEndpoint",
         json!({"EndpointName": "demo-endpoint"}),
     )
@@ -228,27 +246,20 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     call(
-        &client,
-        &url,
+        client,
+        url,
         "DeleteEndpointConfig",
         json!({"EndpointConfigName": "demo-config"}),
     )
     .await?;
     call(
-        &client,
-        &url,
+        client,
+        url,
         "DeleteModel",
         json!({"ModelName": "demo-model"}),
     )
     .await?;
-    println!("DeleteEndpoint, DeleteEndpointConfig, DeleteModel: cleaned up");
-    control.shutdown().await;
-    outcome?;
-    Ok(if status == "InService" {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(())
 }
 
 /// Serves the control plane and runtime API from this process on a free port; returns its

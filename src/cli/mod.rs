@@ -19,9 +19,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::artifact::Limits;
 use crate::deploy::Capacity;
+use crate::error::{Error, Result};
 use crate::framework::inspect::Choice;
 use crate::framework::Framework;
-use crate::Result;
 
 /// Run Amazon SageMaker hosting on one machine.
 ///
@@ -480,7 +480,7 @@ fn block_on<F: std::future::Future<Output = Result<ExitCode>>>(future: F) -> Res
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(crate::Error::AsyncRuntime)?
+        .map_err(Error::AsyncRuntime)?
         .block_on(async {
             let outcome = future.await;
             process::finish(crate::runtime::removal::Removals::global().settled()).await;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::error::{Error, Result};
 use crate::runtime::removal::Removals;
 use crate::runtime::{gc, Engine};
-use crate::{Error, Result};
 
 /// Binds the API port (failing fast when it is taken), connects to the engine and removes
 /// the containers of runs that are gone; warns when the port is open beyond this machine.

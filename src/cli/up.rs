@@ -9,10 +9,10 @@ use super::UpArgs;
 use crate::artifact::Cache;
 use crate::control::{ControlPlane, Options, Settings};
 use crate::deploy::DeployOptions;
+use crate::error::{Error, Result};
 use crate::runtime::owner;
 use crate::server::{self, App};
 use crate::storage::Storage;
-use crate::{Error, Result};
 
 /// Where `up` keeps its state unless told otherwise.
 pub fn default_data_dir() -> PathBuf {

@@ -51,6 +51,22 @@ pub struct ContainerPlan {
     pub model: ModelSource,
 }
 
+impl ContainerPlan {
+    /// `image` with the user's `environment` and its model from `model`.
+    pub fn new(
+        image: impl Into<String>,
+        environment: BTreeMap<String, String>,
+        model: ModelSource,
+    ) -> ContainerPlan {
+        ContainerPlan {
+            image: image.into(),
+            hostname: String::new(),
+            environment,
+            model,
+        }
+    }
+}
+
 /// Where a container's `/opt/ml/model` comes from.
 #[derive(Debug, Clone)]
 pub enum ModelSource {
@@ -102,6 +118,40 @@ impl EndpointPlan {
 }
 
 impl VariantPlan {
+    /// One instance of one container, all the traffic, on `instance_type`; the rest as the
+    /// `with_*` methods say (what `serve` and `ci` run).
+    pub fn new(
+        name: impl Into<String>,
+        instance_type: InstanceType,
+        container: ContainerPlan,
+    ) -> VariantPlan {
+        VariantPlan {
+            name: name.into(),
+            weight: 1.0,
+            instance_count: 1,
+            instance_type,
+            containers: vec![container],
+            mode: Mode::Single,
+            network_isolation: false,
+            health_timeout: crate::deploy::Deployer::DEFAULT_HEALTH_TIMEOUT,
+        }
+    }
+
+    pub fn with_instance_count(mut self, count: u32) -> Self {
+        self.instance_count = count;
+        self
+    }
+
+    pub fn with_health_timeout(mut self, timeout: Duration) -> Self {
+        self.health_timeout = timeout;
+        self
+    }
+
+    pub fn with_network_isolation(mut self, on: bool) -> Self {
+        self.network_isolation = on;
+        self
+    }
+
     /// The first container's image (what DescribeEndpoint reports as deployed).
     pub fn image(&self) -> &str {
         self.containers.first().map_or("", |c| c.image.as_str())

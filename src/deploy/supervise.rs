@@ -11,7 +11,9 @@
 //! stays in service throughout; every step is a [`Change`] its owner can follow.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::locked;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -62,10 +64,6 @@ pub struct LiveFleet {
     watcher: Mutex<Option<JoinHandle<()>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl LiveFleet {
     /// Publishes `fleet` (launched from `plan`) into `router` and starts watching it.
     pub fn start(
@@ -87,21 +85,21 @@ impl LiveFleet {
         live.publish();
         let interval = live.deployer.health_check_interval();
         let watcher = tokio::spawn(watch(Arc::downgrade(&live), deaths, interval));
-        *lock(&live.watcher) = Some(watcher);
+        *locked(&live.watcher) = Some(watcher);
         live
     }
 
     /// Puts the fleet as it is now into the router.
     pub fn publish(&self) {
-        let live = lock(&self.fleet).live();
+        let live = locked(&self.fleet).live();
         self.router.publish(live);
     }
 
     /// Changes the fleet (and the plan replacements are launched from), then republishes.
     pub fn update<R>(&self, f: impl FnOnce(&mut Fleet, &mut EndpointPlan) -> R) -> R {
         let out = {
-            let mut fleet = lock(&self.fleet);
-            let mut plan = lock(&self.plan);
+            let mut fleet = locked(&self.fleet);
+            let mut plan = locked(&self.plan);
             f(&mut fleet, &mut plan)
         };
         self.publish();
@@ -110,11 +108,11 @@ impl LiveFleet {
 
     /// Reads the fleet.
     pub fn read<R>(&self, f: impl FnOnce(&Fleet) -> R) -> R {
-        f(&lock(&self.fleet))
+        f(&locked(&self.fleet))
     }
 
     pub fn plan(&self) -> EndpointPlan {
-        lock(&self.plan).clone()
+        locked(&self.plan).clone()
     }
 
     /// Follows what happens to the instances.
@@ -125,11 +123,11 @@ impl LiveFleet {
     /// Stops watching and removes every container (the caller withdraws the endpoint from
     /// the router first when it should take no more calls).
     pub async fn remove(&self) {
-        if let Some(watcher) = lock(&self.watcher).take() {
+        if let Some(watcher) = locked(&self.watcher).take() {
             watcher.abort();
         }
         let members: Vec<Member> = {
-            let mut fleet = lock(&self.fleet);
+            let mut fleet = locked(&self.fleet);
             fleet
                 .variants
                 .iter_mut()
@@ -176,14 +174,14 @@ impl LiveFleet {
     }
 
     fn endpoint(&self) -> String {
-        lock(&self.fleet).endpoint.clone()
+        locked(&self.fleet).endpoint.clone()
     }
 
     /// Takes the instance holding container `id` out of rotation and replaces it, unless
     /// it is no longer in the fleet or already being replaced.
     fn lose(self: &Arc<Self>, id: &str, reason: String, replacing: &Arc<Mutex<HashSet<String>>>) {
         let found = {
-            let fleet = lock(&self.fleet);
+            let fleet = locked(&self.fleet);
             fleet.locate(id).map(|(variant, members)| {
                 for m in members {
                     m.backend.set_healthy(false);
@@ -203,7 +201,7 @@ impl LiveFleet {
             return;
         };
         {
-            let mut busy = lock(replacing);
+            let mut busy = locked(replacing);
             if ids.iter().any(|i| busy.contains(i)) {
                 return;
             }
@@ -220,7 +218,7 @@ impl LiveFleet {
         let replacing = replacing.clone();
         tokio::spawn(async move {
             this.replace(&variant, &ids[0], &names.join(", ")).await;
-            let mut busy = lock(&replacing);
+            let mut busy = locked(&replacing);
             for id in &ids {
                 busy.remove(id);
             }

@@ -6,6 +6,7 @@
 //! moment ago) goes to another instance in rotation; when none is left it fails at once
 //! with ServiceUnavailable instead of waiting.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,8 @@ use hyper::{Request, Response};
 use super::client::{self, Undelivered};
 use super::error::ApiError;
 use super::live::Backend;
+use super::multimodel::{LoadError, Ready, TargetModel};
+use super::route::Target;
 use super::{Body, RequestBody, Router, INVOCATION_TIMEOUT};
 
 /// What became of a call through a chain of containers.
@@ -49,78 +52,137 @@ impl Router {
         };
         let mut tried = Vec::new();
         loop {
-            let first = target.first().clone();
-            first
-                .outstanding
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut started = Instant::now();
-            let outcome = match &target.model {
-                Some(model) => {
-                    let run = self
-                        .run_model(
-                            name,
-                            &target,
-                            model,
-                            &parts.headers,
-                            payload.clone(),
-                            &mut started,
-                        )
-                        .await;
-                    match run {
-                        Ok((response, status)) => Outcome::Answered(response, status),
-                        Err(e) => {
-                            let status = e.model_status();
-                            Outcome::Answered(e.into_response(), status)
-                        }
-                    }
-                }
-                None => {
-                    self.run_chain(
-                        name,
-                        target.chain(),
-                        &parts.headers,
-                        payload.clone(),
-                        INVOCATION_TIMEOUT,
-                    )
-                    .await
-                }
-            };
-            first
-                .outstanding
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let (outcome, started) = self.attempt(name, &target, &parts.headers, &payload).await;
             match outcome {
                 Outcome::Answered(mut response, status) => {
-                    target
-                        .variant()
-                        .series
-                        .record(status, started.elapsed(), t0.elapsed());
+                    let series = &target.variant().series;
+                    series.record(status, started.elapsed(), t0.elapsed());
                     target.label(&mut response);
                     return response;
                 }
                 Outcome::NotDelivered(detail) => {
                     tracing::info!(
                         endpoint = name,
-                        container = first.name,
+                        container = target.first().name,
                         detail,
                         "call not delivered; trying another instance"
                     );
                     tried.push(target.instance_index());
-                    match target.elsewhere(&tried) {
-                        Some(next) => target = next,
-                        None => {
-                            let error = self.unavailable(name, target.variant());
-                            target
-                                .variant()
-                                .series
-                                .record(0, Duration::ZERO, t0.elapsed());
-                            let mut response = error.into_response();
-                            target.label(&mut response);
-                            return response;
-                        }
-                    }
+                    let Some(next) = target.elsewhere(&tried) else {
+                        target
+                            .variant()
+                            .series
+                            .record(0, Duration::ZERO, t0.elapsed());
+                        let mut response = self.unavailable(name, target.variant()).into_response();
+                        target.label(&mut response);
+                        return response;
+                    };
+                    target = next;
                 }
             }
         }
+    }
+
+    /// One try on the target's instance (counted in its outstanding requests); the
+    /// outcome, and when the model's time began (after a multi-model load).
+    async fn attempt(
+        &self,
+        name: &str,
+        target: &Target,
+        headers: &HeaderMap,
+        payload: &Bytes,
+    ) -> (Outcome, Instant) {
+        let first = target.first().clone();
+        first.outstanding.fetch_add(1, Ordering::Relaxed);
+        let mut started = Instant::now();
+        let outcome = match &target.model {
+            Some(model) => {
+                let run = self
+                    .run_model(name, target, model, headers, payload.clone(), &mut started)
+                    .await;
+                match run {
+                    Ok((response, status)) => Outcome::Answered(response, status),
+                    Err(e) => {
+                        let status = e.model_status();
+                        Outcome::Answered(e.into_response(), status)
+                    }
+                }
+            }
+            None => {
+                let chain = target.chain();
+                self.run_chain(name, chain, headers, payload.clone(), INVOCATION_TIMEOUT)
+                    .await
+            }
+        };
+        first.outstanding.fetch_sub(1, Ordering::Relaxed);
+        (outcome, started)
+    }
+
+    /// Invokes a multi-model endpoint's TargetModel: loads it into the instance first when
+    /// it is not loaded (`started` is moved past the wait for the load), and once more when
+    /// the container says it no longer has it. Returns the answer and the model's status.
+    pub(super) async fn run_model(
+        &self,
+        name: &str,
+        target: &Target,
+        model: &TargetModel,
+        headers: &HeaderMap,
+        payload: Bytes,
+        started: &mut Instant,
+    ) -> Result<(Response<Body>, u16), ApiError> {
+        let backend = target.first();
+        let Some(table) = &backend.models else {
+            return Err(self.not_found(name));
+        };
+        let label = backend.label();
+        for attempt in 0..2 {
+            let ready = table
+                .ensure(&backend.name, backend.addr, model, self.model_load_wait)
+                .await;
+            match ready {
+                Ok(Some(Ready::Hit)) => {
+                    target.variant().series.record_model_load(None);
+                }
+                Ok(Some(Ready::Loaded(waited))) => {
+                    target.variant().series.record_model_load(Some(waited));
+                    *started = Instant::now();
+                }
+                Ok(None) => {
+                    return Err(ApiError::ModelNotReady(format!(
+                        "Model {} is still being loaded on endpoint {name} (waited {} s); try again.",
+                        model.name,
+                        self.model_load_wait.as_secs()
+                    )));
+                }
+                Err(LoadError::Data(message)) => return Err(ApiError::validation(message)),
+                Err(LoadError::Container(status, text)) => {
+                    return Err(self.model_error(name, label, status, text))
+                }
+                Err(LoadError::Unreachable(detail)) => {
+                    return Err(self.model_error(name, label, 0, detail))
+                }
+                Err(LoadError::Internal(detail)) => {
+                    return Err(ApiError::Internal(format!(
+                        "sagedock could not stage model {}: {detail}",
+                        model.name
+                    )));
+                }
+            }
+            let uri = format!("http://{}/models/{}/invoke", backend.addr, model.key)
+                .parse()
+                .map_err(|_| self.not_found(name))?;
+            let response = client::post(uri, headers, payload.clone(), INVOCATION_TIMEOUT)
+                .await
+                .map_err(|failed| self.model_error(name, label, 0, failed.detail()))?;
+            let status = response.status().as_u16();
+            if status == 404 && attempt == 0 {
+                // Unloaded behind sagedock's back (or the container restarted): load again.
+                table.forget(&model.key);
+                continue;
+            }
+            return Ok((self.answer(name, label, response).await, status));
+        }
+        Err(self.not_found(name))
     }
 
     /// Sends the request through `chain` (one container, or a pipeline): each answer

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use hyper::header::HeaderValue;
 
-use super::asynchronous::AsyncOutput;
+use super::asynchronous::queue::AsyncOutput;
 use super::metrics::Series;
 use super::multimodel::{ModelRepository, ModelTable};
 

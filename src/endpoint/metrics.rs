@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::sync::locked;
+
 /// Histogram bucket upper bounds, in microseconds.
 const BUCKETS_US: [u64; 16] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
@@ -60,6 +62,80 @@ type Scalar = (
     &'static str,
     fn(&Series) -> &AtomicU64,
 );
+
+/// The counters and gauges, by Prometheus name.
+const SCALARS: [Scalar; 8] = [
+    (
+        "sagemaker_invocations_total",
+        "counter",
+        "Invocations",
+        |s| &s.invocations,
+    ),
+    (
+        "sagemaker_invocation_4xx_errors_total",
+        "counter",
+        "Invocation4XXErrors",
+        |s| &s.errors_4xx,
+    ),
+    (
+        "sagemaker_invocation_5xx_errors_total",
+        "counter",
+        "Invocation5XXErrors",
+        |s| &s.errors_5xx,
+    ),
+    (
+        "sagemaker_invocation_model_errors_total",
+        "counter",
+        "InvocationModelErrors",
+        |s| &s.model_errors,
+    ),
+    (
+        "sagemaker_model_cache_hit_total",
+        "counter",
+        "ModelCacheHit",
+        |s| &s.model_cache_hits,
+    ),
+    (
+        "sagedock_instances_lost_total",
+        "counter",
+        "instances taken out of rotation (dead, or failing /ping); not a CloudWatch metric",
+        |s| &s.lost,
+    ),
+    (
+        "sagedock_instance_replacements_total",
+        "counter",
+        "instances replaced by new ones; not a CloudWatch metric",
+        |s| &s.replacements,
+    ),
+    (
+        "sagemaker_approximate_backlog_size",
+        "gauge",
+        "ApproximateBacklogSize (asynchronous requests queued or running)",
+        |s| &s.backlog,
+    ),
+];
+
+/// Picks a histogram of a series.
+type Pick = fn(&Series) -> &Histogram;
+
+/// The histograms, by Prometheus name and CloudWatch name.
+const HISTOGRAMS: [(&str, &str, Pick); 3] = [
+    (
+        "sagemaker_model_latency_microseconds",
+        "ModelLatency",
+        |s| &s.model_latency,
+    ),
+    (
+        "sagemaker_overhead_latency_microseconds",
+        "OverheadLatency",
+        |s| &s.overhead_latency,
+    ),
+    (
+        "sagemaker_model_loading_wait_time_microseconds",
+        "ModelLoadingWaitTime",
+        |s| &s.model_loading_wait,
+    ),
+];
 
 /// The metrics of one endpoint variant. Recording is a few atomic additions: no lock,
 /// no allocation.
@@ -139,9 +215,7 @@ impl Metrics {
     /// The series of one variant (created on first use; kept while the endpoint lives,
     /// so a republished endpoint keeps counting).
     pub fn series(&self, endpoint: &str, variant: &str) -> Arc<Series> {
-        self.table
-            .lock()
-            .expect("metrics lock")
+        locked(&self.table)
             .entry((endpoint.to_string(), variant.to_string()))
             .or_default()
             .clone()
@@ -149,67 +223,14 @@ impl Metrics {
 
     /// Drops an endpoint's series (it was deleted).
     pub fn forget(&self, endpoint: &str) {
-        self.table
-            .lock()
-            .expect("metrics lock")
-            .retain(|(e, _), _| e != endpoint);
+        locked(&self.table).retain(|(e, _), _| e != endpoint);
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let table = self.table.lock().expect("metrics lock").clone();
+        let table = locked(&self.table).clone();
         let mut out = String::new();
-        let scalars: [Scalar; 8] = [
-            (
-                "sagemaker_invocations_total",
-                "counter",
-                "Invocations",
-                |s| &s.invocations,
-            ),
-            (
-                "sagemaker_invocation_4xx_errors_total",
-                "counter",
-                "Invocation4XXErrors",
-                |s| &s.errors_4xx,
-            ),
-            (
-                "sagemaker_invocation_5xx_errors_total",
-                "counter",
-                "Invocation5XXErrors",
-                |s| &s.errors_5xx,
-            ),
-            (
-                "sagemaker_invocation_model_errors_total",
-                "counter",
-                "InvocationModelErrors",
-                |s| &s.model_errors,
-            ),
-            (
-                "sagemaker_model_cache_hit_total",
-                "counter",
-                "ModelCacheHit",
-                |s| &s.model_cache_hits,
-            ),
-            (
-                "sagedock_instances_lost_total",
-                "counter",
-                "instances taken out of rotation (dead, or failing /ping); not a CloudWatch metric",
-                |s| &s.lost,
-            ),
-            (
-                "sagedock_instance_replacements_total",
-                "counter",
-                "instances replaced by new ones; not a CloudWatch metric",
-                |s| &s.replacements,
-            ),
-            (
-                "sagemaker_approximate_backlog_size",
-                "gauge",
-                "ApproximateBacklogSize (asynchronous requests queued or running)",
-                |s| &s.backlog,
-            ),
-        ];
-        for (name, kind, help, get) in scalars {
+        for (name, kind, help, get) in SCALARS {
             if name.starts_with("sagedock_") {
                 let _ = writeln!(out, "# HELP {name} {help}");
             } else {
@@ -225,25 +246,7 @@ impl Metrics {
                 );
             }
         }
-        type Pick = fn(&Series) -> &Histogram;
-        let histograms: [(&str, &str, Pick); 3] = [
-            (
-                "sagemaker_model_latency_microseconds",
-                "ModelLatency",
-                |s| &s.model_latency,
-            ),
-            (
-                "sagemaker_overhead_latency_microseconds",
-                "OverheadLatency",
-                |s| &s.overhead_latency,
-            ),
-            (
-                "sagemaker_model_loading_wait_time_microseconds",
-                "ModelLoadingWaitTime",
-                |s| &s.model_loading_wait,
-            ),
-        ];
-        for (name, cloudwatch, pick) in histograms {
+        for (name, cloudwatch, pick) in HISTOGRAMS {
             let _ = writeln!(
                 out,
                 "# HELP {name} CloudWatch AWS/SageMaker {cloudwatch} (microseconds)"

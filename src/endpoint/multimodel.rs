@@ -11,30 +11,28 @@
 //! artifacts, mounted read-only). The container reads the cached tree in place: nothing is
 //! copied, and a model shared by endpoints is unpacked once.
 //!
-//! `Router::run_model` is the invocation side; a load runs in its own task: callers wait for it at most the load wait (60 s, as
+//! The invocation side is in `invoke`; a load runs in its own task: callers wait for it at most the load wait (60 s, as
 //! SageMaker), then get ModelNotReadyException while it goes on.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Request, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::client;
-use super::error::ApiError;
-use super::live::Backend;
-use super::route::{Target, TargetModel};
-use super::{Body, Router, INVOCATION_TIMEOUT};
 use crate::artifact::{Cache, Limits};
 use crate::runtime::spec::{ARTIFACTS_MOUNT, MODELS_MOUNT};
 use crate::storage::{ModelLocation, Storage};
+use crate::sync::locked;
 
 /// How long a load may run in all (SageMaker keeps loading for 360 s).
 const LOAD_LIMIT: Duration = Duration::from_secs(360);
@@ -75,6 +73,13 @@ pub fn sweep_links(cache: &Cache, alive: &std::collections::HashSet<String>) {
 pub fn model_key(target_model: &str) -> String {
     let digest = Sha256::digest(target_model.as_bytes());
     crate::artifact::hex(&digest[..16])
+}
+
+/// A multi-model call's model: the TargetModel, its key in the container, and where it is.
+pub struct TargetModel {
+    pub name: String,
+    pub key: String,
+    pub repository: Arc<ModelRepository>,
 }
 
 /// Why a TargetModel could not be served.
@@ -269,22 +274,22 @@ impl ModelTable {
 
     /// Forgets `key` (the container no longer has it).
     pub fn forget(&self, key: &str) {
-        self.slots.lock().expect("model table").remove(key);
+        locked(&self.slots).remove(key);
     }
 
-    /// Makes sure `key` (TargetModel `target`) is loaded in `container`, starting a load
-    /// when none runs; waits at most `wait`. `Ok(None)`: still loading after `wait`.
+    /// Makes sure `model` is loaded in the container `container` (at `addr`), starting a
+    /// load when none runs; waits at most `wait`. `Ok(None)`: still loading after `wait`.
     pub async fn ensure(
         self: &Arc<Self>,
-        container: &Backend,
-        repository: &Arc<ModelRepository>,
-        key: &str,
-        target: &str,
+        container: &str,
+        addr: SocketAddr,
+        model: &TargetModel,
         wait: Duration,
     ) -> Result<Option<Ready>, LoadError> {
+        let key = model.key.as_str();
         let t0 = Instant::now();
         let mut state = {
-            let mut slots = self.slots.lock().expect("model table");
+            let mut slots = locked(&self.slots);
             match slots.get_mut(key) {
                 Some(slot) if !matches!(*slot.state.borrow(), LoadState::Failed(_)) => {
                     slot.last_used = t0;
@@ -304,11 +309,11 @@ impl ModelTable {
                     );
                     let job = LoadJob {
                         table: self.clone(),
-                        repository: repository.clone(),
-                        name: container.name.to_string(),
-                        addr: container.addr,
+                        repository: model.repository.clone(),
+                        name: container.to_string(),
+                        addr,
                         key: key.to_string(),
-                        target: target.to_string(),
+                        target: model.name.clone(),
                     };
                     tokio::spawn(async move {
                         let outcome = tokio::time::timeout(LOAD_LIMIT, job.run())
@@ -348,7 +353,7 @@ impl ModelTable {
 
     /// The least recently used loaded model other than `except`, taken out of the table.
     fn evict_candidate(&self, except: &str) -> Option<String> {
-        let mut slots = self.slots.lock().expect("model table");
+        let mut slots = locked(&self.slots);
         let victim = slots
             .iter()
             .filter(|(k, s)| k.as_str() != except && matches!(*s.state.borrow(), LoadState::Loaded))
@@ -364,7 +369,7 @@ struct LoadJob {
     table: Arc<ModelTable>,
     repository: Arc<ModelRepository>,
     name: String,
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     key: String,
     target: String,
 }
@@ -433,81 +438,6 @@ impl LoadJob {
             .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
             .unwrap_or_default();
         Ok((status, text))
-    }
-}
-
-impl Router {
-    /// Invokes a multi-model endpoint's TargetModel: loads it into the instance first when
-    /// it is not loaded (`started` is moved past the wait for the load), and once more when
-    /// the container says it no longer has it. Returns the answer and the model's status.
-    pub(super) async fn run_model(
-        &self,
-        name: &str,
-        target: &Target,
-        model: &TargetModel,
-        headers: &HeaderMap,
-        payload: Bytes,
-        started: &mut Instant,
-    ) -> Result<(Response<Body>, u16), ApiError> {
-        let backend = target.first();
-        let Some(table) = &backend.models else {
-            return Err(self.not_found(name));
-        };
-        let label = backend.label();
-        for attempt in 0..2 {
-            let ready = table
-                .ensure(
-                    backend,
-                    &model.repository,
-                    &model.key,
-                    &model.name,
-                    self.model_load_wait,
-                )
-                .await;
-            match ready {
-                Ok(Some(Ready::Hit)) => {
-                    target.variant().series.record_model_load(None);
-                }
-                Ok(Some(Ready::Loaded(waited))) => {
-                    target.variant().series.record_model_load(Some(waited));
-                    *started = Instant::now();
-                }
-                Ok(None) => {
-                    return Err(ApiError::ModelNotReady(format!(
-                        "Model {} is still being loaded on endpoint {name} (waited {} s); try again.",
-                        model.name,
-                        self.model_load_wait.as_secs()
-                    )));
-                }
-                Err(LoadError::Data(message)) => return Err(ApiError::validation(message)),
-                Err(LoadError::Container(status, text)) => {
-                    return Err(self.model_error(name, label, status, text))
-                }
-                Err(LoadError::Unreachable(detail)) => {
-                    return Err(self.model_error(name, label, 0, detail))
-                }
-                Err(LoadError::Internal(detail)) => {
-                    return Err(ApiError::Internal(format!(
-                        "sagedock could not stage model {}: {detail}",
-                        model.name
-                    )));
-                }
-            }
-            let uri = format!("http://{}/models/{}/invoke", backend.addr, model.key)
-                .parse()
-                .map_err(|_| self.not_found(name))?;
-            let response = client::post(uri, headers, payload.clone(), INVOCATION_TIMEOUT)
-                .await
-                .map_err(|failed| self.model_error(name, label, 0, failed.detail()))?;
-            let status = response.status().as_u16();
-            if status == 404 && attempt == 0 {
-                // Unloaded behind sagedock's back (or the container restarted): load again.
-                table.forget(&model.key);
-                continue;
-            }
-            return Ok((self.answer(name, label, response).await, status));
-        }
-        Err(self.not_found(name))
     }
 }
 

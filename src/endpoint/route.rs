@@ -11,7 +11,7 @@ use hyper::Response;
 
 use super::error::ApiError;
 use super::live::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode};
-use super::multimodel::{self, ModelRepository};
+use super::multimodel::{self, TargetModel};
 use super::{Body, Router};
 
 /// Which of an instance's containers an invocation passes through.
@@ -21,13 +21,6 @@ enum Route {
     All,
     /// The one at this index (direct invocation).
     One(usize),
-}
-
-/// A multi-model call's model: the TargetModel, its key in the container, and where it is.
-pub(super) struct TargetModel {
-    pub name: String,
-    pub key: String,
-    pub repository: Arc<ModelRepository>,
 }
 
 /// Where one invocation goes: indices into the endpoint it holds (no copies).
@@ -138,25 +131,12 @@ impl Router {
         let variant_index =
             self.choose_variant(&endpoint, header("x-amzn-sagemaker-target-variant"))?;
         let variant = &endpoint.variants[variant_index];
-        let model = match (&variant.models, header("x-amzn-sagemaker-target-model")) {
-            (None, None) => None,
-            (None, Some(_)) => {
-                return Err(ApiError::Validation {
-                    message: format!("Endpoint {name} is not a multi-model endpoint and does not support target model header."),
-                    code: Some("TARGET_MODEL_HEADER_NOT_SUPPORTED"),
-                })
-            }
-            (Some(_), None) => {
-                return Err(ApiError::validation(format!(
-                    "Request {request_id} is missing a target model header."
-                )));
-            }
-            (Some(repository), Some(target)) => Some(TargetModel {
-                name: target.to_string(),
-                key: multimodel::model_key(target),
-                repository: repository.clone(),
-            }),
-        };
+        let model = self.target_model(
+            name,
+            variant,
+            header("x-amzn-sagemaker-target-model"),
+            request_id,
+        )?;
         // A multi-model invocation prefers an instance that has its model loaded.
         let warm = model.as_ref().and_then(|m| {
             least_loaded(&variant.instances, |_, i| {
@@ -170,33 +150,8 @@ impl Router {
         else {
             return Err(self.unavailable(name, variant));
         };
-        let instance = &variant.instances[instance_index];
-        let refuse = |message: String| Err(ApiError::validation(message));
-        let route = match (variant.mode, header("x-amzn-sagemaker-target-container-hostname")) {
-            (Mode::Direct, Some(host)) => match instance.containers.iter().position(|b| b.hostname == host) {
-                Some(i) => Route::One(i),
-                None => {
-                    return refuse(format!(
-                        "The container hostname {host} does not exist on endpoint {name} of account {}.",
-                        self.account
-                    ))
-                }
-            },
-            (Mode::Direct, None) => {
-                return refuse(format!(
-                    "Endpoint {name} of account {} uses direct invocation: specify TargetContainerHostname.",
-                    self.account
-                ))
-            }
-            (_, Some(_)) => {
-                return refuse(format!(
-                    "Endpoint {name} of account {} is not configured for direct invocation: TargetContainerHostname is not allowed.",
-                    self.account
-                ))
-            }
-            (Mode::Serial, None) => Route::All,
-            (Mode::Single, None) => Route::One(0),
-        };
+        let hostname = header("x-amzn-sagemaker-target-container-hostname");
+        let route = self.route(name, variant, &variant.instances[instance_index], hostname)?;
         Ok(Target {
             endpoint: endpoint.clone(),
             variant: variant_index,
@@ -204,6 +159,60 @@ impl Router {
             route,
             model,
         })
+    }
+
+    /// A multi-model call's TargetModel; the header on any other endpoint is refused.
+    fn target_model(
+        &self,
+        name: &str,
+        variant: &LiveVariant,
+        target: Option<&str>,
+        request_id: &str,
+    ) -> Result<Option<TargetModel>, ApiError> {
+        match (&variant.models, target) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(ApiError::Validation {
+                message: format!("Endpoint {name} is not a multi-model endpoint and does not support target model header."),
+                code: Some("TARGET_MODEL_HEADER_NOT_SUPPORTED"),
+            }),
+            (Some(_), None) => Err(ApiError::validation(format!(
+                "Request {request_id} is missing a target model header."
+            ))),
+            (Some(repository), Some(target)) => Ok(Some(TargetModel {
+                name: target.to_string(),
+                key: multimodel::model_key(target),
+                repository: repository.clone(),
+            })),
+        }
+    }
+
+    /// The containers of `instance` the call passes through: all of a pipeline's, the one
+    /// a direct invocation's TargetContainerHostname names, or the only one.
+    fn route(
+        &self,
+        name: &str,
+        variant: &LiveVariant,
+        instance: &LiveInstance,
+        hostname: Option<&str>,
+    ) -> Result<Route, ApiError> {
+        let account = &self.account;
+        let refuse = |message: String| Err(ApiError::validation(message));
+        match (variant.mode, hostname) {
+            (Mode::Direct, Some(host)) => match instance.containers.iter().position(|b| b.hostname == host) {
+                Some(i) => Ok(Route::One(i)),
+                None => refuse(format!(
+                    "The container hostname {host} does not exist on endpoint {name} of account {account}."
+                )),
+            },
+            (Mode::Direct, None) => refuse(format!(
+                "Endpoint {name} of account {account} uses direct invocation: specify TargetContainerHostname."
+            )),
+            (_, Some(_)) => refuse(format!(
+                "Endpoint {name} of account {account} is not configured for direct invocation: TargetContainerHostname is not allowed."
+            )),
+            (Mode::Serial, None) => Ok(Route::All),
+            (Mode::Single, None) => Ok(Route::One(0)),
+        }
     }
 
     /// The index of the variant a request goes to.

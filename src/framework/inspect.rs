@@ -12,70 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use super::context::{Context, Source};
 use crate::artifact::tree::{NodeKind, Tree};
 use crate::artifact::{Cache, CacheError, Finding, Limits, ModelDir, Severity, UnpackErrorKind};
 use crate::framework::{self, tensorflow::TfModel, Framework};
-
-/// Where the tree came from, so fixes can name the right command.
-#[derive(Debug, Clone)]
-pub enum Source {
-    Directory(PathBuf),
-    Archive(PathBuf),
-}
-
-/// What the rules look at.
-pub struct Context<'a> {
-    pub tree: &'a Tree,
-    pub source: &'a Source,
-}
-
-impl Context<'_> {
-    /// The command that rebuilds the archive from `sub` (a folder of the tree, "" for its
-    /// root), with extra `pack` arguments.
-    pub fn repack(&self, sub: &str, extra: &str) -> String {
-        let extra = if extra.is_empty() {
-            String::new()
-        } else {
-            format!(" {extra}")
-        };
-        match self.source {
-            Source::Directory(dir) => {
-                let dir = if sub.is_empty() {
-                    dir.clone()
-                } else {
-                    dir.join(sub)
-                };
-                format!("sagedock pack {}{extra} -o model.tar.gz", quote(&dir))
-            }
-            Source::Archive(archive) => {
-                let inner = if sub.is_empty() {
-                    "model-dir".to_string()
-                } else {
-                    format!("model-dir/{sub}")
-                };
-                format!(
-                    "sagedock unpack {} model-dir && sagedock pack {}{extra} -o model.tar.gz",
-                    quote(archive),
-                    shell_word(&inner)
-                )
-            }
-        }
-    }
-}
-
-fn quote(path: &Path) -> String {
-    shell_word(&path.display().to_string())
-}
-
-fn shell_word(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
 
 /// Counts of findings by severity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -314,6 +254,23 @@ fn generic_rules(cx: &Context, framework: Framework) -> Vec<Finding> {
             )),
         );
     }
+    out.extend(stray_files(cx));
+    for node in &tree.nodes {
+        if node.kind == NodeKind::Special {
+            out.push(Finding::error(
+                "layout.special-file",
+                node.path.clone(),
+                "sockets, FIFOs and device nodes cannot be packed into model.tar.gz",
+            ));
+        }
+    }
+    out
+}
+
+/// One finding for every file that does not belong in a model artifact, with the pack
+/// command that leaves them out.
+fn stray_files(cx: &Context) -> Option<Finding> {
+    let tree = cx.tree;
     let strays: Vec<&str> = tree
         .nodes
         .iter()
@@ -325,53 +282,44 @@ fn generic_rules(cx: &Context, framework: Framework) -> Vec<Finding> {
         })
         .map(|n| n.path.as_str())
         .collect();
-    if !strays.is_empty() {
-        let mut names: Vec<&str> = strays
-            .iter()
-            .map(|p| p.rsplit('/').next().unwrap_or(p))
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        let exclude: Vec<String> = names
-            .iter()
-            .map(|n| {
-                let pattern = STRAY
-                    .iter()
-                    .find(|(p, _)| crate::artifact::pack::glob_match(p, n))
-                    .map_or(*n, |(p, _)| p);
-                format!("--exclude '{pattern}'")
-            })
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let shown: Vec<&str> = strays.iter().take(5).copied().collect();
-        let more = if strays.len() > 5 {
-            format!(" and {} more", strays.len() - 5)
-        } else {
-            String::new()
-        };
-        out.push(
-            Finding::warning(
-                "layout.stray-files",
-                strays[0],
-                format!(
-                    "files that do not belong in a model artifact: {}{more}",
-                    shown.join(", ")
-                ),
-            )
-            .with_fix(cx.repack("", &exclude.join(" "))),
-        );
+    if strays.is_empty() {
+        return None;
     }
-    for node in &tree.nodes {
-        if node.kind == NodeKind::Special {
-            out.push(Finding::error(
-                "layout.special-file",
-                node.path.clone(),
-                "sockets, FIFOs and device nodes cannot be packed into model.tar.gz",
-            ));
-        }
-    }
-    out
+    let mut names: Vec<&str> = strays
+        .iter()
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let exclude: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let pattern = STRAY
+                .iter()
+                .find(|(p, _)| crate::artifact::pack::glob_match(p, n))
+                .map_or(*n, |(p, _)| p);
+            format!("--exclude '{pattern}'")
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let shown: Vec<&str> = strays.iter().take(5).copied().collect();
+    let more = if strays.len() > 5 {
+        format!(" and {} more", strays.len() - 5)
+    } else {
+        String::new()
+    };
+    Some(
+        Finding::warning(
+            "layout.stray-files",
+            strays[0],
+            format!(
+                "files that do not belong in a model artifact: {}{more}",
+                shown.join(", ")
+            ),
+        )
+        .with_fix(cx.repack("", &exclude.join(" "))),
+    )
 }
 
 /// The single top-level folder that wraps everything, when that folder has no meaning of
@@ -397,46 +345,4 @@ fn wrapping_folder(tree: &Tree, framework: Framework) -> Option<String> {
         return None;
     }
     Some(only.path.clone())
-}
-
-/// The top-level function (and assignment) names of a Python module, from its text.
-pub fn python_defs(source: &str) -> std::collections::BTreeSet<String> {
-    let ident = |s: &str| -> Option<String> {
-        let name: String = s
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        (!name.is_empty()).then_some(name)
-    };
-    let mut names = std::collections::BTreeSet::new();
-    for line in source.lines() {
-        let line = line.strip_prefix("async ").unwrap_or(line);
-        if let Some(rest) = line.strip_prefix("def ") {
-            names.extend(ident(rest.trim_start()));
-        } else if line.starts_with(|c: char| c.is_alphabetic() || c == '_') {
-            if let Some((lhs, rhs)) = line.split_once('=') {
-                let lhs = lhs.trim();
-                if !rhs.starts_with('=') && lhs.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                    names.insert(lhs.to_string());
-                }
-            }
-        }
-    }
-    names
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn python_defs_finds_top_level_functions_and_aliases() {
-        let src = "import os\n\ndef model_fn(model_dir):\n    def inner():\n        pass\n\nasync def predict_fn(x, m):\n    pass\ninput_fn = other\nif x == 1:\n    pass\n";
-        let defs = python_defs(src);
-        assert!(defs.contains("model_fn"));
-        assert!(defs.contains("predict_fn"));
-        assert!(defs.contains("input_fn"));
-        assert!(!defs.contains("inner"));
-        assert!(!defs.contains("if x"));
-    }
 }

@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 
-use super::inspect::{python_defs, Context};
+use super::context::Context;
+use super::python::python_defs;
 use crate::artifact::Finding;
 
 const MANIFEST: &str = "MAR-INF/MANIFEST.json";

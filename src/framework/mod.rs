@@ -7,6 +7,7 @@
 //!
 //! Does not: run anything, or read archives (it works on an unpacked [`Tree`]).
 
+mod context;
 pub mod inspect;
 pub mod mms;
 pub mod mxnet;
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifact::tree::Tree;
 use crate::artifact::Finding;
-use inspect::Context;
+use context::Context;
 
 /// A serving stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

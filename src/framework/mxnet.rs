@@ -9,8 +9,9 @@
 
 use std::collections::BTreeSet;
 
-use super::inspect::{python_defs, Context};
+use super::context::Context;
 use super::mxnet_params::{self, ParamsError};
+use super::python::python_defs;
 use crate::artifact::Finding;
 
 pub fn lint(cx: &Context) -> Vec<Finding> {
@@ -31,58 +32,7 @@ pub fn lint(cx: &Context) -> Vec<Finding> {
         );
     }
     for symbol in symbols {
-        let prefix = symbol.trim_end_matches("-symbol.json");
-        let name = prefix.rsplit('/').next().unwrap_or(prefix);
-        check_symbol(cx, symbol, &mut out);
-        let params: Vec<&str> = tree
-            .files()
-            .filter(|n| {
-                n.path
-                    .strip_prefix(&format!("{prefix}-"))
-                    .and_then(|rest| rest.strip_suffix(".params"))
-                    .is_some_and(|epoch| {
-                        epoch.len() == 4 && epoch.bytes().all(|b| b.is_ascii_digit())
-                    })
-            })
-            .map(|n| n.path.as_str())
-            .collect();
-        if params.is_empty() {
-            out.push(
-                Finding::error(
-                    "mxnet.no-params",
-                    symbol,
-                    format!("no {name}-NNNN.params beside it: the network has no weights"),
-                )
-                .with_fix(format!(
-                    "add the checkpoint's {name}-0000.params (from save_checkpoint('{name}', 0))"
-                )),
-            );
-        }
-        let shapes = format!("{prefix}-shapes.json");
-        if tree.is_file(&shapes) {
-            check_shapes(cx, &shapes, &mut out);
-        } else {
-            out.push(
-                Finding::error("mxnet.missing-shapes", shapes.clone(), "missing: the SageMaker MXNet container needs the input shapes to bind the module")
-                    .with_fix(format!(
-                        "write it beside the checkpoint: json.dump([{{\"name\": \"data\", \"shape\": [1, 3, 224, 224]}}], open('{name}-shapes.json', 'w')) with your real input name and shape, then repack"
-                    )),
-            );
-        }
-        let default_names = symbol == "model-symbol.json" && params.contains(&"model-0000.params");
-        if default_names && !has_model_fn {
-            // What the container's default model_fn binds: check the three files agree.
-            check_bindings(cx, symbol, "model-0000.params", &shapes, &mut out);
-        } else if !has_model_fn {
-            out.push(
-                Finding::error(
-                    "mxnet.default-names",
-                    symbol,
-                    "the container's default model_fn loads model-symbol.json, model-0000.params and model-shapes.json at the archive root; these files have other names and code/inference.py defines no model_fn",
-                )
-                .with_fix("rename the checkpoint files to model-symbol.json / model-0000.params / model-shapes.json, or define model_fn(model_dir) in code/inference.py"),
-            );
-        }
+        check_checkpoint(cx, symbol, has_model_fn, &mut out);
     }
     if !tree.children("code").any(|n| n.name().ends_with(".py")) {
         out.push(
@@ -96,6 +46,61 @@ pub fn lint(cx: &Context) -> Vec<Finding> {
     }
     out.extend(super::python::hook_rules(cx, false));
     out
+}
+
+/// One `<prefix>-symbol.json` and the params and shapes files that go with it.
+fn check_checkpoint(cx: &Context, symbol: &str, has_model_fn: bool, out: &mut Vec<Finding>) {
+    let tree = cx.tree;
+    let prefix = symbol.trim_end_matches("-symbol.json");
+    let name = prefix.rsplit('/').next().unwrap_or(prefix);
+    check_symbol(cx, symbol, out);
+    let params: Vec<&str> = tree
+        .files()
+        .filter(|n| {
+            n.path
+                .strip_prefix(&format!("{prefix}-"))
+                .and_then(|rest| rest.strip_suffix(".params"))
+                .is_some_and(|epoch| epoch.len() == 4 && epoch.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|n| n.path.as_str())
+        .collect();
+    if params.is_empty() {
+        out.push(
+            Finding::error(
+                "mxnet.no-params",
+                symbol,
+                format!("no {name}-NNNN.params beside it: the network has no weights"),
+            )
+            .with_fix(format!(
+                "add the checkpoint's {name}-0000.params (from save_checkpoint('{name}', 0))"
+            )),
+        );
+    }
+    let shapes = format!("{prefix}-shapes.json");
+    if tree.is_file(&shapes) {
+        check_shapes(cx, &shapes, out);
+    } else {
+        out.push(
+            Finding::error("mxnet.missing-shapes", shapes.clone(), "missing: the SageMaker MXNet container needs the input shapes to bind the module")
+                .with_fix(format!(
+                    "write it beside the checkpoint: json.dump([{{\"name\": \"data\", \"shape\": [1, 3, 224, 224]}}], open('{name}-shapes.json', 'w')) with your real input name and shape, then repack"
+                )),
+        );
+    }
+    let default_names = symbol == "model-symbol.json" && params.contains(&"model-0000.params");
+    if default_names && !has_model_fn {
+        // What the container's default model_fn binds: check the three files agree.
+        check_bindings(cx, symbol, "model-0000.params", &shapes, out);
+    } else if !has_model_fn {
+        out.push(
+            Finding::error(
+                "mxnet.default-names",
+                symbol,
+                "the container's default model_fn loads model-symbol.json, model-0000.params and model-shapes.json at the archive root; these files have other names and code/inference.py defines no model_fn",
+            )
+            .with_fix("rename the checkpoint files to model-symbol.json / model-0000.params / model-shapes.json, or define model_fn(model_dir) in code/inference.py"),
+        );
+    }
 }
 
 fn check_symbol(cx: &Context, path: &str, out: &mut Vec<Finding>) {
@@ -146,52 +151,13 @@ fn check_bindings(cx: &Context, symbol: &str, params: &str, shapes: &str, out: &
     let Some(arguments) = symbol_arguments(&tree.read_text(symbol).unwrap_or_default()) else {
         return; // mxnet.bad-symbol already said so
     };
-    let saved = match mxnet_params::read_file(&tree.root.join(params)) {
-        Ok(arrays) => arrays,
-        Err(ParamsError::NotParams) => {
-            out.push(
-                Finding::broken("mxnet.bad-params", params, "not an MXNet parameter file (it does not start with MXNet's NDArray list header)")
-                    .with_fix("save the weights with module.save_checkpoint('model', 0) or net.export('model'), and pack the files they write"),
-            );
-            return;
-        }
-        Err(ParamsError::Corrupt(why)) => {
-            out.push(
-                Finding::broken("mxnet.bad-params", params, format!("corrupt MXNet parameter file: {why}"))
-                    .with_fix("save the checkpoint again and repack; a file cut short by an interrupted copy looks like this"),
-            );
-            return;
-        }
-        Err(ParamsError::Unsupported(what)) => {
-            out.push(Finding::info(
-                "mxnet.params-unread",
-                params,
-                format!("holds {what}, which sagedock does not read: its names were not checked against the network"),
-            ));
-            return;
-        }
-        Err(ParamsError::Io(e)) => {
-            out.push(Finding::warning(
-                "mxnet.params-unread",
-                params,
-                format!("could not be read ({e}): its names were not checked against the network"),
-            ));
-            return;
-        }
+    let Some(saved) = saved_names(cx, params, out) else {
+        return;
     };
-    let saved: BTreeSet<&str> = saved
-        .iter()
-        .map(|a| {
-            a.name
-                .strip_prefix("arg:")
-                .or_else(|| a.name.strip_prefix("aux:"))
-                .unwrap_or(&a.name)
-        })
-        .collect();
     let inputs: Vec<&str> = arguments
         .iter()
         .map(String::as_str)
-        .filter(|a| !saved.contains(a) && !a.ends_with("_label"))
+        .filter(|a| !saved.contains(*a) && !a.ends_with("_label"))
         .collect();
     let Some(declared) = shape_names(&tree.read_text(shapes).unwrap_or_default()) else {
         return; // missing or malformed: said already
@@ -237,6 +203,56 @@ fn check_bindings(cx: &Context, symbol: &str, params: &str, shapes: &str, out: &
             .with_fix("save the checkpoint from the trained module (all its parameters), or list the input in the shapes file"),
         );
     }
+}
+
+/// The parameter names saved in `params` (without MXNet's `arg:`/`aux:`
+/// prefixes), or `None` after saying why they could not be read.
+fn saved_names(cx: &Context, params: &str, out: &mut Vec<Finding>) -> Option<BTreeSet<String>> {
+    let arrays = match mxnet_params::read_file(&cx.tree.root.join(params)) {
+        Ok(arrays) => arrays,
+        Err(ParamsError::NotParams) => {
+            out.push(
+                Finding::broken("mxnet.bad-params", params, "not an MXNet parameter file (it does not start with MXNet's NDArray list header)")
+                    .with_fix("save the weights with module.save_checkpoint('model', 0) or net.export('model'), and pack the files they write"),
+            );
+            return None;
+        }
+        Err(ParamsError::Corrupt(why)) => {
+            out.push(
+                Finding::broken("mxnet.bad-params", params, format!("corrupt MXNet parameter file: {why}"))
+                    .with_fix("save the checkpoint again and repack; a file cut short by an interrupted copy looks like this"),
+            );
+            return None;
+        }
+        Err(ParamsError::Unsupported(what)) => {
+            out.push(Finding::info(
+                "mxnet.params-unread",
+                params,
+                format!("holds {what}, which sagedock does not read: its names were not checked against the network"),
+            ));
+            return None;
+        }
+        Err(ParamsError::Io(e)) => {
+            out.push(Finding::warning(
+                "mxnet.params-unread",
+                params,
+                format!("could not be read ({e}): its names were not checked against the network"),
+            ));
+            return None;
+        }
+    };
+    Some(
+        arrays
+            .iter()
+            .map(|a| {
+                let name = a
+                    .name
+                    .strip_prefix("arg:")
+                    .or_else(|| a.name.strip_prefix("aux:"));
+                name.unwrap_or(&a.name).to_owned()
+            })
+            .collect(),
+    )
 }
 
 /// The names of a symbol's argument nodes (inputs, labels and parameters).

@@ -2,7 +2,7 @@
 //! and MXNet's hooks): `code/inference.py` with `model_fn`, `input_fn`, `predict_fn`,
 //! `output_fn` or `transform_fn` (CONTRACT §1.5 and §4.3).
 
-use super::inspect::{python_defs, Context};
+use super::context::Context;
 use crate::artifact::Finding;
 
 use super::Framework;
@@ -99,4 +99,46 @@ pub fn hook_rules(cx: &Context, needs_model_fn: bool) -> Vec<Finding> {
         );
     }
     out
+}
+
+/// The top-level function (and assignment) names of a Python module, from its text.
+pub fn python_defs(source: &str) -> std::collections::BTreeSet<String> {
+    let ident = |s: &str| -> Option<String> {
+        let name: String = s
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        (!name.is_empty()).then_some(name)
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for line in source.lines() {
+        let line = line.strip_prefix("async ").unwrap_or(line);
+        if let Some(rest) = line.strip_prefix("def ") {
+            names.extend(ident(rest.trim_start()));
+        } else if line.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+            if let Some((lhs, rhs)) = line.split_once('=') {
+                let lhs = lhs.trim();
+                if !rhs.starts_with('=') && lhs.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                    names.insert(lhs.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_defs_finds_top_level_functions_and_aliases() {
+        let src = "import os\n\ndef model_fn(model_dir):\n    def inner():\n        pass\n\nasync def predict_fn(x, m):\n    pass\ninput_fn = other\nif x == 1:\n    pass\n";
+        let defs = python_defs(src);
+        assert!(defs.contains("model_fn"));
+        assert!(defs.contains("predict_fn"));
+        assert!(defs.contains("input_fn"));
+        assert!(!defs.contains("inner"));
+        assert!(!defs.contains("if x"));
+    }
 }

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::inspect::{python_defs, Context};
+use super::context::Context;
+use super::python::python_defs;
 use crate::artifact::savedmodel::{self, SavedModelSummary};
 use crate::artifact::tree::Tree;
 use crate::artifact::Finding;

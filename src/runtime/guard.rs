@@ -9,9 +9,7 @@
 //! (the guard dropped outside one) the removal runs on a thread of its own with a client
 //! of its own, and the drop waits for it.
 
-use bollard::query_parameters::{
-    KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-};
+use bollard::query_parameters::{RemoveContainerOptionsBuilder, StopContainerOptionsBuilder};
 
 use super::engine::is_not_found;
 use super::removal::Removals;
@@ -144,23 +142,6 @@ pub async fn remove_container(engine: &Engine, id: &str, name: &str) -> Result<(
             Ok(())
         }
         Err(e) => Err(RuntimeError::docker("remove container", name, e)),
-    }
-}
-
-/// Kills and removes a container at once (`docker rm -f`).
-pub async fn kill_and_remove(engine: &Engine, id: &str, name: &str) {
-    let kill = KillContainerOptionsBuilder::default()
-        .signal("SIGKILL")
-        .build();
-    let _ = engine.docker.kill_container(id, Some(kill)).await;
-    let remove = RemoveContainerOptionsBuilder::default()
-        .force(true)
-        .v(true)
-        .build();
-    match engine.docker.remove_container(id, Some(remove)).await {
-        Ok(()) => {}
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => tracing::warn!(container = name, error = %e, "could not remove the container"),
     }
 }
 

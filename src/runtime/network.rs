@@ -15,13 +15,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
 use sha2::{Digest, Sha256};
 
 use super::engine::is_not_found;
 use super::{labels, Engine, RuntimeError};
+
+use crate::sync::locked;
 
 /// One owner's network.
 #[derive(Debug)]
@@ -54,11 +56,7 @@ pub struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let mut pool = self
-            .network
-            .pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut pool = locked(&self.network.pool);
         pool.leased.remove(&u32::from(self.address));
     }
 }
@@ -236,7 +234,7 @@ impl Network {
 
     /// The next free address.
     pub fn lease(self: &Arc<Self>) -> Result<Lease, RuntimeError> {
-        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pool = locked(&self.pool);
         let size = self.last - self.first + 1;
         for _ in 0..size {
             let candidate = pool.next;
@@ -262,7 +260,7 @@ impl Network {
     /// The lease of an address a running container already has (re-adopted after a
     /// restart).
     pub fn claim(self: &Arc<Self>, address: Ipv4Addr) -> Lease {
-        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pool = locked(&self.pool);
         let n = u32::from(address);
         pool.taken.remove(&n);
         pool.leased.insert(n);

@@ -15,11 +15,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 
+use bollard::query_parameters::{KillContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use tokio::sync::Notify;
 
+use super::engine::is_not_found;
 use super::Engine;
+
+use crate::sync::locked;
 
 /// The removals in flight.
 #[derive(Default)]
@@ -55,7 +59,7 @@ impl Removals {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+        locked(&self.pending)
     }
 
     /// Registers the removal of container `id`.
@@ -104,7 +108,24 @@ impl Removals {
             .collect();
         let kills = pending
             .iter()
-            .map(|(id, name, engine)| super::guard::kill_and_remove(engine, id, name));
+            .map(|(id, name, engine)| kill_and_remove(engine, id, name));
         futures_util::future::join_all(kills).await;
+    }
+}
+
+/// Kills and removes a container at once (`docker rm -f`).
+async fn kill_and_remove(engine: &Engine, id: &str, name: &str) {
+    let kill = KillContainerOptionsBuilder::default()
+        .signal("SIGKILL")
+        .build();
+    let _ = engine.docker.kill_container(id, Some(kill)).await;
+    let remove = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match engine.docker.remove_container(id, Some(remove)).await {
+        Ok(()) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => tracing::warn!(container = name, error = %e, "could not remove the container"),
     }
 }

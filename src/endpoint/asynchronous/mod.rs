@@ -5,81 +5,26 @@
 //! `InvocationTimeoutSeconds`. The answer is written to the output location, an error to
 //! the failure location.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
-use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use super::invoke::Outcome;
 use super::{Body, RequestBody, Router};
 use crate::storage::{S3Location, Storage};
 
+pub(super) mod queue;
+pub use queue::{AsyncOutput, AsyncQueue, DEFAULT_PER_INSTANCE};
+
 /// RequestTTLSeconds when the caller gives none (6 hours; botocore's model bounds it).
 const DEFAULT_TTL: u64 = 21_600;
 /// InvocationTimeoutSeconds when the caller gives none (15 minutes).
 const DEFAULT_TIMEOUT: u64 = 900;
-/// MaxConcurrentInvocationsPerInstance when the endpoint config gives none (SageMaker
-/// "chooses an optimal value"; sagedock takes 4).
-pub const DEFAULT_PER_INSTANCE: u32 = 4;
-
-/// Where an asynchronous endpoint's results go, and its queue.
-#[derive(Debug, Clone)]
-pub struct AsyncOutput {
-    pub output_path: S3Location,
-    pub failure_path: Option<S3Location>,
-    pub queue: Arc<AsyncQueue>,
-}
-
-/// How many asynchronous requests an endpoint runs at once: per instance times instances.
-#[derive(Debug)]
-pub struct AsyncQueue {
-    slots: Arc<Semaphore>,
-    capacity: Mutex<usize>,
-    per_instance: usize,
-}
-
-impl AsyncQueue {
-    /// A queue with no capacity until [`AsyncQueue::resize`].
-    pub fn new(per_instance: u32) -> Arc<Self> {
-        Arc::new(AsyncQueue {
-            slots: Arc::new(Semaphore::new(0)),
-            capacity: Mutex::new(0),
-            per_instance: per_instance.max(1) as usize,
-        })
-    }
-
-    /// Sets the capacity for `instances` instances. Shrinking takes effect as running
-    /// requests finish.
-    pub fn resize(&self, instances: usize) {
-        let want = self.per_instance * instances;
-        let mut capacity = self.capacity.lock().unwrap_or_else(PoisonError::into_inner);
-        if want > *capacity {
-            self.slots.add_permits(want - *capacity);
-        } else {
-            let mut surplus = *capacity - want;
-            surplus -= self.slots.forget_permits(surplus);
-            // Permits still in use are given back when their requests end; remove those
-            // too, without blocking the caller.
-            if surplus > 0 {
-                let slots = self.slots.clone();
-                tokio::spawn(async move {
-                    if let Ok(permits) = slots
-                        .acquire_many(u32::try_from(surplus).unwrap_or(u32::MAX))
-                        .await
-                    {
-                        permits.forget();
-                    }
-                });
-            }
-        }
-        *capacity = want;
-    }
-}
 
 /// An integer header botocore's model has checked already.
 fn seconds(headers: &HeaderMap, name: &str, default: u64) -> Duration {
@@ -136,6 +81,47 @@ impl Locations {
         }
         Ok(locations)
     }
+}
+
+/// What the container gets: the asynchronous API's own header names mapped to the ones
+/// InvokeEndpoint forwards, and the InferenceId.
+fn container_headers(request: &HeaderMap, id: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (from, to) in [
+        ("x-amzn-sagemaker-content-type", CONTENT_TYPE.as_str()),
+        ("x-amzn-sagemaker-accept", "accept"),
+        (
+            "x-amzn-sagemaker-custom-attributes",
+            "x-amzn-sagemaker-custom-attributes",
+        ),
+    ] {
+        if let Some(value) = request.get(from) {
+            if let Ok(name) = HeaderName::from_bytes(to.as_bytes()) {
+                headers.insert(name, value.clone());
+            }
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(id) {
+        headers.insert("x-amzn-sagemaker-inference-id", value);
+    }
+    headers
+}
+
+/// The 202: the InferenceId, and where the result and an error will be.
+fn accepted(id: &str, locations: &Locations) -> Response<Body> {
+    let mut response = Response::new(super::full(json!({ "InferenceId": id }).to_string()));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (header, location) in [
+        ("x-amzn-sagemaker-outputlocation", &locations.output),
+        ("x-amzn-sagemaker-failurelocation", &locations.failure),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&location.to_string()) {
+            h.insert(header, value);
+        }
+    }
+    response
 }
 
 impl Router {
@@ -199,36 +185,8 @@ impl Router {
         };
         let id = header("x-amzn-sagemaker-inference-id").unwrap_or_else(|| self.next_id());
         let locations = Locations::of(&output, &parts.headers, &id, &self.storage)?;
-        let mut headers = HeaderMap::new();
-        for (from, to) in [
-            ("x-amzn-sagemaker-content-type", CONTENT_TYPE.as_str()),
-            ("x-amzn-sagemaker-accept", "accept"),
-            (
-                "x-amzn-sagemaker-custom-attributes",
-                "x-amzn-sagemaker-custom-attributes",
-            ),
-        ] {
-            if let Some(value) = parts.headers.get(from) {
-                if let Ok(name) = HeaderName::from_bytes(to.as_bytes()) {
-                    headers.insert(name, value.clone());
-                }
-            }
-        }
-        if let Ok(value) = HeaderValue::from_str(&id) {
-            headers.insert("x-amzn-sagemaker-inference-id", value);
-        }
-        let mut response = Response::new(super::full(json!({ "InferenceId": id }).to_string()));
-        *response.status_mut() = StatusCode::ACCEPTED;
-        let h = response.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        for (header, location) in [
-            ("x-amzn-sagemaker-outputlocation", &locations.output),
-            ("x-amzn-sagemaker-failurelocation", &locations.failure),
-        ] {
-            if let Ok(value) = HeaderValue::from_str(&location.to_string()) {
-                h.insert(header, value);
-            }
-        }
+        let headers = container_headers(&parts.headers, &id);
+        let response = accepted(&id, &locations);
         let job = Job {
             router: self.clone(),
             endpoint: name.to_string(),
@@ -275,8 +233,7 @@ impl Job {
         series.backlog(true);
         let _leave = Leave(series);
         let queued = Instant::now();
-        let slot = tokio::time::timeout(self.ttl, self.queue.slots.clone().acquire_owned()).await;
-        let Ok(Ok(_slot)) = slot else {
+        let Some(_slot) = self.queue.admit(self.ttl).await else {
             let message = format!(
                 "Request {} expired: it waited in the queue of endpoint {} for longer than RequestTTLSeconds ({} s).",
                 self.id,
@@ -374,25 +331,5 @@ mod tests {
         assert!(Locations::of(&output, &h, "id1", &storage).is_err());
         let nowhere = Locations::of(&output, &HeaderMap::new(), "id1", &Storage::None);
         assert!(nowhere.is_err(), "no S3 storage: refused before a 202");
-    }
-
-    #[tokio::test]
-    async fn the_queue_follows_the_instance_count() {
-        let q = AsyncQueue::new(2);
-        assert_eq!(q.slots.available_permits(), 0);
-        q.resize(3);
-        assert_eq!(q.slots.available_permits(), 6);
-        let held = q.slots.clone().acquire_many_owned(5).await.unwrap();
-        q.resize(1);
-        assert_eq!(q.slots.available_permits(), 0);
-        drop(held);
-        tokio::task::yield_now().await;
-        for _ in 0..10 {
-            if q.slots.available_permits() == 2 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(q.slots.available_permits(), 2);
     }
 }
