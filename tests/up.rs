@@ -481,3 +481,28 @@ fn multi_container_models_run_as_pipelines_or_direct() {
     );
     assert_eq!(up.signal("TERM"), Some(0));
 }
+
+#[test]
+fn a_restart_with_lower_caps_fails_the_endpoint_instead_of_refusing_to_start() {
+    let Some(sb) = setup() else { return };
+    let up = Up::start(&sb).unwrap();
+    let echo = json!({"Image": "sagedock/echo:latest", "ModelDataUrl": "s3://bucket/model.tar.gz"});
+    crate::util::up::deploy(&up.url, "wide", echo, 2);
+    wait_status(&up.url, "wide", &["InService"]);
+    assert_eq!(up.signal("TERM"), Some(0));
+
+    // The data directory holds an endpoint of two instances; this run allows one.
+    let up = Up::start_with(&sb, &["--max-instances-per-endpoint", "1"]).unwrap();
+    let described = wait_status(&up.url, "wide", &["Failed", "InService"]);
+    assert_eq!(described["EndpointStatus"], "Failed", "{described}");
+    let reason = described["FailureReason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("at most 1 per endpoint")
+            && reason.contains("--max-instances-per-endpoint"),
+        "{reason}"
+    );
+    assert!(labelled_containers("label=sagedock.endpoint=wide").is_empty());
+    // The rest of the API serves, and the endpoint can be mended by the caller.
+    ok(&up.url, "DeleteEndpoint", json!({"EndpointName": "wide"}));
+    assert_eq!(up.signal("TERM"), Some(0));
+}

@@ -15,13 +15,13 @@ use crate::deploy::{
     Change, ContainerPlan, DeployOptions, Deployer, EndpointPlan, Fleet, LiveFleet, ModelSource,
     VariantPlan,
 };
-use crate::endpoint::{Mode, Router};
+use crate::endpoint::Router;
+use crate::error::{Error, Result};
 use crate::framework::inspect::{self, Choice};
 use crate::framework::Framework;
 use crate::runtime::{self, instance, owner, Engine, InstanceType};
 use crate::server::{self, App};
 use crate::storage::Storage;
-use crate::{Error, Result};
 
 /// The account serve answers as.
 const ACCOUNT: &str = "123456789012";
@@ -79,7 +79,9 @@ async fn prepare_model(
     })
 }
 
-pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
+/// The arguments `serve` checks before anything starts: the instance type, and the
+/// environment within SageMaker's limits (with the variables sagedock adds).
+fn checked_arguments(args: &ServeArgs) -> Result<(InstanceType, BTreeMap<String, String>)> {
     let instance_type = instance::lookup(&args.instance_type).map_err(Error::Argument)?;
     let environment = parse_env(&args.env)?;
     let mut checked_env = environment.clone();
@@ -91,6 +93,30 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
             "--instance-count must be at least 1".into(),
         ));
     }
+    Ok((instance_type, environment))
+}
+
+/// What `serve` runs: one variant of `--instance-count` instances of the image.
+fn plan(
+    args: &ServeArgs,
+    instance_type: InstanceType,
+    environment: BTreeMap<String, String>,
+    model: ModelSource,
+) -> EndpointPlan {
+    let variant = VariantPlan::new(
+        &args.variant,
+        instance_type,
+        ContainerPlan::new(&args.image, environment, model),
+    )
+    .with_instance_count(args.instance_count)
+    .with_health_timeout(args.health_timeout)
+    .with_network_isolation(args.network_isolation);
+    EndpointPlan::single(&args.name, variant)
+}
+
+pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
+    // Arguments first: nothing starts for a bad one.
+    let (instance_type, environment) = checked_arguments(args)?;
     let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
     let local = listener.local_addr()?;
     engine.ensure_image(&args.image, args.pull).await?;
@@ -100,36 +126,20 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         }
         None => ModelSource::None,
     };
-    let plan = EndpointPlan::single(
-        &args.name,
-        VariantPlan {
-            name: args.variant.clone(),
-            weight: 1.0,
-            instance_count: args.instance_count,
-            instance_type,
-            containers: vec![ContainerPlan {
-                image: args.image.clone(),
-                hostname: String::new(),
-                environment,
-                model,
-            }],
-            mode: Mode::Single,
-            network_isolation: args.network_isolation,
-            health_timeout: args.health_timeout,
-        },
-    );
+    let plan = plan(args, instance_type, environment, model);
+    let options = DeployOptions {
+        pull: args.pull,
+        cpu_only: args.cpu_only,
+        capacity: args.capacity.capacity(engine.memory_bytes),
+        health_check_interval: args.health_check_interval,
+    };
     let deployer = Arc::new(Deployer::new(
         engine.clone(),
         Cache::from_env()?,
         Storage::None,
         owner::current(),
         args.region.clone(),
-        DeployOptions {
-            pull: args.pull,
-            cpu_only: args.cpu_only,
-            capacity: args.capacity.capacity(engine.memory_bytes),
-            health_check_interval: args.health_check_interval,
-        },
+        options,
     ));
     let t0 = Instant::now();
     let fleet: Fleet = tokio::select! {
@@ -141,23 +151,13 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         }
     };
     print_ready(args, &fleet, instance_type, local, t0.elapsed())?;
+    let prefix = format!("{}/{}", args.name, args.variant);
     for (i, inst) in fleet.containers().enumerate() {
-        let prefix = format!("{}/{}/{i}", args.name, args.variant);
-        tokio::spawn(runtime::logs::follow(
-            engine.clone(),
-            inst.guard.id.clone(),
-            prefix,
-            "all".into(),
-            true,
-        ));
+        follow_log(&engine, &inst.guard.id, format!("{prefix}/{i}"));
     }
     let router = Arc::new(Router::new(ACCOUNT, &args.region));
     let live = LiveFleet::start(deployer.clone(), router.clone(), plan, fleet);
-    tokio::spawn(report_changes(
-        live.changes(),
-        engine.clone(),
-        format!("{}/{}", args.name, args.variant),
-    ));
+    tokio::spawn(report_changes(live.changes(), engine.clone(), prefix));
     let app = App::new(router.clone(), None);
     let server = tokio::spawn(server::serve(listener, app, server::Limits::default()));
     shutdown_signal().await;
@@ -170,6 +170,17 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     })
     .await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Streams a container's log to stderr, each line prefixed.
+fn follow_log(engine: &Engine, container: &str, prefix: String) {
+    tokio::spawn(runtime::logs::follow(
+        engine.clone(),
+        container.to_string(),
+        prefix,
+        "all".into(),
+        true,
+    ));
 }
 
 /// Prints what happens to the instances, and follows a replacement's log.
@@ -196,13 +207,7 @@ async fn report_changes(
                     took.as_secs_f64()
                 );
                 for name in container.split(", ") {
-                    tokio::spawn(runtime::logs::follow(
-                        engine.clone(),
-                        name.to_string(),
-                        prefix.clone(),
-                        "all".into(),
-                        true,
-                    ));
+                    follow_log(&engine, name, prefix.clone());
                 }
             }
             Change::ReplacementFailed {

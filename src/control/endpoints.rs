@@ -111,7 +111,10 @@ impl ControlPlane {
                 }],
                 current_weight: v.current_weight,
                 desired_weight: v.desired_weight,
-                current_instance_count: v.current_count,
+                current_instance_count: self
+                    .lifecycle
+                    .current_count(&e.name, &v.name)
+                    .unwrap_or(v.current_count),
                 desired_instance_count: v.desired_count,
             })
             .collect();

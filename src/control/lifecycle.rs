@@ -13,7 +13,9 @@
 //! never a reason for sagedock not to start.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::locked;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -47,10 +49,6 @@ pub struct Lifecycle {
     health_timeout: Duration,
     fleets: Mutex<HashMap<String, Arc<LiveFleet>>>,
     tasks: Mutex<HashMap<String, JoinHandle<()>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Lifecycle {
@@ -105,7 +103,7 @@ impl Lifecycle {
         let this = self.clone();
         let owned = name.to_string();
         let task = tokio::spawn(async move { this.deploy(&owned, config, generation, kind).await });
-        if let Some(old) = lock(&self.tasks).insert(name.to_string(), task) {
+        if let Some(old) = locked(&self.tasks).insert(name.to_string(), task) {
             old.abort();
         }
     }
@@ -180,7 +178,7 @@ impl Lifecycle {
                     fleet,
                 );
                 self.follow(name, generation, &live);
-                let old = lock(&self.fleets).insert(name.to_string(), live);
+                let old = locked(&self.fleets).insert(name.to_string(), live);
                 self.finish(name, generation, |r| {
                     r.status = EndpointStatus::InService;
                     r.failure_reason = None;
@@ -220,7 +218,7 @@ impl Lifecycle {
         let this = self.clone();
         let owned = name.to_string();
         let task = tokio::spawn(async move { this.resize(&owned, record).await });
-        if let Some(old) = lock(&self.tasks).insert(name.to_string(), task) {
+        if let Some(old) = locked(&self.tasks).insert(name.to_string(), task) {
             old.abort();
         }
     }
@@ -249,7 +247,7 @@ impl Lifecycle {
                 return;
             }
         };
-        let Some(live) = lock(&self.fleets).get(name).cloned() else {
+        let Some(live) = locked(&self.fleets).get(name).cloned() else {
             return;
         };
         let mut failure = None;
@@ -309,7 +307,9 @@ impl Lifecycle {
                     crate::deploy::Change::ReplacementFailed { .. } => continue,
                 };
                 let Some(live) = weak.upgrade() else { return };
-                let healthy = live.read(|f| f.healthy_count(&variant));
+                let Some(healthy) = live.read(|f| f.healthy_count(&variant)) else {
+                    continue;
+                };
                 this.finish(&name, generation, |r| {
                     if let Some(v) = r.variant_mut(&variant) {
                         v.current_count = healthy;
@@ -319,15 +319,23 @@ impl Lifecycle {
         });
     }
 
+    /// The instances of `endpoint`'s `variant` in rotation now, when it serves: what
+    /// DescribeEndpoint shows as CurrentInstanceCount. The record follows the fleet a
+    /// moment later (for restarts); this is never behind the router.
+    pub fn current_count(&self, endpoint: &str, variant: &str) -> Option<u32> {
+        let live = locked(&self.fleets).get(endpoint).cloned()?;
+        live.read(|f| f.healthy_count(variant))
+    }
+
     /// DeleteEndpoint's work: out of the router at once, then the containers, then the
     /// record (the record says `Deleting` meanwhile).
     pub fn delete(self: &Arc<Self>, mut record: Endpoint) -> Result<(), crate::state::StoreError> {
         let name = record.name.clone();
-        if let Some(task) = lock(&self.tasks).remove(&name) {
+        if let Some(task) = locked(&self.tasks).remove(&name) {
             task.abort();
         }
         self.router.withdraw(&name);
-        let fleet = lock(&self.fleets).remove(&name);
+        let fleet = locked(&self.fleets).remove(&name);
         record.status = EndpointStatus::Deleting;
         record.last_modified = now();
         self.store.put(&name, &record)?;
@@ -415,7 +423,7 @@ impl Lifecycle {
                 let live =
                     LiveFleet::start(self.deployer.clone(), self.router.clone(), plan, fleet);
                 self.follow(&record.name, record.generation, &live);
-                lock(&self.fleets).insert(record.name.clone(), live);
+                locked(&self.fleets).insert(record.name.clone(), live);
                 if record.status != EndpointStatus::InService {
                     record.status = EndpointStatus::InService;
                     record.failure_reason = Some("An update was interrupted by a restart of sagedock; the previous configuration serves. Call UpdateEndpoint again.".into());
@@ -447,10 +455,10 @@ impl Lifecycle {
     /// Stops every deployment and removes every container of the data directory, waiting
     /// for removals under way (graceful shutdown).
     pub async fn shutdown(&self) {
-        for (_, task) in lock(&self.tasks).drain() {
+        for (_, task) in locked(&self.tasks).drain() {
             task.abort();
         }
-        let fleets: Vec<Arc<LiveFleet>> = lock(&self.fleets).drain().map(|(_, f)| f).collect();
+        let fleets: Vec<Arc<LiveFleet>> = locked(&self.fleets).drain().map(|(_, f)| f).collect();
         join_all(fleets.iter().map(|f| f.remove())).await;
         self.deployer.shut_down().await;
     }

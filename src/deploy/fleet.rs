@@ -189,19 +189,15 @@ impl Fleet {
         self.variants.iter().flat_map(|v| &v.instances).flatten()
     }
 
-    /// Instances of a variant in rotation now.
-    pub fn healthy_count(&self, variant: &str) -> u32 {
-        self.variants
+    /// Instances of a variant in rotation now; `None` when the fleet has no such variant.
+    pub fn healthy_count(&self, variant: &str) -> Option<u32> {
+        let v = self.variants.iter().find(|v| v.name == variant)?;
+        let n = v
+            .instances
             .iter()
-            .find(|v| v.name == variant)
-            .map_or(0, |v| {
-                let n = v
-                    .instances
-                    .iter()
-                    .filter(|g| g.iter().all(|m| m.backend.is_healthy()))
-                    .count();
-                u32::try_from(n).unwrap_or(u32::MAX)
-            })
+            .filter(|g| g.iter().all(|m| m.backend.is_healthy()))
+            .count();
+        Some(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// Takes a variant's instances beyond the first `keep` out of the fleet.
