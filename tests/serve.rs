@@ -298,6 +298,11 @@ fn sigkill_leaves_labelled_containers_that_gc_removes() {
     )
     .unwrap_or_else(|(code, err)| panic!("serve failed ({code:?}): {err}"));
     let names = containers_of(&served);
+    let network = inspect(&names[0])["NetworkSettings"]["Networks"]
+        .as_object()
+        .and_then(|n| n.keys().next().cloned())
+        .unwrap();
+    assert!(network.starts_with("sagedock-"), "{network}");
     served.stop("KILL");
     assert_eq!(
         labelled_containers("label=sagedock.endpoint=killed").len(),
@@ -324,6 +329,14 @@ fn sigkill_leaves_labelled_containers_that_gc_removes() {
         );
     }
     assert!(labelled_containers("label=sagedock.endpoint=killed").is_empty());
+    let left = std::process::Command::new("docker")
+        .args(["network", "inspect", &network])
+        .output()
+        .unwrap();
+    assert!(
+        !left.status.success(),
+        "gc removes the dead run's network too"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
 
-use super::{labels, owner, Engine, RuntimeError};
+use super::{labels, network, owner, Engine, RuntimeError};
 
 /// A container carrying sagedock's labels.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -153,14 +153,6 @@ async fn remove_networks(engine: &Engine, sweep: Sweep) {
         if sweep != Sweep::All && !orphaned(&owner_label) {
             continue;
         }
-        // The listing does not say who is attached: ask, and remove only an empty one.
-        let empty = engine
-            .docker
-            .inspect_network(&name, None)
-            .await
-            .is_ok_and(|n| n.containers.unwrap_or_default().is_empty());
-        if empty {
-            let _ = engine.docker.remove_network(&name).await;
-        }
+        network::remove_named_if_empty(engine, &name).await;
     }
 }

@@ -274,15 +274,20 @@ impl Network {
 /// Removes `owner`'s networks when no container is on them any more.
 pub async fn remove_if_empty(engine: &Engine, owner: &str) {
     for internal in [false, true] {
-        let name = name_for(owner, internal);
-        let empty = engine
-            .docker
-            .inspect_network(&name, None)
-            .await
-            .is_ok_and(|n| n.containers.unwrap_or_default().is_empty());
-        if empty {
-            let _ = engine.docker.remove_network(&name).await;
-        }
+        remove_named_if_empty(engine, &name_for(owner, internal)).await;
+    }
+}
+
+/// Removes the network `name` if no container is on it. A listing of networks does not
+/// say who is attached: this asks.
+pub(super) async fn remove_named_if_empty(engine: &Engine, name: &str) {
+    let empty = engine
+        .docker
+        .inspect_network(name, None)
+        .await
+        .is_ok_and(|n| n.containers.unwrap_or_default().is_empty());
+    if empty {
+        let _ = engine.docker.remove_network(name).await;
     }
 }
 
