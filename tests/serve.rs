@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use predicates::prelude::PredicateBooleanExt;
 use serde_json::Value;
 
 use crate::util::docker::{inspect, labelled_containers, ready, require_docker};
@@ -414,7 +415,24 @@ fn a_missing_image_and_an_unreachable_engine_say_what_to_do() {
         .stderr(predicates::str::contains(
             "image sagedock/does-not-exist:1 is not in the local Docker engine",
         ))
-        .stderr(predicates::str::contains("--pull"));
+        .stderr(predicates::str::contains("--pull"))
+        .stderr(predicates::str::contains("beyond this machine").not());
+    // Listening beyond loopback is allowed, with a warning: the API has no authentication.
+    sb.cmd()
+        .args([
+            "serve",
+            "--bind",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--image",
+            "sagedock/does-not-exist:1",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "warning: listening on 0.0.0.0, beyond this machine",
+        ));
     sb.cmd()
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(["ps"])

@@ -105,28 +105,11 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
         source,
     };
     let tree = Tree::scan(dir).map_err(read_err)?;
-    let out_dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let temp = temp_beside(output)?;
     let write_err = |path: &Path, source| PackError::Write {
         path: path.to_path_buf(),
         source,
     };
-    if !out_dir.is_dir() {
-        let missing = std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "the output directory does not exist; create it first",
-        );
-        return Err(write_err(&out_dir, missing));
-    }
-    // Created 0666 less the umask, as any file a command writes (tempfile's own 0600 would
-    // stay on the archive once renamed).
-    let temp = tempfile::Builder::new()
-        .prefix(".sagedock-pack-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(&out_dir)
-        .map_err(|e| write_err(&out_dir, e))?;
     // Never pack the archive being written (or the final output) into itself.
     let skip: Vec<PathBuf> = [temp.path(), output]
         .iter()
@@ -185,6 +168,31 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
         bytes,
         compressed_bytes,
     })
+}
+
+/// A temporary file in `output`'s directory, renamed onto `output` once complete.
+fn temp_beside(output: &Path) -> Result<tempfile::NamedTempFile, PackError> {
+    let out_dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let write_err = |source| PackError::Write {
+        path: out_dir.clone(),
+        source,
+    };
+    if !out_dir.is_dir() {
+        return Err(write_err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the output directory does not exist; create it first",
+        )));
+    }
+    // Created 0666 less the umask, as any file a command writes (tempfile's own 0600 would
+    // stay on the archive once renamed).
+    tempfile::Builder::new()
+        .prefix(".sagedock-pack-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(&out_dir)
+        .map_err(write_err)
 }
 
 /// Appends one node of the tree (its header normalised: owner 0/0, the fixed mtime, 0755 or

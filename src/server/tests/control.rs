@@ -80,6 +80,8 @@ async fn models_are_created_described_listed_and_deleted_in_aws_shapes() {
     );
 }
 
+// Long on purpose: one table of bad inputs and the exact message AWS answers for each,
+// read top to bottom.
 #[tokio::test]
 async fn bad_input_is_refused_with_the_message_aws_gives() {
     let dir = tempfile::tempdir().unwrap();
