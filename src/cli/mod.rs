@@ -229,7 +229,8 @@ pub struct UpArgs {
     /// data directory, ~/.local/share/sagedock on Linux).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// s3://BUCKET/KEY model data is read from DIR/BUCKET/KEY.
+    /// S3 on the port keeps s3://BUCKET/KEY as the file DIR/BUCKET/KEY, and model data is
+    /// read from there (default: the folder s3 in the data directory).
     #[arg(long, value_name = "DIR", conflicts_with = "s3_endpoint")]
     pub s3_root: Option<PathBuf>,
     /// s3://BUCKET/KEY model data is downloaded from this S3-compatible server (path-style

@@ -1,4 +1,6 @@
-//! `sagedock up`: the SageMaker control plane and runtime API on one port.
+//! `sagedock up`: the SageMaker control plane and runtime API, S3 over the S3 root, STS
+//! and CloudWatch Logs, on one port; and the environment lines that point unmodified
+//! clients and the SageMaker Python SDK at it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,10 +10,13 @@ use super::process::{finish, listen_and_connect, shutdown_signal};
 use super::UpArgs;
 use crate::artifact::Cache;
 use crate::control::{ControlPlane, Options, Settings};
+use crate::credentials::{Credentials, DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY};
 use crate::deploy::DeployOptions;
 use crate::error::{Error, Result};
+use crate::logs::{self, LogRecord};
 use crate::runtime::owner;
-use crate::server::{self, App};
+use crate::server::{self, App, Services, S3};
+use crate::storage::api::S3Api;
 use crate::storage::Storage;
 
 /// Where `up` keeps its state unless told otherwise.
@@ -21,13 +26,41 @@ pub fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".sagedock"))
 }
 
-/// Where `s3://` locations are, as the flags say.
-pub fn storage(s3_root: Option<&Path>, s3_endpoint: Option<&str>) -> Result<Storage> {
-    Ok(match (s3_root, s3_endpoint) {
-        (Some(root), _) => Storage::root(root)?,
-        (None, Some(endpoint)) => Storage::remote(endpoint),
-        (None, None) => Storage::None,
-    })
+/// Where `s3://` locations are, as the flags say: the S3-compatible server, or the S3
+/// root (by default `s3` in the data directory, made if missing).
+fn storage(args: &UpArgs, data_dir: &Path) -> Result<Storage> {
+    if let Some(endpoint) = &args.s3_endpoint {
+        return Ok(Storage::remote(endpoint.as_str()));
+    }
+    let root = args.s3_root.clone().unwrap_or_else(|| data_dir.join("s3"));
+    if args.s3_root.is_none() {
+        std::fs::create_dir_all(&root).map_err(|source| Error::Write {
+            path: root.clone(),
+            source,
+        })?;
+    }
+    Ok(Storage::root(&root)?)
+}
+
+/// The SageMaker Python SDK's configuration file `up` writes (named by
+/// SAGEMAKER_USER_CONFIG_OVERRIDE): the default bucket, so that `Session.default_bucket()`
+/// never asks STS (the SDK sends that to AWS's own STS address whatever the endpoint
+/// variables say), and telemetry off (it reports to an AWS address of its own).
+fn write_sdk_config(data_dir: &Path, bucket: &str) -> Result<PathBuf> {
+    let path = data_dir.join("sagemaker-config.yaml");
+    let text = format!(
+        "# Written by `sagedock up` at each start; SAGEMAKER_USER_CONFIG_OVERRIDE names it.\n\
+         SchemaVersion: '1.0'\n\
+         SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n      Session:\n        DefaultS3Bucket: {bucket}\n"
+    );
+    let temporary = path.with_extension("yaml.tmp");
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(path)
 }
 
 pub async fn up(args: &UpArgs) -> Result<ExitCode> {
@@ -57,18 +90,47 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
             health_check_interval: args.health_check_interval,
         },
     };
+    let storage = storage(args, &data_dir)?;
+    let s3 = match &storage {
+        Storage::Root(root) => S3::Served(S3Api::new(root, Credentials::from_env())?),
+        Storage::Remote(endpoint) => S3::Elsewhere(endpoint.clone()),
+        Storage::None => S3::None,
+    };
+    let record =
+        std::sync::Arc::new(LogRecord::open(&data_dir.join("logs")).map_err(|source| {
+            Error::Write {
+                path: data_dir.join("logs"),
+                source,
+            }
+        })?);
+    logs::collect::start(engine.clone(), lock.owner.clone(), record.clone());
+    let sdk_config = write_sdk_config(
+        &data_dir,
+        &format!("sagemaker-{}-{}", args.region, args.account),
+    )?;
+    let banner = Banner {
+        url: format!("http://{local}"),
+        data_dir: &data_dir,
+        storage: &storage,
+        region: &args.region,
+        sdk_config: &sdk_config,
+    };
     let (control, router) = ControlPlane::open(
         settings,
         &data_dir,
         lock.owner.clone(),
         engine,
         Cache::from_env()?,
-        storage(args.s3_root.as_deref(), args.s3_endpoint.as_deref())?,
+        storage.clone(),
         options,
     )?;
     control.restore().await?;
-    let app = App::new(router, Some(control.clone()));
-    print_banner(local, &data_dir)?;
+    let services = Services {
+        s3,
+        logs: Some(record),
+    };
+    let app = App::with_services(router, Some(control.clone()), services);
+    banner.print()?;
     let server = tokio::spawn(server::serve(listener, app, server::Limits::default()));
     shutdown_signal().await;
     server.abort();
@@ -78,29 +140,49 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_banner(local: std::net::SocketAddr, data_dir: &Path) -> Result<()> {
-    let url = format!("http://{local}");
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening on {url}")?;
-    writeln!(
-        out,
-        "  SageMaker API and sagemaker-runtime on one port; state in {}",
-        data_dir.display()
-    )?;
-    writeln!(out, "  to point unmodified AWS clients at it:")?;
-    writeln!(out, "    export AWS_ENDPOINT_URL_SAGEMAKER={url}")?;
-    writeln!(out, "    export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={url}")?;
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+/// What `up` prints once it listens.
+struct Banner<'a> {
+    url: String,
+    data_dir: &'a Path,
+    storage: &'a Storage,
+    region: &'a str,
+    sdk_config: &'a Path,
+}
+
+impl Banner<'_> {
+    fn print(&self) -> Result<()> {
+        let url = &self.url;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {url}")?;
+        let s3 = match self.storage {
+            Storage::Root(root) => format!("S3 (s3://BUCKET/KEY is {}/BUCKET/KEY)", root.display()),
+            Storage::Remote(endpoint) => format!("S3 on {endpoint}"),
+            Storage::None => "no S3".to_string(),
+        };
         writeln!(
             out,
-            "    export AWS_ACCESS_KEY_ID=sagedock AWS_SECRET_ACCESS_KEY=sagedock"
+            "  SageMaker, sagemaker-runtime, {s3}, STS and CloudWatch Logs on one port; state in {}",
+            self.data_dir.display()
         )?;
+        writeln!(
+            out,
+            "  to point unmodified AWS clients and the SageMaker Python SDK at it, paste:"
+        )?;
+        let mut line = format!(
+            "    export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID={DEFAULT_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={DEFAULT_SECRET_KEY} AWS_DEFAULT_REGION={}",
+            self.region
+        );
+        if let Storage::Remote(endpoint) = self.storage {
+            line.push_str(&format!(" AWS_ENDPOINT_URL_S3={endpoint}"));
+        }
+        writeln!(out, "{line}")?;
+        writeln!(
+            out,
+            "    export SAGEMAKER_USER_CONFIG_OVERRIDE={}",
+            self.sdk_config.display()
+        )?;
+        writeln!(out, "Ctrl-C stops it.")?;
+        out.flush()?;
+        Ok(())
     }
-    if std::env::var_os("AWS_DEFAULT_REGION").is_none() && std::env::var_os("AWS_REGION").is_none()
-    {
-        writeln!(out, "    export AWS_DEFAULT_REGION=us-east-1")?;
-    }
-    writeln!(out, "Ctrl-C stops it.")?;
-    out.flush()?;
-    Ok(())
 }

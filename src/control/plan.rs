@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::deploy::{AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, VariantPlan};
 use crate::endpoint::asynchronous::DEFAULT_PER_INSTANCE;
-use crate::endpoint::Mode;
+use crate::endpoint::{Mode, Routing};
 use crate::runtime::instance;
 use crate::state::model::InferenceExecutionMode;
 use crate::state::{ContainerDefinition, EndpointConfig, Model, ModelSpec, Store, VariantState};
@@ -46,6 +46,11 @@ pub fn endpoint_plan(
             instance_type: instance::lookup(variant.instance_type())?,
             containers,
             mode: mode(&model.spec),
+            routing: variant
+                .routing_config
+                .as_ref()
+                .and_then(|r| Routing::parse(&r.routing_strategy))
+                .unwrap_or_default(),
             network_isolation: model.spec.network_isolation(),
             health_timeout: variant
                 .container_startup_health_check_timeout_in_seconds

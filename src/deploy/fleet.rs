@@ -13,7 +13,7 @@ use super::plan::{EndpointPlan, ModelSource};
 use crate::artifact::Cache;
 use crate::endpoint::multimodel::ModelRepository;
 use crate::endpoint::{
-    AsyncOutput, AsyncQueue, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode,
+    AsyncOutput, AsyncQueue, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Routing,
 };
 use crate::runtime::{Instance, RuntimeError};
 use crate::storage::Storage;
@@ -42,6 +42,7 @@ pub struct FleetVariant {
     pub name: String,
     pub weight: f64,
     pub mode: Mode,
+    routing: Routing,
     hostnames: Vec<String>,
     pub instances: Vec<Vec<Member>>,
     /// Multi-model variants: where TargetModel is fetched from.
@@ -93,6 +94,7 @@ impl Fleet {
                 name: v.name.clone(),
                 weight: v.weight,
                 mode: v.mode,
+                routing: v.routing,
                 hostnames: v.containers.iter().map(|c| c.hostname.clone()).collect(),
                 instances: Vec::new(),
                 models: v.containers.iter().find_map(|c| match &c.model {
@@ -236,6 +238,7 @@ impl Fleet {
                         })
                         .collect();
                     LiveVariant::new(&v.name, v.weight, v.mode, instances, v.models.clone())
+                        .with_routing(v.routing)
                 })
                 .collect(),
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::artifact::ModelDir;
-use crate::endpoint::Mode;
+use crate::endpoint::{Mode, Routing};
 use crate::runtime::InstanceType;
 use crate::storage::{ModelLocation, S3Location};
 
@@ -33,6 +33,8 @@ pub struct VariantPlan {
     pub containers: Vec<ContainerPlan>,
     /// How an invocation passes through them.
     pub mode: Mode,
+    /// How a call picks an instance.
+    pub routing: Routing,
     /// EnableNetworkIsolation: no route outside this machine.
     pub network_isolation: bool,
     /// How long an instance may take to answer `/ping` with 200.
@@ -132,6 +134,7 @@ impl VariantPlan {
             instance_type,
             containers: vec![container],
             mode: Mode::Single,
+            routing: Routing::default(),
             network_isolation: false,
             health_timeout: crate::deploy::Deployer::DEFAULT_HEALTH_TIMEOUT,
         }

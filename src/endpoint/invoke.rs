@@ -21,7 +21,7 @@ use super::error::ApiError;
 use super::live::Backend;
 use super::multimodel::{LoadError, Ready, TargetModel};
 use super::route::Target;
-use super::{Body, RequestBody, Router, INVOCATION_TIMEOUT};
+use super::{Body, BoxError, RequestBody, Router, INVOCATION_TIMEOUT};
 
 /// What became of a call through a chain of containers.
 pub(super) enum Outcome {
@@ -68,7 +68,7 @@ impl Router {
                         "call not delivered; trying another instance"
                     );
                     tried.push(target.instance_index());
-                    let Some(next) = target.elsewhere(&tried) else {
+                    let Some(next) = target.elsewhere(&tried, self.unit_random()) else {
                         target
                             .variant()
                             .series
@@ -249,7 +249,7 @@ impl Router {
         let status = response.status();
         if status.is_success() {
             let (parts, body) = response.into_parts();
-            let mut out = Response::new(body.boxed());
+            let mut out = Response::new(body.map_err(BoxError::from).boxed());
             for header in ["content-type", "x-amzn-sagemaker-custom-attributes"] {
                 if let Some(value) = parts.headers.get(header) {
                     out.headers_mut().insert(header, value.clone());

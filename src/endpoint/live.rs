@@ -162,6 +162,27 @@ impl LiveInstance {
     }
 }
 
+/// How a variant picks an instance for a call (RoutingConfig.RoutingStrategy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Routing {
+    /// Any instance in rotation, at random (SageMaker's default).
+    #[default]
+    Random,
+    /// One of those with the fewest calls in flight, ties broken at random.
+    LeastOutstandingRequests,
+}
+
+impl Routing {
+    /// The strategy botocore names, as RoutingConfig spells it.
+    pub fn parse(name: &str) -> Option<Routing> {
+        match name {
+            "RANDOM" => Some(Routing::Random),
+            "LEAST_OUTSTANDING_REQUESTS" => Some(Routing::LeastOutstandingRequests),
+            _ => None,
+        }
+    }
+}
+
 /// A production variant that can take traffic.
 #[derive(Debug, Clone)]
 pub struct LiveVariant {
@@ -169,6 +190,8 @@ pub struct LiveVariant {
     pub weight: f64,
     /// How its model's containers are invoked.
     pub mode: Mode,
+    /// How a call picks an instance.
+    pub routing: Routing,
     pub instances: Vec<LiveInstance>,
     /// Multi-model variants: where TargetModel is fetched from.
     pub models: Option<Arc<ModelRepository>>,
@@ -193,10 +216,16 @@ impl LiveVariant {
             name,
             weight,
             mode,
+            routing: Routing::default(),
             instances,
             models,
             series: Arc::default(),
         }
+    }
+
+    pub fn with_routing(mut self, routing: Routing) -> Self {
+        self.routing = routing;
+        self
     }
 
     /// Instances that can take a call now.

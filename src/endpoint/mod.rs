@@ -31,19 +31,22 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
 
 pub use asynchronous::{AsyncOutput, AsyncQueue};
 pub use error::ApiError;
-pub use live::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode};
+pub use live::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Routing};
 
 use crate::storage::Storage;
 
 /// Response bodies.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Body = BoxBody<Bytes, BoxError>;
 
 /// A boxed error, as request bodies report them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a request body may be: hyper's `Incoming` from a socket, or any body a test builds.
-pub trait RequestBody: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send {}
-impl<B: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send> RequestBody for B {}
+pub trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+impl<B: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static> RequestBody for B {}
 
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -76,7 +79,7 @@ pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Router {
     endpoints: RwLock<HashMap<String, Arc<LiveEndpoint>>>,
     pub(crate) account: String,
-    region: String,
+    pub(crate) region: String,
     counter: AtomicU64,
     /// Invocation metrics, served on GET /metrics.
     pub metrics: metrics::Metrics,

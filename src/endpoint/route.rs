@@ -1,6 +1,8 @@
 //! Choosing where an invocation goes: the endpoint, its variant (the caller's
-//! TargetVariant, else by weight), an instance (least outstanding requests among those in
-//! rotation; for multi-model calls one that has the model loaded, when there is one) and
+//! TargetVariant, else by weight), an instance among those in rotation (as the variant's
+//! routing strategy says: at random, or one with the fewest calls in flight with ties
+//! broken at random; for multi-model calls one that has the model loaded, when there is
+//! one) and
 //! the containers the call passes through (all of a pipeline's, or the one a direct
 //! invocation names). The request's headers are checked against botocore's model first.
 
@@ -10,7 +12,7 @@ use hyper::header::{HeaderMap, HeaderName};
 use hyper::Response;
 
 use super::error::ApiError;
-use super::live::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode};
+use super::live::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Routing};
 use super::multimodel::{self, TargetModel};
 use super::{Body, Router};
 
@@ -60,8 +62,11 @@ impl Target {
 
     /// The same call on another instance of the variant, one that can take it (for a call
     /// that could not be delivered); `None` when no other is in rotation.
-    pub(super) fn elsewhere(&self, tried: &[usize]) -> Option<Target> {
-        let instance = least_loaded(&self.variant().instances, |k, _| !tried.contains(&k))?;
+    pub(super) fn elsewhere(&self, tried: &[usize], random: f64) -> Option<Target> {
+        let variant = self.variant();
+        let instance = pick(&variant.instances, variant.routing, random, |k, _| {
+            !tried.contains(&k)
+        })?;
         Some(Target {
             endpoint: self.endpoint.clone(),
             variant: self.variant,
@@ -86,19 +91,34 @@ impl Target {
     }
 }
 
-/// The instance with the fewest outstanding requests among those in rotation that `keep`
-/// accepts.
-fn least_loaded(
+/// An instance in rotation that `keep` accepts, as `routing` chooses; `random` in [0, 1)
+/// picks among equals.
+fn pick(
     instances: &[LiveInstance],
+    routing: Routing,
+    random: f64,
     keep: impl Fn(usize, &LiveInstance) -> bool,
 ) -> Option<usize> {
-    instances
-        .iter()
-        .enumerate()
-        .filter(|(k, i)| keep(*k, i))
-        .filter_map(|(k, i)| i.load().map(|load| (k, load)))
-        .min_by_key(|(_, load)| *load)
-        .map(|(k, _)| k)
+    let candidates = || {
+        instances
+            .iter()
+            .enumerate()
+            .filter(|(k, i)| keep(*k, i))
+            .filter_map(|(k, i)| i.load().map(|load| (k, load)))
+    };
+    let fewest = match routing {
+        Routing::Random => None,
+        Routing::LeastOutstandingRequests => Some(candidates().map(|(_, load)| load).min()?),
+    };
+    let equal = || candidates().filter(|(_, load)| fewest.is_none_or(|f| *load == f));
+    let count = equal().count();
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let nth = ((random * count as f64) as usize).min(count.checked_sub(1)?);
+    equal().nth(nth).map(|(k, _)| k)
 }
 
 impl Router {
@@ -138,15 +158,17 @@ impl Router {
             request_id,
         )?;
         // A multi-model invocation prefers an instance that has its model loaded.
+        let random = self.unit_random();
         let warm = model.as_ref().and_then(|m| {
-            least_loaded(&variant.instances, |_, i| {
+            pick(&variant.instances, variant.routing, random, |_, i| {
                 i.containers
                     .first()
                     .and_then(|b| b.models.as_ref())
                     .is_some_and(|t| t.has(&m.key))
             })
         });
-        let Some(instance_index) = warm.or_else(|| least_loaded(&variant.instances, |_, _| true))
+        let Some(instance_index) =
+            warm.or_else(|| pick(&variant.instances, variant.routing, random, |_, _| true))
         else {
             return Err(self.unavailable(name, variant));
         };

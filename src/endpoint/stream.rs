@@ -23,7 +23,7 @@ use hyper::{Request, Response};
 
 use super::client;
 use super::error::ApiError;
-use super::{Body, RequestBody, Router, INVOCATION_TIMEOUT};
+use super::{Body, BoxError, RequestBody, Router, INVOCATION_TIMEOUT};
 
 fn string(value: &'static str) -> HeaderValue {
     HeaderValue::String(value.into())
@@ -89,7 +89,7 @@ pub fn reframe(body: Incoming, chunk_timeout: Duration) -> Body {
             if let Ok(data) = frame.into_data() {
                 if !data.is_empty() {
                     return Some((
-                        Ok::<_, hyper::Error>(Frame::data(payload_part(data))),
+                        Ok::<_, BoxError>(Frame::data(payload_part(data))),
                         Some(body),
                     ));
                 }

@@ -1,7 +1,9 @@
-//! The one HTTP port sagedock serves: `POST /` with `X-Amz-Target: SageMaker.<Operation>`
-//! goes to the control plane (AWS JSON 1.1), `/endpoints/<name>/…` to the runtime API, and
-//! `GET /ping` and `GET /metrics` are answered here; so boto3, the AWS CLI and the SageMaker
-//! SDK need a single `endpoint_url`.
+//! The one HTTP port sagedock serves. A request goes to the service its signature names
+//! ([`service`]): S3 to the S3 API over the S3 root, STS to [`sts`], CloudWatch Logs to
+//! the log record's API; SageMaker's are `POST /` with `X-Amz-Target: SageMaker.<Operation>`
+//! for the control plane (AWS JSON 1.1) and `/endpoints/<name>/…` for the runtime API; and
+//! `GET /ping` and `GET /metrics` are answered here. So boto3, the AWS CLI and the
+//! SageMaker SDK need one `AWS_ENDPOINT_URL`.
 //!
 //! [`App`] is the service: tests call [`App::handle`] with a request in hand, no socket
 //! involved; [`listener::serve`] runs it on a port (connection threads, timeouts, a
@@ -11,6 +13,8 @@
 //! Does not: implement an operation (the control plane and the router do).
 
 pub mod listener;
+pub mod service;
+pub mod sts;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -26,14 +30,38 @@ pub use listener::{serve, Limits};
 
 use crate::control::{AwsError, ControlPlane};
 use crate::endpoint::{full, uuid_like, ApiError, Body, RequestBody, Router};
+use crate::logs::LogRecord;
+use crate::storage::api::S3Api;
+use service::Service;
 
 /// The largest control-plane request body read.
 const MAX_CONTROL_BODY: usize = 16 << 20;
+
+/// The AWS services beside SageMaker that the port answers for (`sagedock up` has them;
+/// `serve` and `ci` do not).
+#[derive(Debug, Default)]
+pub struct Services {
+    pub s3: S3,
+    pub logs: Option<Arc<LogRecord>>,
+}
+
+/// Where S3 requests on the port go.
+#[derive(Debug, Default)]
+pub enum S3 {
+    /// Nowhere: this run has no S3.
+    #[default]
+    None,
+    /// To the S3 API over the S3 root.
+    Served(S3Api),
+    /// Elsewhere: the S3-compatible server at this URL holds the objects (`--s3-endpoint`).
+    Elsewhere(String),
+}
 
 /// What the port serves.
 pub struct App {
     pub router: Arc<Router>,
     pub control: Option<Arc<ControlPlane>>,
+    services: Services,
     request_ids: AtomicU64,
     /// The runtime control-plane operations run on (they start long-lived tasks, which
     /// belong with the deployments rather than on a connection thread).
@@ -43,6 +71,15 @@ pub struct App {
 impl App {
     /// Must be called from within the runtime control-plane operations should run on.
     pub fn new(router: Arc<Router>, control: Option<Arc<ControlPlane>>) -> Arc<Self> {
+        App::with_services(router, control, Services::default())
+    }
+
+    /// An app that also answers for S3, STS and CloudWatch Logs.
+    pub fn with_services(
+        router: Arc<Router>,
+        control: Option<Arc<ControlPlane>>,
+        services: Services,
+    ) -> Arc<Self> {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| u64::from(d.subsec_nanos()) ^ d.as_secs().rotate_left(32))
@@ -50,6 +87,7 @@ impl App {
         Arc::new(App {
             router,
             control,
+            services,
             request_ids: AtomicU64::new(seed),
             control_runtime: tokio::runtime::Handle::current(),
         })
@@ -86,10 +124,23 @@ impl App {
     }
 
     async fn dispatch<B: RequestBody>(&self, req: Request<B>, request_id: &str) -> Response<Body> {
+        match Service::of(&req) {
+            Service::S3 => self.s3(req).await,
+            Service::Sts => sts::handle(req, &self.router.account, request_id).await,
+            Service::Logs => self.logs(req).await,
+            Service::Other(name) => unknown_service(&req, &name),
+            Service::SageMaker | Service::Unsigned => self.sagemaker(req, request_id).await,
+        }
+    }
+
+    async fn sagemaker<B: RequestBody>(&self, req: Request<B>, request_id: &str) -> Response<Body> {
         // A clone of the URI shares its bytes: the path outlives `req` without a copy.
         let uri = req.uri().clone();
         let path = uri.path();
         match (req.method(), path) {
+            (&Method::POST, "/") if target(&req).starts_with("Logs_20140328.") => {
+                self.logs(req).await
+            }
             (&Method::POST, "/") if is_control(&req) => self.control(req).await,
             (&Method::POST, p) if p.starts_with("/endpoints/") => {
                 let rest = &p["/endpoints/".len()..];
@@ -162,6 +213,128 @@ impl App {
             }
         }
     }
+}
+
+impl App {
+    async fn s3<B: RequestBody>(&self, req: Request<B>) -> Response<Body> {
+        match &self.services.s3 {
+            S3::Served(api) => api.handle(req).await,
+            S3::Elsewhere(endpoint) => s3_not_here(&format!(
+                "This sagedock keeps its objects on the S3 server {endpoint} (--s3-endpoint): send S3 requests there (export AWS_ENDPOINT_URL_S3={endpoint})."
+            )),
+            S3::None => s3_not_here(
+                "This sagedock serves no S3: `sagedock up` does (over --s3-root, or a folder in its data directory).",
+            ),
+        }
+    }
+
+    async fn logs<B: RequestBody>(&self, req: Request<B>) -> Response<Body> {
+        let target = target(&req).to_string();
+        let Some(record) = self.services.logs.clone() else {
+            let error = crate::logs::api::LogsError {
+                kind: "UnknownOperationException",
+                status: 400,
+                message: "This sagedock keeps no CloudWatch Logs: `sagedock up` does.".into(),
+            };
+            return logs_response(Err(error));
+        };
+        let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return logs_response(Err(crate::logs::api::LogsError {
+                    kind: "InvalidParameterException",
+                    status: 400,
+                    message: "The request body is over 1 MiB.".into(),
+                }))
+            }
+        };
+        let (account, region) = (self.router.account.clone(), self.router.region.clone());
+        let answered = tokio::task::spawn_blocking(move || {
+            crate::logs::api::handle(&record, &target, &body, &account, &region)
+        })
+        .await;
+        match answered {
+            Ok(result) => logs_response(result),
+            Err(e) => logs_response(Err(crate::logs::api::LogsError {
+                kind: "ServiceUnavailableException",
+                status: 500,
+                message: format!("The operation failed: {e}"),
+            })),
+        }
+    }
+}
+
+fn target<B>(req: &Request<B>) -> &str {
+    req.headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn logs_response(result: Result<serde_json::Value, crate::logs::api::LogsError>) -> Response<Body> {
+    let (status, body, kind) = match result {
+        Ok(value) => (StatusCode::OK, value, None),
+        Err(e) => (
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            e.body(),
+            Some(e.kind),
+        ),
+    };
+    let mut response = Response::new(full(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Some(kind) = kind {
+        headers.insert("x-amzn-errortype", HeaderValue::from_static(kind));
+    }
+    response
+}
+
+/// S3's error shape, for S3 requests this run cannot serve.
+fn s3_not_here(message: &str) -> Response<Body> {
+    let mut response = Response::new(full(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NotImplemented</Code><Message>{message}</Message></Error>"
+    )));
+    *response.status_mut() = StatusCode::NOT_IMPLEMENTED;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    response
+}
+
+/// A request signed for a service sagedock does not serve, in that protocol's error
+/// shape: query-protocol services (form bodies) get XML, the others JSON.
+fn unknown_service<B>(req: &Request<B>, name: &str) -> Response<Body> {
+    let message = format!("sagedock serves SageMaker, sagemaker-runtime, S3, STS (GetCallerIdentity) and CloudWatch Logs (reading) on this port, not the {name} service.");
+    let form = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    let (body, content_type) = if form {
+        (
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code><Message>{message}</Message></Error></ErrorResponse>"),
+            "text/xml",
+        )
+    } else {
+        (
+            serde_json::json!({"__type": "UnknownOperationException", "message": message})
+                .to_string(),
+            "application/x-amz-json-1.1",
+        )
+    };
+    let mut response = Response::new(full(body));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("UnknownOperationException"),
+    );
+    response
 }
 
 fn is_control<B>(req: &Request<B>) -> bool {

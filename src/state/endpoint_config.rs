@@ -53,6 +53,18 @@ pub struct ProductionVariant {
     pub container_startup_health_check_timeout_in_seconds: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serverless_config: Option<ServerlessConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_config: Option<RoutingConfig>,
+    #[serde(flatten)]
+    pub echoed: Map<String, Value>,
+}
+
+/// How a variant routes calls among its instances.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoutingConfig {
+    /// `RANDOM` or `LEAST_OUTSTANDING_REQUESTS` (botocore's enum; checked at the edge).
+    pub routing_strategy: String,
     #[serde(flatten)]
     pub echoed: Map<String, Value>,
 }

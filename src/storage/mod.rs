@@ -13,6 +13,7 @@
 //!
 //! Does not: unpack archives (the artifact cache does) or know which API asked.
 
+pub mod api;
 mod location;
 pub mod remote;
 

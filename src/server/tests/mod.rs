@@ -1,10 +1,12 @@
 //! The one port, called in process: requests handed to [`App::handle`] with no socket,
 //! the control plane over a store in a temporary folder and an engine that is never
 //! reached ([`control`]), and fake containers served by wiremock behind the router
-//! ([`runtime`]). No Docker.
+//! ([`runtime`]), and the other AWS services on the port told apart by signature
+//! ([`services`]). No Docker.
 
 mod control;
 mod runtime;
+mod services;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,6 +14,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use super::{control_plane, invoke, send, ACCOUNT, REGION};
 use crate::endpoint::{
     AsyncOutput, AsyncQueue, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router,
+    Routing,
 };
 use crate::server::App;
 use crate::storage::{S3Location, Storage};
@@ -519,4 +520,43 @@ async fn asynchronous_requests_read_and_write_only_under_the_root() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(std::fs::read_to_string(written).unwrap(), "result");
+}
+
+/// Sequential calls (one in flight at a time, so every instance is always idle and tied)
+/// reach every instance under both routing strategies.
+#[tokio::test]
+async fn sequential_calls_reach_every_instance_under_both_routing_strategies() {
+    for routing in [Routing::Random, Routing::LeastOutstandingRequests] {
+        let mut containers = Vec::new();
+        for _ in 0..3 {
+            let container = MockServer::start().await;
+            Mock::given(method("POST"))
+                .and(path("/invocations"))
+                .respond_with(ResponseTemplate::new(200).set_body_raw("ok", "text/plain"))
+                .mount(&container)
+                .await;
+            containers.push(container);
+        }
+        let backends = containers
+            .iter()
+            .zip(["c0", "c1", "c2"])
+            .map(|(c, name)| Backend::new(name, addr(c)))
+            .collect();
+        let mut endpoint = single("ep", backends);
+        endpoint.variants[0] = endpoint.variants[0].clone().with_routing(routing);
+        let app = routed(endpoint);
+        for _ in 0..60 {
+            let reply = invoke(&app, "ep", &[], b"x").await;
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+        for (i, container) in containers.iter().enumerate() {
+            let calls = container
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .len();
+            // Each has a 1 in 3 chance a call; none at all in 60 calls is (2/3)^60 ≈ 3e-11.
+            assert!(calls > 0, "{routing:?}: instance {i} got no call of 60");
+        }
+    }
 }
