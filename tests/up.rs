@@ -119,6 +119,55 @@ fn sigkill_then_restart_readopts_the_running_containers() {
 }
 
 #[test]
+fn container_output_outlives_the_container_in_its_log_stream() {
+    let Some(sb) = setup() else { return };
+    let up = Up::start(&sb).unwrap();
+    deploy(&up.url, "logged", json!({}));
+    wait_status(&up.url, "logged", &["InService"]);
+    let reply = http(
+        "POST",
+        &format!("{}/endpoints/logged/invocations", up.url),
+        &[],
+        b"x",
+    );
+    assert_eq!(reply.status, 200);
+    ok(&up.url, "DeleteEndpoint", json!({"EndpointName": "logged"}));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !labelled_containers("label=sagedock.endpoint=logged").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the endpoint's container was not removed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The container is gone; `sagedock logs` reads its stream from the record.
+    let out = sb
+        .cmd()
+        .args(["logs", "logged", "--data-dir"])
+        .arg(sb.join("data"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("echo: listening on"), "{text}");
+    assert!(text.contains("POST /invocations 200"), "{text}");
+    assert!(text.contains("SIGTERM"), "{text}");
+    // --tail keeps the last lines.
+    let out = sb
+        .cmd()
+        .args(["logs", "logged", "--tail", "1", "--data-dir"])
+        .arg(sb.join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    drop(up);
+}
+
+#[test]
 fn a_second_up_on_the_same_data_dir_refuses() {
     let Some(sb) = setup() else { return };
     let _first = Up::start(&sb).unwrap();

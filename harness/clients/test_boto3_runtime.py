@@ -313,7 +313,7 @@ def test_target_container_hostname_on_single_container_endpoint(runtime, echo_en
 
 
 @pytest.mark.parametrize("forced,kind", [(503, "server"), (404, "client")])
-def test_model_error(runtime, echo_endpoint, forced, kind):
+def test_model_error(runtime, make_client, echo_endpoint, forced, kind):
     with pytest.raises(runtime.exceptions.ModelError) as e:
         runtime.invoke_endpoint(EndpointName=echo_endpoint, Body=b"{}",
                                 ContentType="application/json",
@@ -324,10 +324,23 @@ def test_model_error(runtime, echo_endpoint, forced, kind):
     original = '{"error":"forced status %d"}' % forced
     assert resp["OriginalStatusCode"] == forced
     assert resp["OriginalMessage"] == original
-    assert resp["LogStreamArn"].startswith(
-        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{echo_endpoint}")
+    group = f"/aws/sagemaker/Endpoints/{echo_endpoint}"
+    prefix = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}:log-stream:"
+    assert resp["LogStreamArn"].startswith(prefix), resp["LogStreamArn"]
     # The real service's wording (aws/sagemaker-python-sdk#2955, amazon-sagemaker-examples#799).
     assert msg.startswith(f'Received {kind} error ({forced}) from primary with message "{original}"'), msg
+    # The stream it names is real: the container's own line about the call is in it.
+    stream = resp["LogStreamArn"][len(prefix):]
+    logs = make_client("logs")
+    deadline = time.monotonic() + 10
+    while True:
+        events = logs.get_log_events(logGroupName=group, logStreamName=stream,
+                                     startFromHead=True)["events"]
+        if any(f"POST /invocations {forced}" in e["message"] for e in events) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert any(f"POST /invocations {forced}" in e["message"] for e in events), events[-5:]
 
 
 @pytest.mark.parametrize("retries", [

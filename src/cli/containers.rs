@@ -1,5 +1,6 @@
 //! The container commands: ps, logs, gc.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -7,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::process::shutdown_signal;
 use super::{GcArgs, LogsArgs, PsArgs};
 use crate::error::{Error, Result};
+use crate::logs::LogRecord;
 use crate::runtime::{self, gc, Engine};
 
 pub async fn ps(args: &PsArgs) -> Result<ExitCode> {
@@ -57,6 +59,16 @@ pub async fn ps(args: &PsArgs) -> Result<ExitCode> {
 }
 
 pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(super::up::default_data_dir);
+    let group = crate::logs::endpoint_group(&args.name);
+    if let Some(record) = LogRecord::existing(&data_dir.join("logs")) {
+        if record.streams(&group).is_some() {
+            return logs_from_record(&record, &group, args).await;
+        }
+    }
     let engine = Engine::connect().await?;
     let found = gc::list(&engine).await?;
     let chosen: Vec<_> = found
@@ -93,6 +105,45 @@ pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
         () = shutdown_signal() => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An endpoint's log group from `up`'s record: the streams merged in time order (each
+/// line prefixed with its stream when there are several), then, with --follow, new lines
+/// as they are recorded (replacement instances' streams included) until Ctrl-C.
+async fn logs_from_record(record: &LogRecord, group: &str, args: &LogsArgs) -> Result<ExitCode> {
+    let mut seen = HashMap::new();
+    let mut first = record.unseen(group, &mut seen);
+    if let Some(n) = args.tail {
+        first.drain(..first.len().saturating_sub(n));
+    }
+    let many = seen.len() > 1;
+    print_events(&first, many)?;
+    if !args.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(ExitCode::SUCCESS),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let new = record.unseen(group, &mut seen);
+        print_events(&new, many || seen.len() > 1)?;
+    }
+}
+
+fn print_events(events: &[(String, crate::logs::Event)], prefixed: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for (stream, event) in events {
+        if prefixed {
+            writeln!(out, "{stream} | {}", event.message)?;
+        } else {
+            writeln!(out, "{}", event.message)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 pub async fn gc(args: &GcArgs) -> Result<ExitCode> {

@@ -333,8 +333,12 @@ pub struct PsArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// A container name (or id prefix), or an endpoint name for all its containers.
+    /// An endpoint of `sagedock up` (its CloudWatch log group, containers that are gone
+    /// included), or a running container's name or id prefix, or an endpoint of `serve`.
     pub name: String,
+    /// The data directory of the `sagedock up` whose log record to read (default: up's).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
     /// Keep following new output.
     #[arg(short, long)]
     pub follow: bool,

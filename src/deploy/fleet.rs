@@ -62,8 +62,14 @@ impl FleetVariant {
                     .lease
                     .clone()
                     .map(|l| l as Arc<dyn std::any::Any + Send + Sync>);
-                let backend =
-                    Backend::reserved(name, host, addr, self.models.is_some(), reservation);
+                let backend = Backend::reserved(
+                    name,
+                    host,
+                    addr,
+                    self.models.is_some(),
+                    crate::logs::endpoint_stream(&self.name, name),
+                    reservation,
+                );
                 let models_dir = self.models.as_ref().map(|r| r.models_dir(name));
                 Member {
                     container,

@@ -134,7 +134,6 @@ impl Router {
         let Some(table) = &backend.models else {
             return Err(self.not_found(name));
         };
-        let label = backend.label();
         for attempt in 0..2 {
             let ready = table
                 .ensure(&backend.name, backend.addr, model, self.model_load_wait)
@@ -156,10 +155,10 @@ impl Router {
                 }
                 Err(LoadError::Data(message)) => return Err(ApiError::validation(message)),
                 Err(LoadError::Container(status, text)) => {
-                    return Err(self.model_error(name, label, status, text))
+                    return Err(self.model_error(name, backend, status, text))
                 }
                 Err(LoadError::Unreachable(detail)) => {
-                    return Err(self.model_error(name, label, 0, detail))
+                    return Err(self.model_error(name, backend, 0, detail))
                 }
                 Err(LoadError::Internal(detail)) => {
                     return Err(ApiError::Internal(format!(
@@ -173,14 +172,14 @@ impl Router {
                 .map_err(|_| self.not_found(name))?;
             let response = client::post(uri, headers, payload.clone(), INVOCATION_TIMEOUT)
                 .await
-                .map_err(|failed| self.model_error(name, label, 0, failed.detail()))?;
+                .map_err(|failed| self.model_error(name, backend, 0, failed.detail()))?;
             let status = response.status().as_u16();
             if status == 404 && attempt == 0 {
                 // Unloaded behind sagedock's back (or the container restarted): load again.
                 table.forget(&model.key);
                 continue;
             }
-            return Ok((self.answer(name, label, response).await, status));
+            return Ok((self.answer(name, backend, response).await, status));
         }
         Err(self.not_found(name))
     }
@@ -213,16 +212,13 @@ impl Router {
                     return Outcome::NotDelivered(detail)
                 }
                 Err(failed) => {
-                    let error = self.model_error(name, backend.label(), 0, failed.detail());
+                    let error = self.model_error(name, backend, 0, failed.detail());
                     return Outcome::Answered(error.into_response(), 0);
                 }
             };
             let status = response.status().as_u16();
             if last || !response.status().is_success() {
-                return Outcome::Answered(
-                    self.answer(name, backend.label(), response).await,
-                    status,
-                );
+                return Outcome::Answered(self.answer(name, backend, response).await, status);
             }
             if let Some(content_type) = response.headers().get(CONTENT_TYPE) {
                 headers.to_mut().insert(CONTENT_TYPE, content_type.clone());
@@ -230,7 +226,7 @@ impl Router {
             payload = match response.into_body().collect().await {
                 Ok(body) => body.to_bytes(),
                 Err(e) => {
-                    let error = self.model_error(name, backend.label(), 0, e.to_string());
+                    let error = self.model_error(name, backend, 0, e.to_string());
                     return Outcome::Answered(error.into_response(), 0);
                 }
             };
@@ -243,7 +239,7 @@ impl Router {
     pub(super) async fn answer(
         &self,
         name: &str,
-        container: &str,
+        backend: &Backend,
         response: Response<Incoming>,
     ) -> Response<Body> {
         let status = response.status();
@@ -264,21 +260,28 @@ impl Router {
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         let text = String::from_utf8_lossy(&body).into_owned();
-        self.model_error(name, container, status.as_u16(), text)
+        self.model_error(name, backend, status.as_u16(), text)
             .into_response()
     }
 
-    /// ModelError (424), as SageMaker reports a container's failure.
+    /// ModelError (424), as SageMaker reports a container's failure; its LogStreamArn
+    /// names the container's stream.
     pub(super) fn model_error(
         &self,
         name: &str,
-        container: &str,
+        backend: &Backend,
         status: u16,
         original: String,
     ) -> ApiError {
         let client_error = (400..500).contains(&status);
         let kind = if client_error { "client" } else { "server" };
-        let group = format!("/aws/sagemaker/Endpoints/{name}");
+        let container = backend.label();
+        let group = crate::logs::endpoint_group(name);
+        let stream = if backend.log_stream.is_empty() {
+            String::new()
+        } else {
+            format!(":log-stream:{}", backend.log_stream)
+        };
         ApiError::Model {
             client_error,
             message: format!(
@@ -288,7 +291,7 @@ impl Router {
             original_status: status,
             original_message: original,
             log_stream_arn: format!(
-                "arn:aws:logs:{}:{}:log-group:{group}",
+                "arn:aws:logs:{}:{}:log-group:{group}{stream}",
                 self.region, self.account
             ),
         }

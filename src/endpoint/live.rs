@@ -27,6 +27,9 @@ pub struct Backend {
     healthy: AtomicBool,
     /// The models loaded in a multi-model container.
     pub models: Option<Arc<ModelTable>>,
+    /// The container's CloudWatch log stream in its endpoint's group (empty when the
+    /// container is not an endpoint's, as in tests).
+    pub log_stream: String,
     /// Whatever keeps `addr` reserved for this container (its network lease): held as long
     /// as the router may still send to it.
     _reservation: Option<Arc<dyn std::any::Any + Send + Sync>>,
@@ -45,23 +48,20 @@ impl Backend {
         Arc::new(Self::make(name.into(), hostname.into(), addr, None, None))
     }
 
-    /// A container whose address `reservation` keeps reserved; a multi-model one when
-    /// `multi_model`.
+    /// An endpoint's container, logging to `log_stream`, whose address `reservation`
+    /// keeps reserved; a multi-model one when `multi_model`.
     pub fn reserved(
         name: impl Into<String>,
         hostname: impl Into<String>,
         addr: SocketAddr,
         multi_model: bool,
+        log_stream: String,
         reservation: Option<Arc<dyn std::any::Any + Send + Sync>>,
     ) -> Arc<Self> {
         let models = multi_model.then(Arc::default);
-        Arc::new(Self::make(
-            name.into(),
-            hostname.into(),
-            addr,
-            models,
-            reservation,
-        ))
+        let mut backend = Self::make(name.into(), hostname.into(), addr, models, reservation);
+        backend.log_stream = log_stream;
+        Arc::new(backend)
     }
 
     /// A multi-model container (models are loaded into it on demand).
@@ -98,6 +98,7 @@ impl Backend {
             outstanding: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             models,
+            log_stream: String::new(),
             _reservation: reservation,
         }
     }

@@ -150,11 +150,9 @@ impl Router {
         target.variant().series.record(status, model, t0.elapsed());
         let mut response = match forwarded {
             Err(failed) => self
-                .model_error(name, backend.label(), 0, failed.detail())
+                .model_error(name, backend, 0, failed.detail())
                 .into_response(),
-            Ok(answer) if !answer.status().is_success() => {
-                self.answer(name, backend.label(), answer).await
-            }
+            Ok(answer) if !answer.status().is_success() => self.answer(name, backend, answer).await,
             Ok(answer) => {
                 let (container, body) = answer.into_parts();
                 let mut out = Response::new(reframe(body, INVOCATION_TIMEOUT));

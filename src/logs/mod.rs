@@ -68,6 +68,33 @@ impl LogRecord {
         self.group_dir(group).join(escape(stream))
     }
 
+    /// The record under `root` if there is one (a reader makes nothing).
+    pub fn existing(root: &Path) -> Option<LogRecord> {
+        root.is_dir().then(|| LogRecord {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Every event of a group's streams not yet `seen` (events already read, per stream;
+    /// updated), in time order with their stream's name.
+    pub fn unseen(
+        &self,
+        group: &str,
+        seen: &mut std::collections::HashMap<String, usize>,
+    ) -> Vec<(String, Event)> {
+        let mut out = Vec::new();
+        for stream in self.streams(group).unwrap_or_default() {
+            let events = self.read(group, &stream.name).unwrap_or_default();
+            let done = seen.entry(stream.name.clone()).or_insert(0);
+            for event in events.into_iter().skip(*done) {
+                *done += 1;
+                out.push((stream.name.clone(), event));
+            }
+        }
+        out.sort_by(|a, b| (a.1.timestamp, &a.0).cmp(&(b.1.timestamp, &b.0)));
+        out
+    }
+
     /// Adds lines at the end of a stream (made with its group if missing).
     pub fn append(&self, group: &str, stream: &str, events: &[Event]) -> std::io::Result<()> {
         if events.is_empty() {

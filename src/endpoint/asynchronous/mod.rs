@@ -259,7 +259,7 @@ impl Job {
             Outcome::NotDelivered(detail) => {
                 let error = self.router.model_error(
                     &self.endpoint,
-                    self.target.chain()[0].label(),
+                    &self.target.chain()[0],
                     0,
                     format!("the container could not be reached ({detail})"),
                 );
