@@ -1,7 +1,8 @@
 //! CreateEndpointConfig, DescribeEndpointConfig, ListEndpointConfigs,
 //! DeleteEndpointConfig, and SageMaker's rules for a config beyond its shape: unique
 //! variant names, models that exist, an instance type and count for every variant that is
-//! not serverless, and, for asynchronous inference, output locations sagedock can write.
+//! not serverless, and, for asynchronous inference and data capture, output locations
+//! sagedock can write (no data capture on serverless variants).
 
 use std::collections::HashSet;
 
@@ -40,6 +41,18 @@ impl ControlPlane {
         if let Some(config) = &spec.async_inference_config {
             self.check_async(config)?;
         }
+        if let Some(capture) = &spec.data_capture_config {
+            if spec
+                .production_variants
+                .iter()
+                .any(|v| v.serverless_config.is_some())
+            {
+                return Err(AwsError::validation(
+                    "DataCaptureConfig is not supported for endpoint configurations with serverless variants.",
+                ));
+            }
+            self.check_writable(&capture.destination_s3_uri, "Captured data")?;
+        }
         let name = spec.endpoint_config_name.clone();
         let record = EndpointConfig {
             arn: self.settings.arn("endpoint-config", &name),
@@ -64,22 +77,25 @@ impl ControlPlane {
         })?;
         let paths = std::iter::once(output).chain(config.output_config.s3_failure_path.as_deref());
         for path in paths {
-            let location =
-                S3Location::parse(path).map_err(|e| AwsError::validation(e.to_string()))?;
-            let probe = location
-                .join("sagedock-probe")
-                .map_err(|e| AwsError::validation(e.to_string()))?;
-            self.lifecycle
-                .deployer()
-                .storage()
-                .check_writable(&probe)
-                .map_err(|e| {
-                    AwsError::validation(format!(
-                        "Asynchronous results could not be written to {path}: {e}"
-                    ))
-                })?;
+            self.check_writable(path, "Asynchronous results")?;
         }
         Ok(())
+    }
+
+    /// `path` must be an `s3://` prefix this sagedock can write under; `what` names what
+    /// goes there.
+    fn check_writable(&self, path: &str, what: &str) -> Result<(), AwsError> {
+        let location = S3Location::parse(path).map_err(|e| AwsError::validation(e.to_string()))?;
+        let probe = location
+            .join("sagedock-probe")
+            .map_err(|e| AwsError::validation(e.to_string()))?;
+        self.lifecycle
+            .deployer()
+            .storage()
+            .check_writable(&probe)
+            .map_err(|e| {
+                AwsError::validation(format!("{what} could not be written to {path}: {e}"))
+            })
     }
 
     pub(super) fn endpoint_config(&self, name: &str) -> Result<EndpointConfig, AwsError> {

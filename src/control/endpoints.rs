@@ -11,8 +11,9 @@ use std::collections::HashSet;
 use super::error::AwsError;
 use super::lifecycle::{Kind, Lifecycle};
 use super::shapes::{
-    CreateEndpointInput, DeployedImage, DescribeEndpointOutput, Empty, EndpointArn, EndpointName,
-    EndpointSummary, ListInput, ProductionVariantSummary, UpdateEndpointInput, UpdateWeightsInput,
+    CreateEndpointInput, DataCaptureConfigSummary, DeployedImage, DescribeEndpointOutput, Empty,
+    EndpointArn, EndpointName, EndpointSummary, ListInput, ProductionVariantSummary,
+    UpdateEndpointInput, UpdateWeightsInput,
 };
 use super::{list, ControlPlane, OpResult};
 use crate::state::{now, Endpoint, EndpointConfig, EndpointStatus};
@@ -127,7 +128,23 @@ impl ControlPlane {
             last_modified_time: e.last_modified,
             production_variants: variants,
             failure_reason: e.failure_reason.as_deref(),
+            data_capture_config: self.capture_summary(&e),
         }))
+    }
+
+    /// The endpoint's DataCaptureConfig as DescribeEndpoint summarises it (from its
+    /// configuration, while that exists).
+    fn capture_summary(&self, e: &Endpoint) -> Option<DataCaptureConfigSummary> {
+        let config = self.store.get::<EndpointConfig>(&e.config_name).ok()??;
+        let capture = config.spec.data_capture_config?;
+        let started = capture.enabled() && e.status == EndpointStatus::InService;
+        Some(DataCaptureConfigSummary {
+            enable_capture: capture.enabled(),
+            capture_status: if started { "Started" } else { "Stopped" },
+            current_sampling_percentage: capture.initial_sampling_percentage,
+            destination_s3_uri: capture.destination_s3_uri,
+            kms_key_id: capture.kms_key_id,
+        })
     }
 
     pub(super) fn list_endpoints(&self, input: &ListInput) -> OpResult {

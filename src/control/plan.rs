@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use crate::deploy::{AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, VariantPlan};
 use crate::endpoint::asynchronous::DEFAULT_PER_INSTANCE;
+use crate::endpoint::capture::CaptureSettings;
 use crate::endpoint::{Mode, Routing};
 use crate::runtime::instance;
 use crate::state::model::InferenceExecutionMode;
-use crate::state::{ContainerDefinition, EndpointConfig, Model, ModelSpec, Store, VariantState};
+use crate::state::{
+    ContainerDefinition, DataCaptureConfig, EndpointConfig, Model, ModelSpec, Store, VariantState,
+};
 use crate::storage::{ModelLocation, S3Location, StorageError};
 
 /// Why a plan could not be made (a FailureReason).
@@ -87,6 +90,30 @@ pub fn endpoint_plan(
         generation,
         variants,
         asynchronous,
+        capture: config
+            .spec
+            .data_capture_config
+            .as_ref()
+            .map(capture_settings)
+            .transpose()?,
+    })
+}
+
+/// DataCaptureConfig as the router applies it.
+fn capture_settings(config: &DataCaptureConfig) -> Result<CaptureSettings, String> {
+    let types = config.capture_content_type_header.as_ref();
+    Ok(CaptureSettings {
+        enabled: config.enabled(),
+        sampling_percentage: config.initial_sampling_percentage.min(100),
+        destination: S3Location::parse(&config.destination_s3_uri).map_err(|e| e.to_string())?,
+        input: config.captures("Input"),
+        output: config.captures("Output"),
+        csv_types: types
+            .map(|t| t.csv_content_types.clone())
+            .unwrap_or_default(),
+        json_types: types
+            .map(|t| t.json_content_types.clone())
+            .unwrap_or_default(),
     })
 }
 

@@ -197,6 +197,22 @@ pub struct DescribeEndpointOutput<'a> {
     pub production_variants: Vec<ProductionVariantSummary<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_capture_config: Option<DataCaptureConfigSummary>,
+}
+
+/// DescribeEndpoint's DataCaptureConfig.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DataCaptureConfigSummary {
+    pub enable_capture: bool,
+    /// `Started` while the endpoint captures, else `Stopped`.
+    pub capture_status: &'static str,
+    pub current_sampling_percentage: u32,
+    #[serde(rename = "DestinationS3Uri")]
+    pub destination_s3_uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

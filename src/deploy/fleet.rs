@@ -11,6 +11,7 @@ use futures_util::future::join_all;
 
 use super::plan::{EndpointPlan, ModelSource};
 use crate::artifact::Cache;
+use crate::endpoint::capture::Capture;
 use crate::endpoint::multimodel::ModelRepository;
 use crate::endpoint::{
     AsyncOutput, AsyncQueue, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Routing,
@@ -88,6 +89,8 @@ pub struct Fleet {
     pub variants: Vec<FleetVariant>,
     /// Asynchronous endpoints: where results go, and the queue.
     pub async_output: Option<AsyncOutput>,
+    /// Data capture, when on: its writer lives as long as this deployment.
+    capture: Option<Arc<Capture>>,
 }
 
 impl Fleet {
@@ -122,6 +125,11 @@ impl Fleet {
                 failure_path: a.failure.clone(),
                 queue: AsyncQueue::new(a.per_instance),
             }),
+            capture: plan
+                .capture
+                .clone()
+                .filter(|c| c.enabled)
+                .map(|c| Arc::new(Capture::start(c, &plan.endpoint, storage.clone()))),
         }
     }
 
@@ -232,6 +240,7 @@ impl Fleet {
         LiveEndpoint {
             name: self.endpoint.clone(),
             async_output: self.async_output.clone(),
+            capture: self.capture.clone(),
             variants: self
                 .variants
                 .iter()

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::artifact::ModelDir;
+use crate::endpoint::capture::CaptureSettings;
 use crate::endpoint::{Mode, Routing};
 use crate::runtime::InstanceType;
 use crate::storage::{ModelLocation, S3Location};
@@ -20,6 +21,8 @@ pub struct EndpointPlan {
     pub variants: Vec<VariantPlan>,
     /// Asynchronous inference, when the endpoint takes it.
     pub asynchronous: Option<AsyncPlan>,
+    /// Data capture, when the configuration asks for it.
+    pub capture: Option<CaptureSettings>,
 }
 
 /// One production variant.
@@ -103,6 +106,7 @@ impl EndpointPlan {
             generation: 1,
             variants: vec![variant],
             asynchronous: None,
+            capture: None,
         }
     }
 

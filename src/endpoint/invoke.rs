@@ -16,12 +16,20 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, CONTENT_TYPE};
 use hyper::{Request, Response};
 
+use super::capture::{Call, Capture};
 use super::client::{self, Undelivered};
 use super::error::ApiError;
 use super::live::Backend;
 use super::multimodel::{LoadError, Ready, TargetModel};
 use super::route::Target;
 use super::{Body, BoxError, RequestBody, Router, INVOCATION_TIMEOUT};
+
+/// The caller's InferenceId.
+const INFERENCE_ID: &str = "x-amzn-sagemaker-inference-id";
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
 
 /// What became of a call through a chain of containers.
 pub(super) enum Outcome {
@@ -57,6 +65,15 @@ impl Router {
                 Outcome::Answered(mut response, status) => {
                     let series = &target.variant().series;
                     series.record(status, started.elapsed(), t0.elapsed());
+                    if let Some(capture) = target
+                        .capture()
+                        .filter(|c| (200..300).contains(&status) && c.samples(self.unit_random()))
+                    {
+                        let variant = &target.variant().name;
+                        response = self
+                            .capture_call(capture, variant, &parts.headers, &payload, response)
+                            .await;
+                    }
                     target.label(&mut response);
                     return response;
                 }
@@ -81,6 +98,36 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// Records a captured call: the model's answer is read whole (it is at most
+    /// InvokeEndpoint's 6 MB), recorded, and passed on.
+    async fn capture_call(
+        &self,
+        capture: &Capture,
+        variant: &str,
+        headers: &HeaderMap,
+        payload: &Bytes,
+        response: Response<Body>,
+    ) -> Response<Body> {
+        let (parts, body) = response.into_parts();
+        let output = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return ApiError::Internal(format!("The model's answer broke off: {e}"))
+                    .into_response()
+            }
+        };
+        let call = Call {
+            variant,
+            input_type: header_text(headers, "content-type"),
+            input: payload,
+            output_type: header_text(&parts.headers, "content-type"),
+            output: &output,
+            inference_id: header_text(headers, INFERENCE_ID),
+        };
+        capture.record(&call, self.unit_random().to_bits());
+        Response::from_parts(parts, super::full(output))
     }
 
     /// One try on the target's instance (counted in its outstanding requests); the

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hyper::header::HeaderValue;
 
 use super::asynchronous::queue::AsyncOutput;
+use super::capture::Capture;
 use super::metrics::Series;
 use super::multimodel::{ModelRepository, ModelTable};
 
@@ -242,4 +243,6 @@ pub struct LiveEndpoint {
     pub variants: Vec<LiveVariant>,
     /// AsyncInferenceConfig.OutputConfig, when the endpoint takes asynchronous requests.
     pub async_output: Option<AsyncOutput>,
+    /// DataCaptureConfig, when the endpoint captures calls.
+    pub capture: Option<Arc<Capture>>,
 }

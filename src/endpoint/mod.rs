@@ -12,6 +12,7 @@
 //! (the server layer calls in).
 
 pub mod asynchronous;
+pub mod capture;
 mod client;
 pub mod error;
 mod invoke;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use hyper::header::{HeaderMap, HeaderName};
 use hyper::Response;
 
+use super::capture::Capture;
 use super::error::ApiError;
 use super::live::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Routing};
 use super::multimodel::{self, TargetModel};
@@ -74,6 +75,11 @@ impl Target {
             route: self.route,
             model: None,
         })
+    }
+
+    /// The endpoint's data capture, when it captures.
+    pub(super) fn capture(&self) -> Option<&Arc<Capture>> {
+        self.endpoint.capture.as_ref()
     }
 
     pub(super) fn instance_index(&self) -> usize {

@@ -55,6 +55,7 @@ fn app() -> Arc<App> {
     router.publish(LiveEndpoint {
         name: "ep".into(),
         async_output: None,
+        capture: None,
         variants: vec![LiveVariant::new(
             "AllTraffic",
             1.0,

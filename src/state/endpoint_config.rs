@@ -22,7 +22,9 @@ pub struct EndpointConfigSpec {
     pub production_variants: Vec<ProductionVariant>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub async_inference_config: Option<AsyncInferenceConfig>,
-    /// Members kept and described, not acted on (DataCaptureConfig, KmsKeyId, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_capture_config: Option<DataCaptureConfig>,
+    /// Members kept and described, not acted on (KmsKeyId, …).
     #[serde(flatten)]
     pub echoed: Map<String, Value>,
 }
@@ -104,6 +106,59 @@ impl ProductionVariant {
 
     pub fn model_name(&self) -> &str {
         self.model_name.as_deref().unwrap_or_default()
+    }
+}
+
+/// DataCaptureConfig.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DataCaptureConfig {
+    /// Capture is on unless this says false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_capture: Option<bool>,
+    pub initial_sampling_percentage: u32,
+    #[serde(rename = "DestinationS3Uri")]
+    pub destination_s3_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    pub capture_options: Vec<CaptureOption>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_content_type_header: Option<CaptureContentTypeHeader>,
+    #[serde(flatten)]
+    pub echoed: Map<String, Value>,
+}
+
+/// One of DataCaptureConfig.CaptureOptions: `Input`, `Output` or `InputAndOutput`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CaptureOption {
+    pub capture_mode: String,
+    #[serde(flatten)]
+    pub echoed: Map<String, Value>,
+}
+
+/// Which media types are captured as text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CaptureContentTypeHeader {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub csv_content_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub json_content_types: Vec<String>,
+    #[serde(flatten)]
+    pub echoed: Map<String, Value>,
+}
+
+impl DataCaptureConfig {
+    pub fn enabled(&self) -> bool {
+        self.enable_capture.unwrap_or(true)
+    }
+
+    /// Whether CaptureOptions asks for `side` (`Input` or `Output`).
+    pub fn captures(&self, side: &str) -> bool {
+        self.capture_options
+            .iter()
+            .any(|o| o.capture_mode == side || o.capture_mode == "InputAndOutput")
     }
 }
 

@@ -5,7 +5,7 @@
 //! variants) and [`tag`]. The records are the API's own shapes (serde with AWS's member
 //! names), so DescribeModel and DescribeEndpointConfig answer with what was created; the
 //! members sagedock acts on are typed fields, the ones it only keeps and describes (VpcConfig,
-//! DataCaptureConfig, …) are held as they came, in each shape's `echoed`.
+//! KmsKeyId, …) are held as they came, in each shape's `echoed`.
 //!
 //! Defaults live here once: a variant's weight and instance count, its instance type.
 //!
@@ -20,7 +20,7 @@ pub mod tag;
 
 pub use endpoint::{Endpoint, EndpointStatus, VariantState};
 pub use endpoint_config::{
-    AsyncInferenceConfig, EndpointConfig, EndpointConfigSpec, ProductionVariant,
+    AsyncInferenceConfig, DataCaptureConfig, EndpointConfig, EndpointConfigSpec, ProductionVariant,
 };
 pub use model::{ContainerDefinition, ContainerMode, ExecutionMode, Model, ModelSpec};
 pub use store::{Record, Store, StoreError};

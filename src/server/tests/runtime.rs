@@ -34,6 +34,7 @@ fn single(name: &str, backends: Vec<Arc<Backend>>) -> LiveEndpoint {
     LiveEndpoint {
         name: name.into(),
         async_output: None,
+        capture: None,
         variants: vec![LiveVariant::new(
             "AllTraffic",
             1.0,
@@ -148,6 +149,7 @@ async fn variants_are_chosen_by_target_or_by_weight() {
     let app = routed(LiveEndpoint {
         name: "ab".into(),
         async_output: None,
+        capture: None,
         variants: vec![variant("Blue", 1.0, &a), variant("Green", 0.0, &b)],
     });
     for _ in 0..20 {
@@ -227,6 +229,7 @@ async fn pipelines_chain_and_direct_calls_pick_one_container() {
     let endpoint = |name: &str, mode: Mode| LiveEndpoint {
         name: name.into(),
         async_output: None,
+        capture: None,
         variants: vec![LiveVariant::new(
             "AllTraffic",
             1.0,
