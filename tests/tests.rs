@@ -14,6 +14,7 @@ mod multimodel;
 mod mxnet;
 mod pack;
 mod serve;
+mod serverless;
 mod shutdown;
 mod sklearn;
 mod tensorflow;

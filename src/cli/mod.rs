@@ -262,6 +262,11 @@ pub struct UpArgs {
     /// the instance, as a container that dies does at once.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub health_check_interval: std::time::Duration,
+    /// Serverless variants: how long without a call before their instance is stopped
+    /// (scaled to zero; the next call pays a cold start) unless ProvisionedConcurrency
+    /// keeps it warm.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub serverless_idle: std::time::Duration,
     #[command(flatten)]
     pub capacity: CapacityArgs,
 }

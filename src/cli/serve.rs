@@ -132,6 +132,7 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         cpu_only: args.cpu_only,
         capacity: args.capacity.capacity(engine.memory_bytes),
         health_check_interval: args.health_check_interval,
+        serverless_idle: DeployOptions::SERVERLESS_IDLE,
     };
     let deployer = Arc::new(Deployer::new(
         engine.clone(),

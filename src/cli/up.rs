@@ -88,6 +88,7 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
             cpu_only: args.cpu_only,
             capacity: args.capacity.capacity(engine.memory_bytes),
             health_check_interval: args.health_check_interval,
+            serverless_idle: args.serverless_idle,
         },
     };
     let storage = storage(args, &data_dir)?;

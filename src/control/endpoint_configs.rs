@@ -13,7 +13,9 @@ use super::shapes::{
 };
 use super::{list, ControlPlane, OpResult};
 use crate::runtime::instance;
-use crate::state::{now, AsyncInferenceConfig, EndpointConfig, ProductionVariant, TagSet};
+use crate::state::{
+    now, AsyncInferenceConfig, EndpointConfig, ModelSpec, ProductionVariant, TagSet,
+};
 use crate::storage::S3Location;
 
 impl ControlPlane {
@@ -33,10 +35,27 @@ impl ControlPlane {
             let model = variant.model_name.as_deref().ok_or_else(|| {
                 AwsError::validation("1 validation error detected: Value null at 'productionVariants.member.modelName' failed to satisfy constraint: Member must not be null")
             })?;
-            self.model(model)?;
+            let model = self.model(model)?;
             check_variant(variant)?;
+            if variant.serverless_config.is_some() {
+                check_serverless(variant, &model.spec)?;
+            }
             // SageMaker fills in the weight where it is missing.
             variant.initial_variant_weight = Some(variant.weight());
+        }
+        let serverless = spec
+            .production_variants
+            .iter()
+            .any(|v| v.serverless_config.is_some());
+        if serverless && spec.production_variants.len() > 1 {
+            return Err(AwsError::validation(
+                "An endpoint configuration with a serverless variant may have only that one production variant.",
+            ));
+        }
+        if serverless && spec.async_inference_config.is_some() {
+            return Err(AwsError::validation(
+                "AsyncInferenceConfig is not supported for endpoint configurations with serverless variants.",
+            ));
         }
         if let Some(config) = &spec.async_inference_config {
             self.check_async(config)?;
@@ -139,6 +158,45 @@ impl ControlPlane {
             .delete::<TagSet>(&self.settings.arn("endpoint-config", name))?;
         Ok(Empty {})
     }
+}
+
+/// What SageMaker refuses on a serverless variant: instance settings beside it, memory
+/// off its 1 GB steps, more provisioned than maximum concurrency, and models it cannot
+/// serve serverless (several containers, multi-model, network isolation, a VPC).
+fn check_serverless(variant: &ProductionVariant, model: &ModelSpec) -> Result<(), AwsError> {
+    let Some(config) = &variant.serverless_config else {
+        return Ok(());
+    };
+    let refuse = |why: &str| {
+        Err(AwsError::validation(format!(
+            "Variant {} is serverless: {why}",
+            variant.variant_name
+        )))
+    };
+    if variant.instance_type.is_some() || variant.initial_instance_count.is_some() {
+        return refuse(
+            "InstanceType and InitialInstanceCount cannot be given with ServerlessConfig.",
+        );
+    }
+    if config.memory_size_in_mb % 1024 != 0 || !(1024..=6144).contains(&config.memory_size_in_mb) {
+        return refuse("MemorySizeInMB must be 1024, 2048, 3072, 4096, 5120 or 6144.");
+    }
+    if config.provisioned_concurrency.unwrap_or(0) > config.max_concurrency {
+        return refuse("ProvisionedConcurrency must not be greater than MaxConcurrency.");
+    }
+    if model.containers().len() > 1 {
+        return refuse("serverless endpoints do not support models with several containers (inference pipelines).");
+    }
+    if model.containers().iter().any(|c| c.is_multi_model()) {
+        return refuse("serverless endpoints do not support multi-model endpoints.");
+    }
+    if model.network_isolation() {
+        return refuse("serverless endpoints do not support network isolation.");
+    }
+    if model.echoed.contains_key("VpcConfig") {
+        return refuse("serverless endpoints do not support VpcConfig.");
+    }
+    Ok(())
 }
 
 /// A variant that is not serverless needs an instance type sagedock knows and a count.

@@ -100,6 +100,19 @@ impl ControlPlane {
 
     pub(super) fn describe_endpoint(&self, input: EndpointName) -> OpResult {
         let e = self.endpoint(&input.endpoint_name)?;
+        let config = self
+            .store
+            .get::<EndpointConfig>(&e.config_name)
+            .ok()
+            .flatten();
+        let serverless = |variant: &str| {
+            config
+                .as_ref()?
+                .spec
+                .variant(variant)?
+                .serverless_config
+                .clone()
+        };
         let variants = e
             .variants
             .iter()
@@ -117,6 +130,8 @@ impl ControlPlane {
                     .current_count(&e.name, &v.name)
                     .unwrap_or(v.current_count),
                 desired_instance_count: v.desired_count,
+                current_serverless_config: serverless(&v.name),
+                desired_serverless_config: serverless(&v.name),
             })
             .collect();
         super::answer(Ok(DescribeEndpointOutput {
@@ -128,14 +143,18 @@ impl ControlPlane {
             last_modified_time: e.last_modified,
             production_variants: variants,
             failure_reason: e.failure_reason.as_deref(),
-            data_capture_config: self.capture_summary(&e),
+            data_capture_config: self.capture_summary(&e, config.as_ref()),
         }))
     }
 
     /// The endpoint's DataCaptureConfig as DescribeEndpoint summarises it (from its
     /// configuration, while that exists).
-    fn capture_summary(&self, e: &Endpoint) -> Option<DataCaptureConfigSummary> {
-        let config = self.store.get::<EndpointConfig>(&e.config_name).ok()??;
+    fn capture_summary(
+        &self,
+        e: &Endpoint,
+        config: Option<&EndpointConfig>,
+    ) -> Option<DataCaptureConfigSummary> {
+        let config = config?.clone();
         let capture = config.spec.data_capture_config?;
         let started = capture.enabled() && e.status == EndpointStatus::InService;
         Some(DataCaptureConfigSummary {

@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-use crate::deploy::{AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, VariantPlan};
+use crate::deploy::{
+    AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, ServerlessPlan, VariantPlan,
+};
 use crate::endpoint::asynchronous::DEFAULT_PER_INSTANCE;
 use crate::endpoint::capture::CaptureSettings;
 use crate::endpoint::{Mode, Routing};
-use crate::runtime::instance;
+use crate::runtime::instance::{self, InstanceType};
 use crate::state::model::InferenceExecutionMode;
 use crate::state::{
     ContainerDefinition, DataCaptureConfig, EndpointConfig, Model, ModelSpec, Store, VariantState,
@@ -46,7 +48,10 @@ pub fn endpoint_plan(
             name: variant.variant_name.clone(),
             weight: now.map_or(variant.weight(), |v| v.current_weight),
             instance_count: now.map_or(variant.instance_count(), |v| v.current_count),
-            instance_type: instance::lookup(variant.instance_type())?,
+            instance_type: match &variant.serverless_config {
+                Some(s) => InstanceType::serverless(s.memory_size_in_mb),
+                None => instance::lookup(variant.instance_type())?,
+            },
             containers,
             mode: mode(&model.spec),
             routing: variant
@@ -54,6 +59,10 @@ pub fn endpoint_plan(
                 .as_ref()
                 .and_then(|r| Routing::parse(&r.routing_strategy))
                 .unwrap_or_default(),
+            serverless: variant.serverless_config.as_ref().map(|s| ServerlessPlan {
+                max_concurrency: s.max_concurrency,
+                provisioned: s.provisioned_concurrency.unwrap_or(0),
+            }),
             network_isolation: model.spec.network_isolation(),
             health_timeout: variant
                 .container_startup_health_check_timeout_in_seconds

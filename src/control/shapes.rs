@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::{EndpointConfigSpec, EndpointStatus, ModelSpec, Tag};
+use crate::state::{EndpointConfigSpec, EndpointStatus, ModelSpec, ServerlessConfig, Tag};
 
 /// CreateModel.
 #[derive(Debug, Deserialize)]
@@ -224,6 +224,11 @@ pub struct ProductionVariantSummary<'a> {
     pub desired_weight: f64,
     pub current_instance_count: u32,
     pub desired_instance_count: u32,
+    /// Serverless variants: their ServerlessConfig, current and desired alike.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_serverless_config: Option<ServerlessConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired_serverless_config: Option<ServerlessConfig>,
 }
 
 #[derive(Debug, Serialize)]

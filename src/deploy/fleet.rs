@@ -13,6 +13,7 @@ use super::plan::{EndpointPlan, ModelSource};
 use crate::artifact::Cache;
 use crate::endpoint::capture::Capture;
 use crate::endpoint::multimodel::ModelRepository;
+use crate::endpoint::serverless::Serverless;
 use crate::endpoint::{
     AsyncOutput, AsyncQueue, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Routing,
 };
@@ -44,6 +45,8 @@ pub struct FleetVariant {
     pub weight: f64,
     pub mode: Mode,
     routing: Routing,
+    /// Serverless variants: concurrency and warmth, shared with the router.
+    pub serverless: Option<Arc<Serverless>>,
     hostnames: Vec<String>,
     pub instances: Vec<Vec<Member>>,
     /// Multi-model variants: where TargetModel is fetched from.
@@ -104,6 +107,9 @@ impl Fleet {
                 weight: v.weight,
                 mode: v.mode,
                 routing: v.routing,
+                serverless: v
+                    .serverless
+                    .map(|s| Arc::new(Serverless::new(s.max_concurrency, s.provisioned))),
                 hostnames: v.containers.iter().map(|c| c.hostname.clone()).collect(),
                 instances: Vec::new(),
                 models: v.containers.iter().find_map(|c| match &c.model {
@@ -254,6 +260,7 @@ impl Fleet {
                         .collect();
                     LiveVariant::new(&v.name, v.weight, v.mode, instances, v.models.clone())
                         .with_routing(v.routing)
+                        .with_serverless(v.serverless.clone())
                 })
                 .collect(),
         }

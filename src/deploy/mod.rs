@@ -20,6 +20,7 @@ mod fleet;
 mod launch;
 mod model_data;
 pub mod plan;
+mod serverless;
 pub mod supervise;
 
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 pub use capacity::{Capacity, CapacityError};
 pub use fleet::{Fleet, Member};
-pub use plan::{AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, VariantPlan};
+pub use plan::{AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, ServerlessPlan, VariantPlan};
 pub use supervise::{Change, LiveFleet};
 
 use crate::artifact::{Cache, CacheError};
@@ -108,11 +109,17 @@ pub struct DeployOptions {
     pub capacity: Capacity,
     /// How often instances in service are asked `/ping`.
     pub health_check_interval: Duration,
+    /// How long a serverless variant stays warm without a call before it is scaled to
+    /// zero (unless ProvisionedConcurrency keeps it).
+    pub serverless_idle: Duration,
 }
 
 impl DeployOptions {
     /// `/ping` every 5 s while in service.
     pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+    /// Serverless instances idle this long are stopped (SageMaker does not publish its
+    /// figure).
+    pub const SERVERLESS_IDLE: Duration = Duration::from_secs(300);
 
     /// Options with the defaults but for the caps.
     pub fn with_capacity(capacity: Capacity) -> DeployOptions {
@@ -121,6 +128,7 @@ impl DeployOptions {
             cpu_only: false,
             capacity,
             health_check_interval: Self::HEALTH_CHECK_INTERVAL,
+            serverless_idle: Self::SERVERLESS_IDLE,
         }
     }
 }
@@ -221,6 +229,10 @@ impl Deployer {
 
     pub fn health_check_interval(&self) -> Duration {
         self.options.health_check_interval
+    }
+
+    pub fn serverless_idle(&self) -> Duration {
+        self.options.serverless_idle
     }
 
     /// How long a health check waits by default (SageMaker: the variant's

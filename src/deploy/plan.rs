@@ -38,6 +38,8 @@ pub struct VariantPlan {
     pub mode: Mode,
     /// How a call picks an instance.
     pub routing: Routing,
+    /// ServerlessConfig: calls in flight at most, and instances kept warm.
+    pub serverless: Option<ServerlessPlan>,
     /// EnableNetworkIsolation: no route outside this machine.
     pub network_isolation: bool,
     /// How long an instance may take to answer `/ping` with 200.
@@ -89,6 +91,15 @@ pub enum ModelSource {
     MultiModel(ModelLocation),
 }
 
+/// A serverless variant's concurrency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerlessPlan {
+    /// MaxConcurrency.
+    pub max_concurrency: u32,
+    /// ProvisionedConcurrency (0: none, the variant scales to zero when idle).
+    pub provisioned: u32,
+}
+
 /// An asynchronous endpoint's output locations and concurrency.
 #[derive(Debug, Clone)]
 pub struct AsyncPlan {
@@ -112,6 +123,13 @@ impl EndpointPlan {
 
     pub fn variant(&self, name: &str) -> Option<&VariantPlan> {
         self.variants.iter().find(|v| v.name == name)
+    }
+
+    /// Sets how many instances a variant runs (replacements and restarts go by it).
+    pub fn set_instance_count(&mut self, variant: &str, count: u32) {
+        if let Some(v) = self.variants.iter_mut().find(|v| v.name == variant) {
+            v.instance_count = count;
+        }
     }
 
     /// Instances in all.
@@ -139,6 +157,7 @@ impl VariantPlan {
             containers: vec![container],
             mode: Mode::Single,
             routing: Routing::default(),
+            serverless: None,
             network_isolation: false,
             health_timeout: crate::deploy::Deployer::DEFAULT_HEALTH_TIMEOUT,
         }

@@ -86,7 +86,12 @@ impl LiveFleet {
         let interval = live.deployer.health_check_interval();
         let watcher = tokio::spawn(watch(Arc::downgrade(&live), deaths, interval));
         *locked(&live.watcher) = Some(watcher);
+        super::serverless::keep(&live);
         live
+    }
+
+    pub(super) fn deployer(&self) -> &Arc<Deployer> {
+        &self.deployer
     }
 
     /// Puts the fleet as it is now into the router.

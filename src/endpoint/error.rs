@@ -34,6 +34,8 @@ pub enum ApiError {
     Internal(String),
     /// 503 ServiceUnavailable: no instance of the endpoint can take the call now.
     Unavailable(String),
+    /// 400 ThrottlingException: a serverless variant has MaxConcurrency calls in flight.
+    Throttling(String),
 }
 
 impl ApiError {
@@ -46,7 +48,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Validation { .. } | ApiError::PayloadTooLarge(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation { .. }
+            | ApiError::PayloadTooLarge(_)
+            | ApiError::Throttling(_) => StatusCode::BAD_REQUEST,
             ApiError::Model { .. } => StatusCode::FAILED_DEPENDENCY,
             ApiError::ModelNotReady(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::ModelNotReady(_) => "ModelNotReadyException",
             ApiError::Internal(_) => "InternalFailure",
             ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::Throttling(_) => "ThrottlingException",
         }
     }
 
@@ -82,7 +87,8 @@ impl ApiError {
             | ApiError::Model { message, .. }
             | ApiError::ModelNotReady(message)
             | ApiError::Internal(message)
-            | ApiError::Unavailable(message) => message,
+            | ApiError::Unavailable(message)
+            | ApiError::Throttling(message) => message,
         }
     }
 

@@ -22,6 +22,7 @@ use super::error::ApiError;
 use super::live::Backend;
 use super::multimodel::{LoadError, Ready, TargetModel};
 use super::route::Target;
+use super::serverless::{Admission, Serverless};
 use super::{Body, BoxError, RequestBody, Router, INVOCATION_TIMEOUT};
 
 /// The caller's InferenceId.
@@ -50,6 +51,14 @@ impl Router {
     ) -> Response<Body> {
         let t0 = Instant::now();
         let (parts, body) = req.into_parts();
+        let serverless = self.serverless(name);
+        let _admitted = match &serverless {
+            Some(s) => match self.admit_serverless(name, s).await {
+                Ok(admission) => Some(admission),
+                Err(e) => return e.into_response(),
+            },
+            None => None,
+        };
         let mut target = match self.resolve("InvokeEndpoint", name, &parts.headers, request_id) {
             Ok(t) => t,
             Err(e) => return e.into_response(),
@@ -98,6 +107,45 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// A serverless endpoint's variant state (serverless endpoints have one variant).
+    fn serverless(&self, name: &str) -> Option<Arc<Serverless>> {
+        self.get(name)?.variants.first()?.serverless.clone()
+    }
+
+    /// Admits a call to a serverless variant (ThrottlingException past MaxConcurrency),
+    /// then makes sure an instance is warm: a cold start when none is, which the call
+    /// waits for and ModelSetupTime records.
+    async fn admit_serverless<'s>(
+        &self,
+        name: &str,
+        serverless: &'s Serverless,
+    ) -> Result<Admission<'s>, ApiError> {
+        let admission = serverless.admit(name)?;
+        let warm = self
+            .get(name)
+            .and_then(|e| Some(e.variants.first()?.healthy_instances() > 0))
+            .unwrap_or(false);
+        if !warm {
+            match serverless.warm_up().await {
+                Ok(Some(took)) => {
+                    if let Some(endpoint) = self.get(name) {
+                        if let Some(variant) = endpoint.variants.first() {
+                            variant.series.record_setup(took);
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(ApiError::Unavailable(format!(
+                        "Endpoint {name} of account {} could not start a serverless instance: {e}",
+                        self.account
+                    )))
+                }
+            }
+        }
+        Ok(admission)
     }
 
     /// Records a captured call: the model's answer is read whole (it is at most

@@ -11,6 +11,7 @@ use super::asynchronous::queue::AsyncOutput;
 use super::capture::Capture;
 use super::metrics::Series;
 use super::multimodel::{ModelRepository, ModelTable};
+use super::serverless::Serverless;
 
 /// One container.
 #[derive(Debug)]
@@ -194,6 +195,8 @@ pub struct LiveVariant {
     pub mode: Mode,
     /// How a call picks an instance.
     pub routing: Routing,
+    /// Serverless variants: MaxConcurrency and cold starts.
+    pub serverless: Option<Arc<Serverless>>,
     pub instances: Vec<LiveInstance>,
     /// Multi-model variants: where TargetModel is fetched from.
     pub models: Option<Arc<ModelRepository>>,
@@ -219,6 +222,7 @@ impl LiveVariant {
             weight,
             mode,
             routing: Routing::default(),
+            serverless: None,
             instances,
             models,
             series: Arc::default(),
@@ -227,6 +231,11 @@ impl LiveVariant {
 
     pub fn with_routing(mut self, routing: Routing) -> Self {
         self.routing = routing;
+        self
+    }
+
+    pub fn with_serverless(mut self, serverless: Option<Arc<Serverless>>) -> Self {
+        self.serverless = serverless;
         self
     }
 

@@ -7,7 +7,8 @@
 //! answer that was not 2XX); ModelLatency (time in the containers) and OverheadLatency
 //! (the rest of sagedock's time) as histograms in microseconds, as CloudWatch reports them.
 //! Multi-model endpoints add ModelCacheHit (invocations whose model was loaded already)
-//! and ModelLoadingWaitTime (how long the others waited for the load).
+//! and ModelLoadingWaitTime (how long the others waited for the load). Serverless variants
+//! add ModelSetupTime (each cold start: an instance launched and healthy for a call).
 //! Recording is atomic additions on a series the router resolved when the endpoint was
 //! published: no lock, no allocation per invocation.
 
@@ -119,7 +120,7 @@ const SCALARS: [Scalar; 8] = [
 type Pick = fn(&Series) -> &Histogram;
 
 /// The histograms, by Prometheus name and CloudWatch name.
-const HISTOGRAMS: [(&str, &str, Pick); 3] = [
+const HISTOGRAMS: [(&str, &str, Pick); 4] = [
     (
         "sagemaker_model_latency_microseconds",
         "ModelLatency",
@@ -135,6 +136,11 @@ const HISTOGRAMS: [(&str, &str, Pick); 3] = [
         "ModelLoadingWaitTime",
         |s| &s.model_loading_wait,
     ),
+    (
+        "sagemaker_model_setup_time_microseconds",
+        "ModelSetupTime",
+        |s| &s.model_setup,
+    ),
 ];
 
 /// The metrics of one endpoint variant. Recording is a few atomic additions: no lock,
@@ -149,6 +155,7 @@ pub struct Series {
     overhead_latency: Histogram,
     model_cache_hits: AtomicU64,
     model_loading_wait: Histogram,
+    model_setup: Histogram,
     /// Asynchronous requests queued or running (a gauge).
     backlog: AtomicU64,
     /// Instances taken out of rotation (dead or failing health checks).
@@ -191,6 +198,11 @@ impl Series {
         } else {
             self.backlog.fetch_sub(1, Relaxed);
         }
+    }
+
+    /// A serverless cold start: how long the instance took to launch and become healthy.
+    pub fn record_setup(&self, took: Duration) {
+        self.model_setup.observe(took);
     }
 
     /// Records a multi-model invocation's model lookup: `None` when the model was loaded

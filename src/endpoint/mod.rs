@@ -20,6 +20,7 @@ pub mod live;
 pub mod metrics;
 pub mod multimodel;
 mod route;
+pub mod serverless;
 pub mod stream;
 
 use std::collections::HashMap;

@@ -48,6 +48,18 @@ impl fmt::Display for InstanceType {
 }
 
 impl InstanceType {
+    /// What a serverless variant of `memory_mib` runs on: that much memory, and compute in
+    /// proportion as SageMaker describes it (it publishes no figures: one vCPU per 2 GiB
+    /// here, at least one).
+    pub fn serverless(memory_mib: u32) -> InstanceType {
+        InstanceType {
+            name: "serverless",
+            vcpus: memory_mib.div_ceil(2048).max(1),
+            memory_mib: u64::from(memory_mib),
+            accelerator: Accelerator::None,
+        }
+    }
+
     /// True for `local`, which applies no limits.
     pub fn is_local(&self) -> bool {
         self.name == "local"

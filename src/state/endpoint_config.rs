@@ -79,6 +79,12 @@ pub struct ServerlessConfig {
     pub memory_size_in_mb: u32,
     #[serde(rename = "MaxConcurrency")]
     pub max_concurrency: u32,
+    #[serde(
+        rename = "ProvisionedConcurrency",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioned_concurrency: Option<u32>,
     #[serde(flatten)]
     pub echoed: Map<String, Value>,
 }

@@ -21,6 +21,7 @@ pub mod tag;
 pub use endpoint::{Endpoint, EndpointStatus, VariantState};
 pub use endpoint_config::{
     AsyncInferenceConfig, DataCaptureConfig, EndpointConfig, EndpointConfigSpec, ProductionVariant,
+    ServerlessConfig,
 };
 pub use model::{ContainerDefinition, ContainerMode, ExecutionMode, Model, ModelSpec};
 pub use store::{Record, Store, StoreError};

@@ -229,6 +229,88 @@ async fn asynchronous_output_must_be_writable_under_the_root() {
 }
 
 #[tokio::test]
+async fn what_sagemaker_refuses_on_serverless_variants_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = control_plane(dir.path());
+    ok(&app, "CreateModel", model("m")).await;
+    let mut isolated = model("isolated");
+    isolated["EnableNetworkIsolation"] = json!(true);
+    ok(&app, "CreateModel", isolated).await;
+    let serverless = |name: &str, model: &str, config: Value| {
+        json!({"EndpointConfigName": name, "ProductionVariants": [
+            {"VariantName": "v", "ModelName": model, "ServerlessConfig": config}]})
+    };
+    let good = json!({"MemorySizeInMB": 2048, "MaxConcurrency": 5});
+    let cases = [
+        (
+            serverless(
+                "a",
+                "m",
+                json!({"MemorySizeInMB": 1500, "MaxConcurrency": 5}),
+            ),
+            "MemorySizeInMB",
+        ),
+        (
+            serverless(
+                "b",
+                "m",
+                json!({"MemorySizeInMB": 2048, "MaxConcurrency": 2, "ProvisionedConcurrency": 3}),
+            ),
+            "ProvisionedConcurrency",
+        ),
+        (
+            serverless("c", "isolated", good.clone()),
+            "network isolation",
+        ),
+        (
+            {
+                let mut c = serverless("d", "m", good.clone());
+                c["ProductionVariants"][0]["InstanceType"] = json!("ml.m5.large");
+                c
+            },
+            "InstanceType",
+        ),
+        (
+            {
+                let mut c = serverless("e", "m", good.clone());
+                c["ProductionVariants"].as_array_mut().unwrap().push(json!(
+                {"VariantName": "w", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}));
+                c
+            },
+            "only that one production variant",
+        ),
+        (
+            {
+                let mut c = serverless("f", "m", good.clone());
+                c["DataCaptureConfig"] = json!({"InitialSamplingPercentage": 10, "DestinationS3Uri": "s3://bucket/c",
+                                            "CaptureOptions": [{"CaptureMode": "Input"}]});
+                c
+            },
+            "DataCaptureConfig",
+        ),
+        (
+            {
+                let mut c = serverless("g", "m", good.clone());
+                c["AsyncInferenceConfig"] =
+                    json!({"OutputConfig": {"S3OutputPath": "s3://bucket/out"}});
+                c
+            },
+            "AsyncInferenceConfig",
+        ),
+    ];
+    for (config, named) in cases {
+        let reply = call(&app, "CreateEndpointConfig", config).await;
+        assert_eq!(reply.error(), "ValidationException", "{named}");
+        assert!(
+            reply.message().contains(named),
+            "{named}: {}",
+            reply.message()
+        );
+    }
+    ok(&app, "CreateEndpointConfig", serverless("ok", "m", good)).await;
+}
+
+#[tokio::test]
 async fn instance_counts_stay_within_the_machine_caps() {
     let dir = tempfile::tempdir().unwrap();
     let app = control_plane_on(dir.path(), silent_engine(dir.path()));
