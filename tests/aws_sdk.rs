@@ -366,9 +366,12 @@ async fn the_sdk_parses_sagedock_errors() {
             .is_some_and(|m| m.starts_with("Received server error (500) from primary")),
         "{e:?}"
     );
-    let group =
-        format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{name}");
-    assert_eq!(e.log_stream_arn(), Some(&*group));
+    // The container's own stream in the endpoint's group.
+    let stream = format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{name}:log-stream:AllTraffic/sagedock-{name}-AllTraffic-");
+    assert!(
+        e.log_stream_arn().is_some_and(|a| a.starts_with(&stream)),
+        "{e:?}"
+    );
     assert_eq!(e.meta().code(), Some("ModelError"));
 
     // The endpoint still serves after the model's error.

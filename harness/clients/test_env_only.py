@@ -205,6 +205,15 @@ def test_the_aws_cli_copies_lists_and_reads_logs_with_the_printed_environment(
     assert re.search(r"\s9437184 big\.bin", listing), listing
     aws(env, "s3", "cp", "s3://cli-bucket/data/big.bin", str(tmp_path / "back.bin"))
     assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("a\n")
+    (tree / "sub" / "b.txt").write_text("b\n")
+    aws(env, "s3", "sync", str(tree), "s3://cli-bucket/synced/")
+    listing = aws(env, "s3", "ls", "--recursive", "s3://cli-bucket/synced/").stdout
+    assert "synced/a.txt" in listing and "synced/sub/b.txt" in listing, listing
+    # A second sync has nothing to send.
+    assert aws(env, "s3", "sync", str(tree), "s3://cli-bucket/synced/").stdout.strip() == ""
     assert (data / "s3" / "cli-bucket" / "data" / "big.bin").read_bytes() == big.read_bytes()
 
     # The notebook's endpoint is gone; its container's output stays in its log stream.

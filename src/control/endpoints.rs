@@ -206,6 +206,20 @@ impl ControlPlane {
         let name = &input.endpoint_name;
         let mut record = self.endpoint(name)?;
         let config = self.endpoint_config(&input.endpoint_config_name)?;
+        // SageMaker lets a serverless endpoint become instance-based, not the reverse.
+        let serverless = |c: &EndpointConfig| {
+            c.spec
+                .production_variants
+                .iter()
+                .any(|v| v.serverless_config.is_some())
+        };
+        let running = self.store.get::<EndpointConfig>(&record.config_name)?;
+        if serverless(&config) && running.as_ref().is_some_and(|c| !serverless(c)) {
+            return Err(AwsError::validation(format!(
+                "Endpoint {name} uses instances: it cannot be updated to the serverless configuration {}.",
+                input.endpoint_config_name
+            )));
+        }
         Self::refuse_unsettled(&record)?;
         // The new fleet comes up beside the old one.
         self.check_capacity(name, instances_of(&config), instances_now(&record))?;

@@ -24,20 +24,27 @@ pub struct LogsError {
 }
 
 impl LogsError {
-    fn invalid(message: impl Into<String>) -> LogsError {
+    /// An error of `kind` (the API's `__type`): the caller's (400), but for
+    /// ServiceUnavailableException (500).
+    pub fn new(kind: &'static str, message: impl Into<String>) -> LogsError {
+        let status = if kind == "ServiceUnavailableException" {
+            500
+        } else {
+            400
+        };
         LogsError {
-            kind: "InvalidParameterException",
-            status: 400,
+            kind,
+            status,
             message: message.into(),
         }
     }
 
+    fn invalid(message: impl Into<String>) -> LogsError {
+        LogsError::new("InvalidParameterException", message)
+    }
+
     fn not_found(message: &str) -> LogsError {
-        LogsError {
-            kind: "ResourceNotFoundException",
-            status: 400,
-            message: message.into(),
-        }
+        LogsError::new("ResourceNotFoundException", message)
     }
 
     /// The error's JSON body.
@@ -61,20 +68,17 @@ pub fn handle(
         "DescribeLogStreams" => describe_streams(record, parse(body)?, &arn),
         "GetLogEvents" => get_events(record, parse(body)?),
         "FilterLogEvents" => filter_events(record, parse(body)?),
-        other => Err(LogsError {
-            kind: "UnknownOperationException",
-            status: 400,
-            message: format!("sagedock's CloudWatch Logs implements DescribeLogGroups, DescribeLogStreams, GetLogEvents and FilterLogEvents (the read side, fed from the containers' output), not {other}."),
-        }),
+        other => Err(LogsError::new("UnknownOperationException", format!("sagedock's CloudWatch Logs implements DescribeLogGroups, DescribeLogStreams, GetLogEvents and FilterLogEvents (the read side, fed from the containers' output), not {other}."))),
     }
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, LogsError> {
     let body = if body.is_empty() { b"{}" } else { body };
-    serde_json::from_slice(body).map_err(|e| LogsError {
-        kind: "SerializationException",
-        status: 400,
-        message: format!("The request body is not the operation's input: {e}"),
+    serde_json::from_slice(body).map_err(|e| {
+        LogsError::new(
+            "SerializationException",
+            format!("The request body is not the operation's input: {e}"),
+        )
     })
 }
 

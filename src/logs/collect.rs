@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
-use bollard::query_parameters::{EventsOptions, LogsOptionsBuilder};
+use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::StreamExt;
 
-use super::{endpoint_group, endpoint_stream, Event, LogRecord};
-use crate::runtime::{gc, labels, Engine};
+use super::{endpoint_group, endpoint_stream, epoch_millis, Event, LogRecord};
+use crate::runtime::{events, gc, labels, Engine};
 use crate::sync::locked;
 
 /// Starts collecting the output of `owner`'s containers into `record`, for the life of
@@ -26,19 +26,7 @@ pub fn start(engine: Engine, owner: String, record: Arc<LogRecord>) {
         loop {
             // Subscribe first, then list: a container starting in between is seen twice
             // (and followed once), never missed.
-            let filters: HashMap<String, Vec<String>> = HashMap::from([
-                ("type".to_string(), vec!["container".to_string()]),
-                ("event".to_string(), vec!["start".to_string()]),
-                (
-                    "label".to_string(),
-                    vec![format!("{}={owner}", labels::OWNER)],
-                ),
-            ]);
-            let options = EventsOptions {
-                filters: Some(filters),
-                ..Default::default()
-            };
-            let mut events = engine.docker.events(Some(options));
+            let mut events = events::of_owner(&engine, &owner, &["start"]);
             if let Ok(containers) = gc::list(&engine).await {
                 for c in containers {
                     let ours = c.labels.get(labels::OWNER) == Some(&owner);
@@ -127,30 +115,17 @@ fn follow(
     });
 }
 
-/// A line as the engine gives it with timestamps on: `2026-11-30T09:00:00.123456789Z text`.
+/// A line as the engine gives it with timestamps on: `2026-11-30T09:00:00.123456789Z text`
+/// (a line without one is stamped now).
 fn parse_line(line: &str) -> Event {
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-    };
-    let Some((stamp, message)) = line.split_once(' ') else {
-        return Event {
-            timestamp: now(),
-            message: line.to_string(),
-        };
-    };
-    match humantime::parse_rfc3339_weak(stamp) {
-        Ok(time) => Event {
-            timestamp: time
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-            message: message.to_string(),
-        },
-        Err(_) => Event {
-            timestamp: now(),
-            message: line.to_string(),
-        },
+    let stamped = line.split_once(' ').and_then(|(stamp, message)| {
+        let time = humantime::parse_rfc3339_weak(stamp).ok()?;
+        Some((time, message))
+    });
+    let (time, message) = stamped.unwrap_or((std::time::SystemTime::now(), line));
+    Event {
+        timestamp: epoch_millis(time),
+        message: message.to_string(),
     }
 }
 

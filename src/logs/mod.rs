@@ -189,9 +189,12 @@ fn entries(dir: &Path) -> impl Iterator<Item = (String, std::fs::Metadata)> {
 }
 
 fn millis(meta: &std::fs::Metadata) -> i64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+    meta.modified().map_or(0, epoch_millis)
+}
+
+/// A time as CloudWatch gives it: milliseconds since the epoch.
+pub fn epoch_millis(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 

@@ -8,8 +8,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bollard::models::EventMessage;
 use bollard::query_parameters::EventsOptions;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast;
 
 use super::{labels, Engine};
@@ -21,6 +22,30 @@ pub enum Death {
     Died { id: String, reason: String },
     /// Events may have been missed: look at every container again.
     Resync,
+}
+
+/// The engine's `actions` events (`start`, `die`, …) of `owner`'s containers, as they
+/// happen; the stream ends when the connection to the engine does.
+pub fn of_owner(
+    engine: &Engine,
+    owner: &str,
+    actions: &[&str],
+) -> impl Stream<Item = Result<EventMessage, bollard::errors::Error>> {
+    let filters: HashMap<String, Vec<String>> = HashMap::from([
+        ("type".to_string(), vec!["container".to_string()]),
+        (
+            "event".to_string(),
+            actions.iter().map(|a| (*a).to_string()).collect(),
+        ),
+        (
+            "label".to_string(),
+            vec![format!("{}={owner}", labels::OWNER)],
+        ),
+    ]);
+    engine.docker.events(Some(EventsOptions {
+        filters: Some(filters),
+        ..Default::default()
+    }))
 }
 
 /// Follows the deaths of `owner`'s containers for the life of the process.
@@ -35,22 +60,7 @@ pub fn follow(engine: Engine, owner: String) -> broadcast::Sender<Death> {
                 let _ = tx.send(Death::Resync);
             }
             first = false;
-            let filters: HashMap<String, Vec<String>> = HashMap::from([
-                ("type".to_string(), vec!["container".to_string()]),
-                (
-                    "event".to_string(),
-                    vec!["die".to_string(), "oom".to_string()],
-                ),
-                (
-                    "label".to_string(),
-                    vec![format!("{}={owner}", labels::OWNER)],
-                ),
-            ]);
-            let options = EventsOptions {
-                filters: Some(filters),
-                ..Default::default()
-            };
-            let mut stream = engine.docker.events(Some(options));
+            let mut stream = of_owner(&engine, &owner, &["die", "oom"]);
             let mut oom = std::collections::HashSet::new();
             while let Some(event) = stream.next().await {
                 let Ok(event) = event else { break };

@@ -30,6 +30,7 @@ pub use listener::{serve, Limits};
 
 use crate::control::{AwsError, ControlPlane};
 use crate::endpoint::{full, uuid_like, ApiError, Body, RequestBody, Router};
+use crate::logs::api::LogsError;
 use crate::logs::LogRecord;
 use crate::storage::api::S3Api;
 use service::Service;
@@ -231,21 +232,19 @@ impl App {
     async fn logs<B: RequestBody>(&self, req: Request<B>) -> Response<Body> {
         let target = target(&req).to_string();
         let Some(record) = self.services.logs.clone() else {
-            let error = crate::logs::api::LogsError {
-                kind: "UnknownOperationException",
-                status: 400,
-                message: "This sagedock keeps no CloudWatch Logs: `sagedock up` does.".into(),
-            };
+            let error = LogsError::new(
+                "UnknownOperationException",
+                "This sagedock keeps no CloudWatch Logs: `sagedock up` does.",
+            );
             return logs_response(Err(error));
         };
         let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
-                return logs_response(Err(crate::logs::api::LogsError {
-                    kind: "InvalidParameterException",
-                    status: 400,
-                    message: "The request body is over 1 MiB.".into(),
-                }))
+                return logs_response(Err(LogsError::new(
+                    "InvalidParameterException",
+                    "The request body is over 1 MiB.",
+                )))
             }
         };
         let (account, region) = (self.router.account.clone(), self.router.region.clone());
@@ -255,11 +254,10 @@ impl App {
         .await;
         match answered {
             Ok(result) => logs_response(result),
-            Err(e) => logs_response(Err(crate::logs::api::LogsError {
-                kind: "ServiceUnavailableException",
-                status: 500,
-                message: format!("The operation failed: {e}"),
-            })),
+            Err(e) => logs_response(Err(LogsError::new(
+                "ServiceUnavailableException",
+                format!("The operation failed: {e}"),
+            ))),
         }
     }
 }

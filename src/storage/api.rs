@@ -269,7 +269,10 @@ mod tests {
 
     #[test]
     fn a_content_range_gives_its_first_byte() {
-        assert_eq!(range_start("bytes 8388608-16777215/1073741824"), Some(8_388_608));
+        assert_eq!(
+            range_start("bytes 8388608-16777215/1073741824"),
+            Some(8_388_608)
+        );
         assert_eq!(range_start("bytes 0-0/1"), Some(0));
         assert_eq!(range_start("items 1-2/3"), None);
         assert_eq!(range_start("bytes x-1/2"), None);

@@ -400,6 +400,29 @@ async fn a_deployment_the_engine_cannot_take_fails_with_a_reason() {
     );
     let listed = ok(&app, "ListEndpoints", json!({"StatusEquals": "Failed"})).await;
     assert_eq!(listed["Endpoints"][0]["EndpointName"], "e");
+    // An instance-based endpoint does not become serverless (SageMaker allows only the
+    // other way).
+    ok(
+        &app,
+        "CreateEndpointConfig",
+        json!({"EndpointConfigName": "s", "ProductionVariants": [{"VariantName": "v",
+               "ModelName": "m", "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1}}]}),
+    )
+    .await;
+    let reply = call(
+        &app,
+        "UpdateEndpoint",
+        json!({"EndpointName": "e", "EndpointConfigName": "s"}),
+    )
+    .await;
+    assert_eq!(reply.error(), "ValidationException");
+    assert!(
+        reply
+            .message()
+            .contains("cannot be updated to the serverless"),
+        "{}",
+        reply.message()
+    );
     ok(&app, "DeleteEndpoint", json!({"EndpointName": "e"})).await;
 }
 
