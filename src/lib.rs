@@ -30,6 +30,7 @@ pub mod deploy;
 pub mod endpoint;
 mod error;
 pub mod framework;
+pub mod http;
 pub mod logs;
 pub mod runtime;
 pub mod server;

@@ -9,7 +9,7 @@ use hyper::{Response, StatusCode};
 use serde_json::json;
 
 use crate::botocore::Invalid;
-use crate::endpoint::{full, Body};
+use crate::http::{full, Body};
 use crate::state::StoreError;
 
 /// An error as AWS sends it.

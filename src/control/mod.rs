@@ -34,7 +34,8 @@ pub use error::AwsError;
 use lifecycle::Lifecycle;
 
 use crate::deploy::Deployer;
-use crate::endpoint::{full, Body, Router};
+use crate::endpoint::Router;
+use crate::http::{full, Body};
 use crate::state::Store;
 use crate::storage::ModelLocation;
 

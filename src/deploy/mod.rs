@@ -20,7 +20,6 @@ mod fleet;
 mod launch;
 mod model_data;
 pub mod plan;
-mod serverless;
 pub mod supervise;
 
 use std::path::PathBuf;

@@ -29,33 +29,14 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 
 pub use asynchronous::{AsyncOutput, AsyncQueue};
 pub use error::ApiError;
 pub use live::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Routing};
 
+pub(crate) use crate::http::{full, Body, BoxError, RequestBody};
 use crate::storage::Storage;
-
-/// Response bodies.
-pub type Body = BoxBody<Bytes, BoxError>;
-
-/// A boxed error, as request bodies report them.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What a request body may be: hyper's `Incoming` from a socket, or any body a test builds.
-pub trait RequestBody:
-    hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
-{
-}
-impl<B: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static> RequestBody for B {}
-
-/// A complete body.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
-}
 
 /// An id in AWS's UUID form (version-4 layout) from a counter or random number.
 pub fn uuid_like(n: u64) -> String {

@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 
 use super::App;
 use crate::control::AwsError;
-use crate::endpoint::{ApiError, Body};
+use crate::endpoint::ApiError;
+use crate::http::Body;
 
 /// Bounds on connections.
 #[derive(Debug, Clone, Copy)]

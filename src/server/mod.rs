@@ -29,7 +29,8 @@ use hyper::{Method, Request, Response, StatusCode};
 pub use listener::{serve, Limits};
 
 use crate::control::{AwsError, ControlPlane};
-use crate::endpoint::{full, uuid_like, ApiError, Body, RequestBody, Router};
+use crate::endpoint::{uuid_like, ApiError, Router};
+use crate::http::{full, Body, RequestBody};
 use crate::logs::api::LogsError;
 use crate::logs::LogRecord;
 use crate::storage::api::S3Api;

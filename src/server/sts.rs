@@ -11,7 +11,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 
 use super::percent_decode;
-use crate::endpoint::{full, Body, RequestBody};
+use crate::http::{full, Body, RequestBody};
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 

@@ -34,7 +34,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 use super::{S3Location, StorageError};
 use crate::credentials::Credentials;
-use crate::endpoint::{full, Body, BoxError, RequestBody};
+use crate::http::{full, Body, BoxError, RequestBody};
 
 /// The domain virtual-host style requests name buckets under.
 pub const VIRTUAL_HOST_DOMAIN: &str = "localhost";
