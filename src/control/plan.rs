@@ -12,7 +12,8 @@ use crate::endpoint::{Mode, Routing};
 use crate::runtime::instance::{self, InstanceType};
 use crate::state::model::InferenceExecutionMode;
 use crate::state::{
-    ContainerDefinition, DataCaptureConfig, EndpointConfig, Model, ModelSpec, Store, VariantState,
+    AsyncInferenceConfig, ContainerDefinition, DataCaptureConfig, EndpointConfig, Model, ModelSpec,
+    ProductionVariant, Store, VariantState,
 };
 use crate::storage::{ModelLocation, S3Location, StorageError};
 
@@ -30,81 +31,98 @@ pub fn endpoint_plan(
     counts: Option<&[VariantState]>,
     default_health_timeout: Duration,
 ) -> Result<EndpointPlan, Reason> {
-    let mut variants = Vec::new();
-    for variant in &config.spec.production_variants {
-        let model: Model = store
-            .get(variant.model_name())
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| {
-                format!(
-                    "Model {} of variant {} no longer exists.",
-                    variant.model_name(),
-                    variant.variant_name
-                )
-            })?;
-        let now = counts.and_then(|c| c.iter().find(|v| v.name == variant.variant_name));
-        let containers = container_plans(&model.spec).map_err(|e| e.to_string())?;
-        variants.push(VariantPlan {
-            name: variant.variant_name.clone(),
-            weight: now.map_or(variant.weight(), |v| v.current_weight),
-            instance_count: now.map_or(variant.instance_count(), |v| v.current_count),
-            instance_type: match &variant.serverless_config {
-                Some(s) => InstanceType::serverless(s.memory_size_in_mb),
-                None => instance::lookup(variant.instance_type())?,
-            },
-            containers,
-            mode: mode(&model.spec),
-            routing: variant
-                .routing_config
-                .as_ref()
-                .and_then(|r| Routing::parse(&r.routing_strategy))
-                .unwrap_or_default(),
-            serverless: variant.serverless_config.as_ref().map(|s| ServerlessPlan {
-                max_concurrency: s.max_concurrency,
-                provisioned: s.provisioned_concurrency.unwrap_or(0),
-            }),
-            network_isolation: model.spec.network_isolation(),
-            health_timeout: variant
-                .container_startup_health_check_timeout_in_seconds
-                .map_or(default_health_timeout, |s| {
-                    Duration::from_secs(u64::from(s))
-                }),
-        });
-    }
-    let asynchronous = match &config.spec.async_inference_config {
-        None => None,
-        Some(a) => {
-            let parse = |url: &str| S3Location::parse(url).map_err(|e| e.to_string());
-            let output = a
-                .output_config
-                .s3_output_path
-                .as_deref()
-                .ok_or("AsyncInferenceConfig.OutputConfig has no S3OutputPath")?;
-            Some(AsyncPlan {
-                output: parse(output)?,
-                failure: a
-                    .output_config
-                    .s3_failure_path
-                    .as_deref()
-                    .map(parse)
-                    .transpose()?,
-                per_instance: a
-                    .max_concurrent_invocations_per_instance()
-                    .unwrap_or(DEFAULT_PER_INSTANCE),
-            })
-        }
-    };
+    let variants = config
+        .spec
+        .production_variants
+        .iter()
+        .map(|variant| {
+            let now = counts.and_then(|c| c.iter().find(|v| v.name == variant.variant_name));
+            variant_plan(store, variant, now, default_health_timeout)
+        })
+        .collect::<Result<_, _>>()?;
     Ok(EndpointPlan {
         endpoint: name.to_string(),
         generation,
         variants,
-        asynchronous,
+        asynchronous: config
+            .spec
+            .async_inference_config
+            .as_ref()
+            .map(async_plan)
+            .transpose()?,
         capture: config
             .spec
             .data_capture_config
             .as_ref()
             .map(capture_settings)
             .transpose()?,
+    })
+}
+
+/// One production variant's plan; `now` is what it runs now, when it runs.
+fn variant_plan(
+    store: &Store,
+    variant: &ProductionVariant,
+    now: Option<&VariantState>,
+    default_health_timeout: Duration,
+) -> Result<VariantPlan, Reason> {
+    let model: Model = store
+        .get(variant.model_name())
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "Model {} of variant {} no longer exists.",
+                variant.model_name(),
+                variant.variant_name
+            )
+        })?;
+    Ok(VariantPlan {
+        name: variant.variant_name.clone(),
+        weight: now.map_or(variant.weight(), |v| v.current_weight),
+        instance_count: now.map_or(variant.instance_count(), |v| v.current_count),
+        instance_type: match &variant.serverless_config {
+            Some(s) => InstanceType::serverless(s.memory_size_in_mb),
+            None => instance::lookup(variant.instance_type())?,
+        },
+        containers: container_plans(&model.spec).map_err(|e| e.to_string())?,
+        mode: mode(&model.spec),
+        routing: variant
+            .routing_config
+            .as_ref()
+            .and_then(|r| Routing::parse(&r.routing_strategy))
+            .unwrap_or_default(),
+        serverless: variant.serverless_config.as_ref().map(|s| ServerlessPlan {
+            max_concurrency: s.max_concurrency,
+            provisioned: s.provisioned_concurrency.unwrap_or(0),
+        }),
+        network_isolation: model.spec.network_isolation(),
+        health_timeout: variant
+            .container_startup_health_check_timeout_in_seconds
+            .map_or(default_health_timeout, |s| {
+                Duration::from_secs(u64::from(s))
+            }),
+    })
+}
+
+/// AsyncInferenceConfig as the router applies it.
+fn async_plan(config: &AsyncInferenceConfig) -> Result<AsyncPlan, Reason> {
+    let parse = |url: &str| S3Location::parse(url).map_err(|e| e.to_string());
+    let output = config
+        .output_config
+        .s3_output_path
+        .as_deref()
+        .ok_or("AsyncInferenceConfig.OutputConfig has no S3OutputPath")?;
+    Ok(AsyncPlan {
+        output: parse(output)?,
+        failure: config
+            .output_config
+            .s3_failure_path
+            .as_deref()
+            .map(parse)
+            .transpose()?,
+        per_instance: config
+            .max_concurrent_invocations_per_instance()
+            .unwrap_or(DEFAULT_PER_INSTANCE),
     })
 }
 
