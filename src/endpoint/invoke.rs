@@ -22,7 +22,7 @@ use super::error::ApiError;
 use super::live::Backend;
 use super::multimodel::{LoadError, Ready, TargetModel};
 use super::route::Target;
-use super::serverless::{Admission, Serverless};
+use super::serverless::Admission;
 use super::{Body, BoxError, RequestBody, Router, INVOCATION_TIMEOUT};
 
 /// The caller's InferenceId.
@@ -51,18 +51,11 @@ impl Router {
     ) -> Response<Body> {
         let t0 = Instant::now();
         let (parts, body) = req.into_parts();
-        let serverless = self.serverless(name);
-        let _admitted = match &serverless {
-            Some(s) => match self.admit_serverless(name, s).await {
-                Ok(admission) => Some(admission),
+        let (mut target, _admitted) =
+            match self.admitted_target(name, &parts.headers, request_id).await {
+                Ok(t) => t,
                 Err(e) => return e.into_response(),
-            },
-            None => None,
-        };
-        let mut target = match self.resolve("InvokeEndpoint", name, &parts.headers, request_id) {
-            Ok(t) => t,
-            Err(e) => return e.into_response(),
-        };
+            };
         let payload = match Self::payload(body).await {
             Ok(p) => p,
             Err(e) => return e.into_response(),
@@ -109,43 +102,42 @@ impl Router {
         }
     }
 
-    /// A serverless endpoint's variant state (serverless endpoints have one variant).
-    fn serverless(&self, name: &str) -> Option<Arc<Serverless>> {
-        self.get(name)?.variants.first()?.serverless.clone()
-    }
-
-    /// Admits a call to a serverless variant (ThrottlingException past MaxConcurrency),
-    /// then makes sure an instance is warm: a cold start when none is, which the call
-    /// waits for and ModelSetupTime records.
-    async fn admit_serverless<'s>(
+    /// Where the call goes. A serverless variant first admits it (ThrottlingException
+    /// past MaxConcurrency) and, when no instance is warm, waits for a cold start (recorded
+    /// as ModelSetupTime) and resolves again; any other call resolves once.
+    async fn admitted_target(
         &self,
         name: &str,
-        serverless: &'s Serverless,
-    ) -> Result<Admission<'s>, ApiError> {
+        headers: &HeaderMap,
+        request_id: &str,
+    ) -> Result<(Target, Option<Admission>), ApiError> {
+        let resolved = self.resolve("InvokeEndpoint", name, headers, request_id);
+        let serverless = match &resolved {
+            Ok(target) => target.variant().serverless.clone(),
+            // Serverless endpoints have one variant; none warm is a cold start.
+            Err(ApiError::Unavailable(_)) => self
+                .get(name)
+                .and_then(|e| e.variants.first()?.serverless.clone()),
+            Err(_) => None,
+        };
+        let Some(serverless) = serverless else {
+            return resolved.map(|target| (target, None));
+        };
         let admission = serverless.admit(name)?;
-        let warm = self
-            .get(name)
-            .and_then(|e| Some(e.variants.first()?.healthy_instances() > 0))
-            .unwrap_or(false);
-        if !warm {
-            match serverless.warm_up().await {
-                Ok(Some(took)) => {
-                    if let Some(endpoint) = self.get(name) {
-                        if let Some(variant) = endpoint.variants.first() {
-                            variant.series.record_setup(took);
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(ApiError::Unavailable(format!(
-                        "Endpoint {name} of account {} could not start a serverless instance: {e}",
-                        self.account
-                    )))
-                }
-            }
+        if let Ok(target) = resolved {
+            return Ok((target, Some(admission)));
         }
-        Ok(admission)
+        let took = serverless.warm_up().await.map_err(|e| {
+            ApiError::Unavailable(format!(
+                "Endpoint {name} of account {} could not start a serverless instance: {e}",
+                self.account
+            ))
+        })?;
+        let target = self.resolve("InvokeEndpoint", name, headers, request_id)?;
+        if let Some(took) = took {
+            target.variant().series.record_setup(took);
+        }
+        Ok((target, Some(admission)))
     }
 
     /// Records a captured call: the model's answer is read whole (it is at most

@@ -45,11 +45,11 @@ impl std::fmt::Debug for Serverless {
 }
 
 /// A call's place among a serverless variant's MaxConcurrency: given back when dropped.
-pub struct Admission<'a> {
-    serverless: &'a Serverless,
+pub struct Admission {
+    serverless: Arc<Serverless>,
 }
 
-impl Drop for Admission<'_> {
+impl Drop for Admission {
     fn drop(&mut self) {
         self.serverless.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.serverless.touch();
@@ -74,9 +74,11 @@ impl Serverless {
     }
 
     /// Admits one call, or refuses it when MaxConcurrency calls are in flight.
-    pub fn admit(&self, endpoint: &str) -> Result<Admission<'_>, ApiError> {
+    pub fn admit(self: &Arc<Self>, endpoint: &str) -> Result<Admission, ApiError> {
         let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let admission = Admission { serverless: self };
+        let admission = Admission {
+            serverless: self.clone(),
+        };
         if before >= self.max_concurrency {
             drop(admission);
             return Err(ApiError::Throttling(format!(
@@ -123,7 +125,7 @@ mod tests {
 
     #[test]
     fn calls_beyond_max_concurrency_are_throttled_and_places_come_back() {
-        let s = Serverless::new(2, 0);
+        let s = Arc::new(Serverless::new(2, 0));
         let a = s.admit("ep").unwrap();
         let b = s.admit("ep").unwrap();
         let refused = s.admit("ep").err().unwrap();

@@ -75,21 +75,22 @@ impl LogRecord {
         })
     }
 
-    /// Every event of a group's streams not yet `seen` (events already read, per stream;
-    /// updated), in time order with their stream's name.
+    /// Every event of a group's streams not yet `seen` (how far each stream has been read,
+    /// in bytes; updated), in time order with their stream's name. Only what was appended
+    /// since is read.
     pub fn unseen(
         &self,
         group: &str,
-        seen: &mut std::collections::HashMap<String, usize>,
+        seen: &mut std::collections::HashMap<String, u64>,
     ) -> Vec<(String, Event)> {
         let mut out = Vec::new();
-        for stream in self.streams(group).unwrap_or_default() {
-            let events = self.read(group, &stream.name).unwrap_or_default();
-            let done = seen.entry(stream.name.clone()).or_insert(0);
-            for event in events.into_iter().skip(*done) {
-                *done += 1;
-                out.push((stream.name.clone(), event));
-            }
+        for name in self.stream_names(group).unwrap_or_default() {
+            let done = seen.entry(name.clone()).or_insert(0);
+            let Some((events, read_to)) = self.read_from(group, &name, *done) else {
+                continue;
+            };
+            *done = read_to;
+            out.extend(events.into_iter().map(|e| (name.clone(), e)));
         }
         out.sort_by(|a, b| (a.1.timestamp, &a.0).cmp(&(b.1.timestamp, &b.0)));
         out
@@ -132,8 +133,7 @@ impl LogRecord {
         if !dir.is_dir() {
             return None;
         }
-        let mut streams: Vec<StreamInfo> = entries(&dir)
-            .filter(|(_, meta)| meta.is_file())
+        let mut streams: Vec<StreamInfo> = stream_files(&dir)
             .map(|(name, meta)| {
                 let events = self.read(group, &name).unwrap_or_default();
                 StreamInfo {
@@ -149,30 +149,54 @@ impl LogRecord {
         Some(streams)
     }
 
+    /// The names of a group's streams; None when the group does not exist.
+    fn stream_names(&self, group: &str) -> Option<Vec<String>> {
+        let dir = self.group_dir(group);
+        dir.is_dir()
+            .then(|| stream_files(&dir).map(|(name, _)| name).collect())
+    }
+
     /// A stream's events in order; None when the stream does not exist.
     pub fn read(&self, group: &str, stream: &str) -> Option<Vec<Event>> {
-        let text = std::fs::read(self.stream_file(group, stream)).ok()?;
-        let text = String::from_utf8_lossy(&text);
+        self.read_from(group, stream, 0).map(|(events, _)| events)
+    }
+
+    /// A stream's events from byte `offset` on, and the offset read up to; None when the
+    /// stream does not exist.
+    fn read_from(&self, group: &str, stream: &str, offset: u64) -> Option<(Vec<Event>, u64)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(self.stream_file(group, stream)).ok()?;
+        file.seek(SeekFrom::Start(offset)).ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
         // A line still being written has no newline yet: it is left for the next read.
-        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-        Some(
-            complete
-                .lines()
-                .filter_map(|line| {
-                    let (time, message) = line.split_once(' ')?;
-                    Some(Event {
-                        timestamp: time.parse().ok()?,
-                        message: message.to_string(),
-                    })
+        let complete = bytes
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |end| end + 1);
+        let text = String::from_utf8_lossy(&bytes[..complete]);
+        let events = text
+            .lines()
+            .filter_map(|line| {
+                let (time, message) = line.split_once(' ')?;
+                Some(Event {
+                    timestamp: time.parse().ok()?,
+                    message: message.to_string(),
                 })
-                .collect(),
-        )
+            })
+            .collect();
+        Some((events, offset + complete as u64))
     }
 
     /// The time of a stream's last event.
     pub fn last_timestamp(&self, group: &str, stream: &str) -> Option<i64> {
         self.read(group, stream)?.last().map(|e| e.timestamp)
     }
+}
+
+/// A group folder's stream files as (stream name, metadata).
+fn stream_files(dir: &Path) -> impl Iterator<Item = (String, std::fs::Metadata)> {
+    entries(dir).filter(|(_, meta)| meta.is_file())
 }
 
 /// A folder's entries as (unescaped name, metadata); names that are not sagedock's
@@ -305,6 +329,32 @@ mod tests {
         assert!(record.streams("/aws/sagemaker/Endpoints/other").is_none());
         // Names that climb out stay inside: they are one escaped file name.
         assert!(record.read("..", "../../etc/passwd").is_none());
+    }
+
+    #[test]
+    fn unseen_events_are_read_from_where_the_last_read_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = LogRecord::open(dir.path()).unwrap();
+        let mut seen = std::collections::HashMap::new();
+        record.append("g", "a", &[event(1, "one")]).unwrap();
+        record.append("g", "b", &[event(2, "two")]).unwrap();
+        let first: Vec<_> = record
+            .unseen("g", &mut seen)
+            .into_iter()
+            .map(|(s, e)| (s, e.message))
+            .collect();
+        assert_eq!(
+            first,
+            [
+                ("a".to_string(), "one".to_string()),
+                ("b".to_string(), "two".to_string())
+            ]
+        );
+        assert!(record.unseen("g", &mut seen).is_empty());
+        record.append("g", "a", &[event(3, "three")]).unwrap();
+        let next = record.unseen("g", &mut seen);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].1.message, "three");
     }
 
     #[test]
