@@ -93,6 +93,7 @@ fn control_plane(
         engine.clone(),
         Cache::at(dir.join("cache")),
         Storage::None,
+        std::sync::Arc::new(sagedock::logs::LogRecord::open(&data.join("logs")).unwrap()),
         options,
     )
     .unwrap();

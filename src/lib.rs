@@ -1,4 +1,4 @@
-//! sagedock runs Amazon SageMaker hosting on one machine.
+//! sagedock runs Amazon SageMaker hosting and training on one machine.
 //!
 //! It takes what a SageMaker deployment takes — a `model.tar.gz`, a serving image, the
 //! hosting API calls — and produces a real endpoint backed by real containers, so that
@@ -10,7 +10,7 @@
 //!   [`control`] (the SageMaker API) and [`endpoint`] (the runtime API);
 //! - [`ci`] (spec files, JUnit) and [`bench`] (load and latency);
 //! - [`deploy`]: a plan in, healthy routed containers out — the one path `serve`, `ci` and
-//!   `up` take;
+//!   `up` take; [`training`]: a training job's containers run to their end, its model out;
 //! - [`state`] (typed records and their store), [`storage`] (`s3://` and `file://`
 //!   locations under one confinement rule), [`botocore`] (the AWS service models and
 //!   their input validation);
@@ -37,6 +37,7 @@ pub mod server;
 pub mod state;
 pub mod storage;
 mod sync;
+pub mod training;
 pub mod units;
 
 pub use cli::{run, Cli};

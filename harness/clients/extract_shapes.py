@@ -27,6 +27,10 @@ SERVICES = {
         "CreateEndpoint", "DescribeEndpoint", "ListEndpoints", "DeleteEndpoint",
         "UpdateEndpoint", "UpdateEndpointWeightsAndCapacities",
         "AddTags", "ListTags", "DeleteTags",
+        "CreateTrainingJob", "DescribeTrainingJob", "ListTrainingJobs", "StopTrainingJob",
+        "CreateHyperParameterTuningJob", "DescribeHyperParameterTuningJob",
+        "ListHyperParameterTuningJobs", "ListTrainingJobsForHyperParameterTuningJob",
+        "StopHyperParameterTuningJob",
     ],
     "sagemaker-runtime": [
         "InvokeEndpoint", "InvokeEndpointAsync", "InvokeEndpointWithResponseStream",

@@ -482,7 +482,7 @@ def test_tags_on_model(sm, names):
 
 def test_unimplemented_operation_is_a_client_error(sm):
     with pytest.raises(ClientError) as e:
-        sm.list_training_jobs()
+        sm.list_processing_jobs()
     code, msg, status = error_of(e)
     assert isinstance(code, str) and code.strip(), e.value.response
     assert status == 400

@@ -287,6 +287,12 @@ async fn start_server(
         engine,
         Cache::at(work.join("cache")),
         Storage::root(s3)?,
+        std::sync::Arc::new(crate::logs::LogRecord::open(&data.join("logs")).map_err(
+            |source| crate::error::Error::Write {
+                path: data.join("logs"),
+                source,
+            },
+        )?),
         options,
     )?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;

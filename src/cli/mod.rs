@@ -267,6 +267,11 @@ pub struct UpArgs {
     /// keeps it warm.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub serverless_idle: std::time::Duration,
+    /// A JSON object of AWS image repositories (`tensorflow-training`, or with a tag,
+    /// `sagemaker-xgboost:1.7-1`) and the local images that run for them, over the
+    /// built-in map (README: "The image map").
+    #[arg(long, value_name = "FILE")]
+    pub image_map: Option<PathBuf>,
     #[command(flatten)]
     pub capacity: CapacityArgs,
 }

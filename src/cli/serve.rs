@@ -133,6 +133,7 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         capacity: args.capacity.capacity(engine.memory_bytes),
         health_check_interval: args.health_check_interval,
         serverless_idle: DeployOptions::SERVERLESS_IDLE,
+        images: std::sync::Arc::default(),
     };
     let deployer = Arc::new(Deployer::new(
         engine.clone(),

@@ -89,6 +89,11 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
             capacity: args.capacity.capacity(engine.memory_bytes),
             health_check_interval: args.health_check_interval,
             serverless_idle: args.serverless_idle,
+            images: std::sync::Arc::new(match &args.image_map {
+                Some(path) => crate::runtime::ImageMap::load(path)
+                    .map_err(|e| Error::Argument(e.to_string()))?,
+                None => crate::runtime::ImageMap::default(),
+            }),
         },
     };
     let storage = storage(args, &data_dir)?;
@@ -123,6 +128,7 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         engine,
         Cache::from_env()?,
         storage.clone(),
+        record.clone(),
         options,
     )?;
     control.restore().await?;

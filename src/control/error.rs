@@ -39,6 +39,16 @@ impl AwsError {
         Self::new("ResourceLimitExceeded", 400, message)
     }
 
+    /// `ResourceInUse` (400): a name already taken (training jobs).
+    pub fn resource_in_use(message: impl Into<String>) -> Self {
+        Self::new("ResourceInUse", 400, message)
+    }
+
+    /// `ResourceNotFound` (400): no such resource (tuning jobs).
+    pub fn resource_not_found(message: impl Into<String>) -> Self {
+        Self::new("ResourceNotFound", 400, message)
+    }
+
     /// `SerializationException` (400): a body that is not the operation's JSON.
     pub fn serialization(message: impl Into<String>) -> Self {
         Self::new("SerializationException", 400, message)
@@ -49,7 +59,7 @@ impl AwsError {
         Self::new(
             "UnknownOperationException",
             400,
-            format!("sagedock does not implement {target}; it serves the SageMaker hosting operations (models, endpoint configs, endpoints, tags)"),
+            format!("sagedock does not implement {target}; it serves the SageMaker hosting operations (models, endpoint configs, endpoints, tags), training jobs and hyperparameter tuning jobs"),
         )
     }
 

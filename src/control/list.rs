@@ -1,4 +1,5 @@
-//! The List operations' rules, shared by ListModels, ListEndpointConfigs and ListEndpoints:
+//! The List operations' rules, shared by ListModels, ListEndpointConfigs, ListEndpoints and
+//! ListTrainingJobs:
 //! filters, sort (newest first by default), pages of MaxResults (10 by default) with an
 //! opaque NextToken.
 
@@ -8,8 +9,8 @@ use serde_json::{Map, Value};
 use super::error::AwsError;
 use super::shapes::{
     EndpointConfigSummary, EndpointSummary, ListInput, ModelSummary, SortBy, SortOrder,
+    TrainingJobSummary,
 };
-use crate::state::EndpointStatus;
 
 /// MaxResults when the caller gives none.
 const DEFAULT_PAGE: u32 = 10;
@@ -24,7 +25,7 @@ pub trait Listed: Serialize {
     fn last_modified_time(&self) -> Option<f64> {
         None
     }
-    fn status(&self) -> Option<EndpointStatus> {
+    fn status(&self) -> Option<&'static str> {
         None
     }
 }
@@ -60,8 +61,24 @@ impl Listed for EndpointSummary {
     fn last_modified_time(&self) -> Option<f64> {
         Some(self.last_modified_time)
     }
-    fn status(&self) -> Option<EndpointStatus> {
-        Some(self.endpoint_status)
+    fn status(&self) -> Option<&'static str> {
+        Some(self.endpoint_status.as_str())
+    }
+}
+
+impl Listed for TrainingJobSummary {
+    const KEY: &'static str = "TrainingJobSummaries";
+    fn name(&self) -> &str {
+        &self.training_job_name
+    }
+    fn creation_time(&self) -> f64 {
+        self.creation_time
+    }
+    fn last_modified_time(&self) -> Option<f64> {
+        Some(self.last_modified_time)
+    }
+    fn status(&self) -> Option<&'static str> {
+        Some(self.training_job_status.as_str())
     }
 }
 
@@ -71,8 +88,8 @@ pub fn page<T: Listed>(mut items: Vec<T>, input: &ListInput) -> Result<Value, Aw
         let part = part.to_lowercase();
         items.retain(|v| v.name().to_lowercase().contains(&part));
     }
-    if let Some(status) = input.status_equals {
-        items.retain(|v| v.status() == Some(status));
+    if let Some(status) = &input.status_equals {
+        items.retain(|v| v.status() == Some(status.as_str()));
     }
     let bounds = [
         (input.creation_time_before, true, false),
@@ -98,7 +115,7 @@ pub fn page<T: Listed>(mut items: Vec<T>, input: &ListInput) -> Result<Value, Aw
     }
     match input.sort_by.unwrap_or(SortBy::CreationTime) {
         SortBy::Name => items.sort_by(|a, b| a.name().cmp(b.name())),
-        SortBy::Status => items.sort_by_key(|v| v.status().map(EndpointStatus::as_str)),
+        SortBy::Status => items.sort_by_key(|v| v.status()),
         SortBy::CreationTime => items.sort_by(|a, b| {
             a.creation_time()
                 .total_cmp(&b.creation_time())

@@ -1,12 +1,13 @@
-//! The SageMaker control plane for hosting (AWS JSON 1.1): models, endpoint configs,
-//! endpoints and tags.
+//! The SageMaker control plane (AWS JSON 1.1): models, endpoint configs, endpoints, tags,
+//! training jobs.
 //!
 //! A request is decoded once at the edge ([`ControlPlane::handle`]): its body checked
 //! against botocore's model (types, ranges, lengths, patterns, enums; the message AWS
 //! would give), then parsed into the operation's typed input ([`shapes`]). The operations
-//! ([`models`], [`endpoint_configs`], [`endpoints`], [`tags`]) apply SageMaker's own rules,
-//! keep the resources in the [`crate::state::Store`], and hand endpoint work to the
-//! [`lifecycle`], which deploys plans ([`plan`]) and writes status back. Errors take their
+//! ([`models`], [`endpoint_configs`], [`endpoints`], [`tags`], [`training_jobs`]) apply
+//! SageMaker's own rules, keep the resources in the [`crate::state::Store`], and hand
+//! endpoint work to the [`lifecycle`], which deploys plans ([`plan`]) and writes status
+//! back, and training jobs to the [`crate::training::Trainer`]. Errors take their
 //! AWS shape in one place ([`error`]).
 //!
 //! Does not: proxy invocations (see `endpoint`), or talk to Docker (see `deploy`).
@@ -20,6 +21,7 @@ mod models;
 pub mod plan;
 pub mod shapes;
 mod tags;
+mod training_jobs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +40,7 @@ use crate::endpoint::Router;
 use crate::http::{full, Body};
 use crate::state::Store;
 use crate::storage::ModelLocation;
+use crate::training::{TrainOptions, Trainer, TrainerParts};
 
 /// As whom and where the control plane answers.
 #[derive(Debug, Clone)]
@@ -69,7 +72,7 @@ pub struct Options {
 }
 
 /// The operations sagedock serves.
-pub(crate) const OPERATIONS: [&str; 17] = [
+pub(crate) const OPERATIONS: [&str; 21] = [
     "CreateModel",
     "DescribeModel",
     "ListModels",
@@ -87,6 +90,10 @@ pub(crate) const OPERATIONS: [&str; 17] = [
     "AddTags",
     "ListTags",
     "DeleteTags",
+    "CreateTrainingJob",
+    "DescribeTrainingJob",
+    "ListTrainingJobs",
+    "StopTrainingJob",
 ];
 
 /// The control plane.
@@ -94,18 +101,21 @@ pub struct ControlPlane {
     settings: Settings,
     store: Arc<Store>,
     lifecycle: Arc<Lifecycle>,
+    trainer: Arc<Trainer>,
 }
 
 type OpResult = Result<Value, AwsError>;
 
 impl ControlPlane {
     /// The control plane over `store`, deploying with `deployer` and publishing endpoints
-    /// to `router`. `health_timeout` is the default ContainerStartupHealthCheckTimeout.
+    /// to `router`, running training jobs with `trainer`. `health_timeout` is the default
+    /// ContainerStartupHealthCheckTimeout.
     pub fn new(
         settings: Settings,
         store: Arc<Store>,
         deployer: Arc<Deployer>,
         router: Arc<Router>,
+        trainer: Arc<Trainer>,
         health_timeout: Duration,
     ) -> Arc<ControlPlane> {
         let lifecycle = Lifecycle::new(
@@ -119,12 +129,14 @@ impl ControlPlane {
             settings,
             store,
             lifecycle,
+            trainer,
         })
     }
 
     /// Everything `sagedock up` serves, over the state in `data_dir` (the caller holds its
     /// lock, `owner`): the control plane and the router it publishes endpoints to, reading
-    /// and writing `s3://` locations in `storage`.
+    /// and writing `s3://` locations in `storage`, recording job output in `record`.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         settings: Settings,
         data_dir: &std::path::Path,
@@ -132,6 +144,7 @@ impl ControlPlane {
         engine: crate::runtime::Engine,
         cache: crate::artifact::Cache,
         storage: crate::storage::Storage,
+        record: Arc<crate::logs::LogRecord>,
         options: Options,
     ) -> Result<(Arc<ControlPlane>, Arc<Router>), crate::state::StoreError> {
         let store = Arc::new(Store::open(data_dir)?);
@@ -140,31 +153,53 @@ impl ControlPlane {
                 .with_storage(storage.clone())
                 .with_model_load_wait(options.model_load_wait),
         );
+        let train = TrainOptions {
+            pull: options.deploy.pull,
+            cpu_only: options.deploy.cpu_only,
+            images: options.deploy.images.clone(),
+        };
         let deployer = Arc::new(Deployer::new(
-            engine,
+            engine.clone(),
             cache,
-            storage,
-            owner,
+            storage.clone(),
+            owner.clone(),
             settings.region.clone(),
             options.deploy,
         ));
+        let trainer = Trainer::new(TrainerParts {
+            engine,
+            storage,
+            networks: deployer.networks().clone(),
+            record,
+            store: store.clone(),
+            owner,
+            region: settings.region.clone(),
+            work: data_dir.join("training"),
+            options: train,
+        });
         let control = Self::new(
             settings,
             store,
             deployer,
             router.clone(),
+            trainer,
             options.health_timeout,
         );
         Ok((control, router))
     }
 
-    /// After a restart: re-adopt, redeploy and clean up (see [`Lifecycle::restore`]).
+    /// After a restart: re-adopt, redeploy and clean up (see [`Lifecycle::restore`]);
+    /// training jobs that were running are marked Failed.
     pub async fn restore(&self) -> Result<(), crate::runtime::RuntimeError> {
+        if let Err(e) = self.trainer.restore() {
+            tracing::warn!(error = %e, "could not mark interrupted training jobs");
+        }
         self.lifecycle.restore().await
     }
 
-    /// Stops every deployment and removes every container.
+    /// Stops every deployment and training job and removes every container.
     pub async fn shutdown(&self) {
+        self.trainer.shutdown();
         self.lifecycle.shutdown().await;
     }
 
@@ -216,6 +251,10 @@ impl ControlPlane {
             "AddTags" => self.add_tags(parse(input)?),
             "ListTags" => self.list_tags(parse(input)?),
             "DeleteTags" => answer(self.delete_tags(parse(input)?)),
+            "CreateTrainingJob" => answer(self.create_training_job(parse(input)?)),
+            "DescribeTrainingJob" => self.describe_training_job(parse(input)?),
+            "ListTrainingJobs" => self.list_training_jobs(&parse(input)?),
+            "StopTrainingJob" => answer(self.stop_training_job(parse(input)?)),
             _ => Err(AwsError::unknown_operation(target)),
         }
     }

@@ -4,7 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::{EndpointConfigSpec, EndpointStatus, ModelSpec, ServerlessConfig, Tag};
+use crate::state::training_job::{MetricDatum, StatusTransition};
+use crate::state::{
+    EndpointConfigSpec, EndpointStatus, ModelSpec, SecondaryStatus, ServerlessConfig, Tag,
+    TrainingJobSpec, TrainingJobStatus,
+};
 
 /// CreateModel.
 #[derive(Debug, Deserialize)]
@@ -99,7 +103,7 @@ pub enum SortOrder {
     Descending,
 }
 
-/// ListModels, ListEndpointConfigs, ListEndpoints.
+/// ListModels, ListEndpointConfigs, ListEndpoints, ListTrainingJobs.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListInput {
@@ -108,7 +112,8 @@ pub struct ListInput {
     pub creation_time_after: Option<f64>,
     pub last_modified_time_before: Option<f64>,
     pub last_modified_time_after: Option<f64>,
-    pub status_equals: Option<EndpointStatus>,
+    /// Checked against the operation's enum by botocore's model.
+    pub status_equals: Option<String>,
     pub sort_by: Option<SortBy>,
     pub sort_order: Option<SortOrder>,
     pub max_results: Option<u32>,
@@ -273,4 +278,78 @@ pub struct EndpointSummary {
 #[serde(rename_all = "PascalCase")]
 pub struct TagsOutput<'a> {
     pub tags: &'a [Tag],
+}
+
+/// CreateTrainingJob.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateTrainingJobInput {
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(flatten)]
+    pub spec: TrainingJobSpec,
+}
+
+/// CreateTrainingJob's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrainingJobArn {
+    pub training_job_arn: String,
+}
+
+/// DescribeTrainingJob, StopTrainingJob.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrainingJobName {
+    pub training_job_name: String,
+}
+
+/// DescribeTrainingJob's answer: what was asked, and where the job stands.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeTrainingJobOutput<'a> {
+    #[serde(flatten)]
+    pub spec: &'a TrainingJobSpec,
+    pub training_job_arn: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuning_job_arn: Option<&'a str>,
+    pub model_artifacts: ModelArtifacts,
+    pub training_job_status: TrainingJobStatus,
+    pub secondary_status: SecondaryStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<&'a str>,
+    pub creation_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_start_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_end_time: Option<f64>,
+    pub last_modified_time: f64,
+    pub secondary_status_transitions: &'a [StatusTransition],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub final_metric_data_list: &'a [MetricDatum],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_time_in_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billable_time_in_seconds: Option<u64>,
+}
+
+/// ModelArtifacts.
+#[derive(Debug, Serialize)]
+pub struct ModelArtifacts {
+    #[serde(rename = "S3ModelArtifacts")]
+    pub s3_model_artifacts: String,
+}
+
+/// An entry of ListTrainingJobs.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrainingJobSummary {
+    pub training_job_name: String,
+    pub training_job_arn: String,
+    pub creation_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_end_time: Option<f64>,
+    pub last_modified_time: f64,
+    pub training_job_status: TrainingJobStatus,
+    pub secondary_status: SecondaryStatus,
 }

@@ -1,10 +1,10 @@
 //! AddTags, ListTags, DeleteTags: tags kept by resource ARN, at most 50 per resource, on
-//! models, endpoint configs and endpoints that exist.
+//! models, endpoint configs, endpoints and training jobs that exist.
 
 use super::error::AwsError;
 use super::shapes::{AddTagsInput, DeleteTagsInput, Empty, ListTagsInput, TagsOutput};
 use super::{ControlPlane, OpResult};
-use crate::state::{Endpoint, EndpointConfig, Model, Record, Tag, TagSet};
+use crate::state::{Endpoint, EndpointConfig, Model, Record, Tag, TagSet, TrainingJob};
 
 impl ControlPlane {
     fn tags_of(&self, arn: &str) -> Result<TagSet, AwsError> {
@@ -38,9 +38,10 @@ impl ControlPlane {
             "model" => self.names_arn::<Model>(arn, |r| &r.arn)?,
             "endpoint-config" => self.names_arn::<EndpointConfig>(arn, |r| &r.arn)?,
             "endpoint" => self.names_arn::<Endpoint>(arn, |r| &r.arn)?,
+            "training-job" => self.names_arn::<TrainingJob>(arn, |r| &r.arn)?,
             _ => {
                 return Err(AwsError::validation(format!(
-                    "Resource {arn} is not a model, endpoint-config or endpoint ARN."
+                    "Resource {arn} is not a model, endpoint-config, endpoint or training-job ARN."
                 )))
             }
         };

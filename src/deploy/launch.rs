@@ -37,15 +37,6 @@ struct Prepared {
     mounts: Vec<(PathBuf, String)>,
 }
 
-/// A short random id for one launch (container names and the `run` label).
-fn run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{:08x}", nanos ^ std::process::id().rotate_left(16))[..6].to_string()
-}
-
 impl Deployer {
     /// Starts every instance of `plan` and waits until each is healthy. Nothing is
     /// published: the caller decides when the fleet takes traffic. On failure every
@@ -77,7 +68,7 @@ impl Deployer {
         for (j, container) in variant.containers.iter().enumerate() {
             prepared.push(self.prepare(variant, container, j).await?);
         }
-        let run = run_id();
+        let run = crate::runtime::spec::run_id();
         let mut specs = Vec::new();
         for i in first..first.saturating_add(count) {
             for (j, container) in prepared.iter().enumerate() {
@@ -130,13 +121,12 @@ impl Deployer {
                 Some(model_data::fetch(&self.storage, &self.cache, location, *uncompressed).await?)
             }
         };
-        self.engine
-            .ensure_image(&container.image, self.options.pull)
-            .await?;
-        let image_labels = self.engine.image_labels(&container.image).await;
+        let image = self.options.images.resolve(&container.image).to_string();
+        self.engine.ensure_image(&image, self.options.pull).await?;
+        let image_labels = self.engine.image_labels(&image).await;
         if multi_model && image_labels.get(MULTI_MODELS).is_none_or(|v| v != "true") {
             tracing::warn!(
-                image = container.image,
+                image,
                 "the image does not declare {MULTI_MODELS}=true; SageMaker expects multi-model images to"
             );
         }
@@ -164,7 +154,7 @@ impl Deployer {
         }
         runtime::spec::validate_env(&env)?;
         Ok(Prepared {
-            image: container.image.clone(),
+            image,
             hostname: container.hostname.clone(),
             env,
             port,

@@ -33,7 +33,7 @@ pub use supervise::{Change, LiveFleet};
 
 use crate::artifact::{Cache, CacheError};
 use crate::runtime::events::Death;
-use crate::runtime::network::{self, Lease, Network};
+use crate::runtime::network::{self, Lease, OwnerNetworks};
 use crate::runtime::{Engine, RuntimeError};
 use crate::storage::{Storage, StorageError};
 
@@ -111,6 +111,8 @@ pub struct DeployOptions {
     /// How long a serverless variant stays warm without a call before it is scaled to
     /// zero (unless ProvisionedConcurrency keeps it).
     pub serverless_idle: Duration,
+    /// Which local image runs for one of AWS's image URIs.
+    pub images: Arc<crate::runtime::ImageMap>,
 }
 
 impl DeployOptions {
@@ -128,6 +130,7 @@ impl DeployOptions {
             capacity,
             health_check_interval: Self::HEALTH_CHECK_INTERVAL,
             serverless_idle: Self::SERVERLESS_IDLE,
+            images: Arc::default(),
         }
     }
 }
@@ -142,9 +145,8 @@ pub struct Deployer {
     /// The region containers see in AWS_REGION.
     region: String,
     options: DeployOptions,
-    /// The owner's networks (plain, and internal for network isolation), opened on first
-    /// use.
-    networks: [tokio::sync::OnceCell<Arc<Network>>; 2],
+    /// The owner's networks, shared with whatever else starts the owner's containers.
+    networks: Arc<OwnerNetworks>,
     /// The deaths of the owner's containers, followed from the first fleet watched.
     deaths: std::sync::OnceLock<tokio::sync::broadcast::Sender<Death>>,
 }
@@ -159,13 +161,13 @@ impl Deployer {
         options: DeployOptions,
     ) -> Deployer {
         Deployer {
+            networks: Arc::new(OwnerNetworks::new(engine.clone(), owner.clone())),
             engine,
             cache,
             storage,
             owner,
             region,
             options,
-            networks: Default::default(),
             deaths: std::sync::OnceLock::new(),
         }
     }
@@ -179,10 +181,7 @@ impl Deployer {
 
     /// An address on the owner's network (its internal one when `isolated`).
     pub async fn lease(&self, isolated: bool) -> Result<Arc<Lease>, RuntimeError> {
-        let network = self.networks[usize::from(isolated)]
-            .get_or_try_init(|| Network::open(&self.engine, &self.owner, isolated))
-            .await?;
-        network.lease().map(Arc::new)
+        self.networks.lease(isolated).await
     }
 
     /// The lease of an address a running container of the owner already has.
@@ -191,10 +190,12 @@ impl Deployer {
         isolated: bool,
         address: std::net::Ipv4Addr,
     ) -> Result<Arc<Lease>, RuntimeError> {
-        let network = self.networks[usize::from(isolated)]
-            .get_or_try_init(|| Network::open(&self.engine, &self.owner, isolated))
-            .await?;
-        Ok(Arc::new(network.claim(address)))
+        self.networks.claim(isolated, address).await
+    }
+
+    /// The owner's networks.
+    pub fn networks(&self) -> &Arc<OwnerNetworks> {
+        &self.networks
     }
 
     /// The end of a run: every container of the owner removed (those whose removal is

@@ -76,43 +76,62 @@ fn follow(
     }
     let (engine, record, following) = (engine.clone(), record.clone(), following.clone());
     tokio::spawn(async move {
-        let after = record.last_timestamp(&group, &stream).unwrap_or(i64::MIN);
-        let since = i32::try_from(after.max(0) / 1000).unwrap_or(0);
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(true)
-            .timestamps(true)
-            .since(since)
-            .build();
-        let mut output = engine.docker.logs(&id, Some(options));
-        let mut pending = String::new();
-        while let Some(Ok(item)) = output.next().await {
-            let (LogOutput::StdOut { message }
-            | LogOutput::StdErr { message }
-            | LogOutput::Console { message }) = item
-            else {
-                continue;
-            };
-            pending.push_str(&String::from_utf8_lossy(&message));
-            let Some(end) = pending.rfind('\n') else {
-                continue;
-            };
-            let events: Vec<Event> = pending[..end]
-                .lines()
-                .map(parse_line)
-                .filter(|e| e.timestamp > after)
-                .collect();
-            pending.drain(..=end);
-            if let Err(e) = record.append(&group, &stream, &events) {
-                tracing::warn!(%group, %stream, error = %e, "could not record container output");
-            }
-        }
-        if !pending.is_empty() {
-            let _ = record.append(&group, &stream, &[parse_line(&pending)]);
-        }
+        copy(&engine, &id, &record, &group, &stream, |_| {}).await;
         locked(&following).remove(&id);
     });
+}
+
+/// Copies one container's output into `stream` of `group` until the output ends (the
+/// container stopped), calling `each` with every batch of lines as it is recorded. Lines
+/// at or before the stream's last recorded time are not written twice (a follow taken up
+/// again after the engine restarted).
+pub async fn copy(
+    engine: &Engine,
+    id: &str,
+    record: &LogRecord,
+    group: &str,
+    stream: &str,
+    mut each: impl FnMut(&[Event]),
+) {
+    let after = record.last_timestamp(group, stream).unwrap_or(i64::MIN);
+    let since = i32::try_from(after.max(0) / 1000).unwrap_or(0);
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .follow(true)
+        .timestamps(true)
+        .since(since)
+        .build();
+    let mut output = engine.docker.logs(id, Some(options));
+    let mut pending = String::new();
+    let mut write = |events: Vec<Event>| {
+        if let Err(e) = record.append(group, stream, &events) {
+            tracing::warn!(%group, %stream, error = %e, "could not record container output");
+        }
+        each(&events);
+    };
+    while let Some(Ok(item)) = output.next().await {
+        let (LogOutput::StdOut { message }
+        | LogOutput::StdErr { message }
+        | LogOutput::Console { message }) = item
+        else {
+            continue;
+        };
+        pending.push_str(&String::from_utf8_lossy(&message));
+        let Some(end) = pending.rfind('\n') else {
+            continue;
+        };
+        let events: Vec<Event> = pending[..end]
+            .lines()
+            .map(parse_line)
+            .filter(|e| e.timestamp > after)
+            .collect();
+        pending.drain(..=end);
+        write(events);
+    }
+    if !pending.is_empty() {
+        write(vec![parse_line(&pending)]);
+    }
 }
 
 /// A line as the engine gives it with timestamps on: `2026-11-30T09:00:00.123456789Z text`

@@ -1,6 +1,7 @@
 //! CloudWatch Logs as sagedock keeps them: every managed container's output, line by line
 //! with the time the engine stamped on it, in the log groups and streams SageMaker names
-//! (`/aws/sagemaker/Endpoints/<endpoint>`, stream `<variant>/<container>`), kept on disk
+//! (`/aws/sagemaker/Endpoints/<endpoint>`, stream `<variant>/<container>`;
+//! `/aws/sagemaker/TrainingJobs`, stream `<job>/algo-<n>-<epoch seconds>`), kept on disk
 //! so that a container that is gone (replaced, deleted, a finished job) keeps its log.
 //!
 //! Owns: the record ([`LogRecord`]: one file per stream, `<data-dir>/logs/<group>/<stream>`
@@ -24,6 +25,19 @@ pub fn endpoint_group(endpoint: &str) -> String {
 /// The log stream of one container of an endpoint's variant.
 pub fn endpoint_stream(variant: &str, container: &str) -> String {
     format!("{variant}/{container}")
+}
+
+/// The log group of every training job.
+pub const TRAINING_JOBS_GROUP: &str = "/aws/sagemaker/TrainingJobs";
+
+/// The log stream of one host of a training job: `<job>/algo-<n>-<epoch seconds>`, as
+/// SageMaker names them (the SageMaker Python SDK finds a job's streams by the `<job>/`
+/// prefix).
+pub fn training_stream(job: &str, host: &str, started: std::time::SystemTime) -> String {
+    let seconds = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{job}/{host}-{seconds}")
 }
 
 /// One line of output.

@@ -1,4 +1,5 @@
-//! Starting one serving container and waiting until it is healthy.
+//! Starting one container; for a serving container, waiting until it is healthy; for a
+//! job's, waiting for its exit or stopping it.
 //!
 //! Readiness is one explicit condition — `GET /ping` answers 200 — polled every 10 ms at
 //! first, backing off to 500 ms, under one deadline. While it polls, it also waits on the
@@ -57,6 +58,24 @@ pub async fn launch(
     policy: ReadyPolicy,
 ) -> Result<Instance, RuntimeError> {
     let t0 = Instant::now();
+    let guard = start(engine, spec).await?;
+    let info = inspect(engine, &guard).await?;
+    if !info.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+        return Err(exit_error(engine, &guard).await);
+    }
+    let (addr, published) = address(engine, &info, spec.isolated(), &spec.name, spec.port)?;
+    wait_until_healthy(engine, &guard, addr, policy).await?;
+    Ok(Instance {
+        guard,
+        lease: spec.network.clone(),
+        addr,
+        published,
+        ready_after: t0.elapsed(),
+    })
+}
+
+/// Creates and starts one container, owned by the guard from the moment it exists.
+pub async fn start(engine: &Engine, spec: &ContainerSpec) -> Result<ContainerGuard, RuntimeError> {
     let body = spec.create_body(engine.cpus, engine.nvidia_runtime)?;
     let options = CreateContainerOptionsBuilder::default()
         .name(&spec.name)
@@ -72,19 +91,46 @@ pub async fn launch(
         .start_container(&guard.id, None)
         .await
         .map_err(|e| RuntimeError::docker("start container", &spec.name, e))?;
-    let info = inspect(engine, &guard).await?;
-    if !info.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
-        return Err(exit_error(engine, &guard).await);
-    }
-    let (addr, published) = address(engine, &info, spec.isolated(), &spec.name, spec.port)?;
-    wait_until_healthy(engine, &guard, addr, policy).await?;
-    Ok(Instance {
-        guard,
-        lease: spec.network.clone(),
-        addr,
-        published,
-        ready_after: t0.elapsed(),
+    Ok(guard)
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i64,
+    /// Killed for going over its memory limit.
+    pub oom_killed: bool,
+}
+
+/// Waits until the container is no longer running, and says how it ended.
+pub async fn wait_exit(engine: &Engine, guard: &ContainerGuard) -> Result<Exit, RuntimeError> {
+    let options = WaitContainerOptionsBuilder::default()
+        .condition("not-running")
+        .build();
+    let mut waiting = engine.docker.wait_container(&guard.id, Some(options));
+    // The engine reports a non-zero exit as an error item; the state read next is the truth.
+    let _ = waiting.next().await;
+    let state = inspect(engine, guard).await?.state;
+    Ok(Exit {
+        code: state.as_ref().and_then(|s| s.exit_code).unwrap_or(-1),
+        oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
     })
+}
+
+/// Asks a container to stop: SIGTERM, then SIGKILL after `grace` seconds.
+pub async fn stop(engine: &Engine, guard: &ContainerGuard, grace: i32) -> Result<(), RuntimeError> {
+    let options = bollard::query_parameters::StopContainerOptionsBuilder::default()
+        .t(grace)
+        .build();
+    match engine.docker.stop_container(&guard.id, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(e) if super::engine::is_not_found(&e) => Ok(()),
+        // 304: it had stopped already.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(()),
+        Err(e) => Err(RuntimeError::docker("stop container", &guard.name, e)),
+    }
 }
 
 async fn inspect(

@@ -1,7 +1,8 @@
-//! Serving containers through the Docker Engine API, under the SageMaker container
-//! contract (CONTRACT §1): the image runs with the single argument `serve`, the model is
+//! Containers through the Docker Engine API, under the SageMaker container contracts:
+//! serving (CONTRACT §1: the image runs with the single argument `serve`, the model is
 //! bind-mounted read-only at `/opt/ml/model`, port 8080 answers `GET /ping` and
-//! `POST /invocations`, the instance type sets CPU and memory limits.
+//! `POST /invocations`) and training (§5: `train`, the `/opt/ml` folders mounted, run to
+//! its exit); the instance type sets CPU and memory limits.
 //!
 //! Owns: connecting to the engine ([`engine`]), turning a request into a container
 //! ([`spec`]), owning each container from the instant it exists ([`guard`]), starting
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod events;
 pub mod gc;
 pub mod guard;
+pub mod image_map;
 pub mod instance;
 pub mod launch;
 pub mod logs;
@@ -24,8 +26,9 @@ pub mod spec;
 
 pub use engine::Engine;
 pub use guard::ContainerGuard;
+pub use image_map::ImageMap;
 pub use instance::{Accelerator, InstanceType};
-pub use launch::{launch, Instance, ReadyPolicy};
+pub use launch::{launch, Exit, Instance, ReadyPolicy};
 pub use spec::ContainerSpec;
 
 /// Label keys every sagedock container carries.
@@ -42,6 +45,9 @@ pub mod labels {
     pub const OWNER: &str = "sagedock.owner";
     pub const MODEL_SHA256: &str = "sagedock.model-sha256";
     pub const INSTANCE_TYPE: &str = "sagedock.instance-type";
+    /// The training job a container runs, and which of its hosts it is.
+    pub const TRAINING_JOB: &str = "sagedock.training-job";
+    pub const HOST: &str = "sagedock.host";
 }
 
 /// Why a runtime operation failed. Each message says what to do.

@@ -271,6 +271,45 @@ impl Network {
     }
 }
 
+/// One owner's two networks (plain, and internal for network isolation), opened on first
+/// use: every container the owner starts (an endpoint's, a job's) takes its address here.
+#[derive(Debug)]
+pub struct OwnerNetworks {
+    engine: Engine,
+    owner: String,
+    networks: [tokio::sync::OnceCell<Arc<Network>>; 2],
+}
+
+impl OwnerNetworks {
+    pub fn new(engine: Engine, owner: String) -> OwnerNetworks {
+        OwnerNetworks {
+            engine,
+            owner,
+            networks: Default::default(),
+        }
+    }
+
+    async fn network(&self, isolated: bool) -> Result<&Arc<Network>, RuntimeError> {
+        self.networks[usize::from(isolated)]
+            .get_or_try_init(|| Network::open(&self.engine, &self.owner, isolated))
+            .await
+    }
+
+    /// An address on the owner's network (its internal one when `isolated`).
+    pub async fn lease(&self, isolated: bool) -> Result<Arc<Lease>, RuntimeError> {
+        self.network(isolated).await?.lease().map(Arc::new)
+    }
+
+    /// The lease of an address a running container of the owner already has.
+    pub async fn claim(
+        &self,
+        isolated: bool,
+        address: Ipv4Addr,
+    ) -> Result<Arc<Lease>, RuntimeError> {
+        Ok(Arc::new(self.network(isolated).await?.claim(address)))
+    }
+}
+
 /// Removes `owner`'s networks when no container is on them any more.
 pub async fn remove_if_empty(engine: &Engine, owner: &str) {
     for internal in [false, true] {

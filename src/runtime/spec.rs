@@ -1,4 +1,7 @@
-//! What one serving container is: image, model mount, environment, limits, labels.
+//! What one container is: image, command, mounts, environment, limits, labels. A serving
+//! container runs `serve` and answers on its port; a job's container (training) runs
+//! `train` (or the job's entrypoint and arguments), serves nothing and writes to its
+//! `/opt/ml` folders.
 //!
 //! The environment is checked against SageMaker's own limits (CONTRACT §1.1) before
 //! anything starts: at most 100 variables, keys matching `[a-zA-Z_][a-zA-Z0-9_]*`, keys and
@@ -25,11 +28,26 @@ pub const MODELS_MOUNT: &str = "/opt/ml/models";
 /// Where a multi-model container sees the artifact cache's unpacked trees (read-only).
 pub const ARTIFACTS_MOUNT: &str = "/opt/ml/.sagedock/artifacts";
 
-/// One serving container to create.
+/// A short random id for one launch (container names and the `run` label).
+pub fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{:08x}", nanos ^ std::process::id().rotate_left(16))[..6].to_string()
+}
+
+/// One container to create.
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub name: String,
     pub image: String,
+    /// The command: `serve`, or for a job `train` (or its ContainerArguments).
+    pub cmd: Vec<String>,
+    /// ContainerEntrypoint: replaces the image's entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Whether the container serves on `port` (exposed, and published unless isolated).
+    pub serves: bool,
     /// Mounted read-only at /opt/ml/model; `None` for images that need no model data.
     pub model_dir: Option<PathBuf>,
     pub env: BTreeMap<String, String>,
@@ -49,6 +67,10 @@ pub struct ContainerSpec {
     pub multi_model: Option<(PathBuf, PathBuf)>,
     /// More host files or directories, each mounted read-only at its container path.
     pub mounts: Vec<(PathBuf, String)>,
+    /// Host folders mounted read-write (a job's `/opt/ml` folders).
+    pub writable: Vec<(PathBuf, String)>,
+    /// `/etc/hosts` entries (`algo-2:10.0.0.5`): how a job's hosts find each other.
+    pub extra_hosts: Vec<String>,
 }
 
 impl ContainerSpec {
@@ -67,6 +89,9 @@ impl ContainerSpec {
         ContainerSpec {
             name: name.into(),
             image: image.into(),
+            cmd: vec!["serve".into()],
+            entrypoint: None,
+            serves: true,
             model_dir: None,
             env: BTreeMap::new(),
             instance_type,
@@ -77,7 +102,37 @@ impl ContainerSpec {
             hostname: None,
             multi_model: None,
             mounts: Vec::new(),
+            writable: Vec::new(),
+            extra_hosts: Vec::new(),
         }
+    }
+
+    /// A job's container: runs `cmd` (with `entrypoint` in place of the image's, when
+    /// given) and serves nothing.
+    pub fn job(
+        name: impl Into<String>,
+        image: impl Into<String>,
+        instance_type: InstanceType,
+        entrypoint: Option<Vec<String>>,
+        cmd: Vec<String>,
+    ) -> Self {
+        let mut spec = Self::new(name, image, instance_type);
+        spec.cmd = cmd;
+        spec.entrypoint = entrypoint;
+        spec.serves = false;
+        spec
+    }
+
+    /// Mounts the host folder `host` read-write at `at` in the container.
+    pub fn with_writable(mut self, host: impl Into<PathBuf>, at: impl Into<String>) -> Self {
+        self.writable.push((host.into(), at.into()));
+        self
+    }
+
+    /// Adds an `/etc/hosts` entry: `name` resolves to `address` in the container.
+    pub fn with_host_entry(mut self, name: &str, address: std::net::Ipv4Addr) -> Self {
+        self.extra_hosts.push(format!("{name}:{address}"));
+        self
     }
 
     /// A multi-model container (`Mode: MultiModel`): `models_dir` is mounted at
@@ -154,6 +209,9 @@ impl ContainerSpec {
         for (host, at) in &self.mounts {
             binds.push(format!("{}:{at}:ro", host.display()));
         }
+        for (host, at) in &self.writable {
+            binds.push(format!("{}:{at}", host.display()));
+        }
         (!binds.is_empty()).then_some(binds)
     }
 
@@ -170,6 +228,7 @@ impl ContainerSpec {
             binds: self.binds(),
             device_requests,
             auto_remove: Some(false),
+            extra_hosts: (!self.extra_hosts.is_empty()).then(|| self.extra_hosts.clone()),
             ..Default::default()
         };
         if !self.instance_type.is_local() {
@@ -199,7 +258,7 @@ impl ContainerSpec {
                 endpoints_config: Some(HashMap::from([(lease.network().to_string(), endpoint)])),
             });
         }
-        if !self.isolated() {
+        if self.serves && !self.isolated() {
             host.port_bindings = Some(HashMap::from([(
                 port.clone(),
                 Some(vec![PortBinding {
@@ -211,10 +270,11 @@ impl ContainerSpec {
         Ok(ContainerCreateBody {
             networking_config,
             image: Some(self.image.clone()),
-            cmd: Some(vec!["serve".into()]),
+            cmd: Some(self.cmd.clone()),
+            entrypoint: self.entrypoint.clone(),
             env: Some(self.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(self.labels.clone().into_iter().collect()),
-            exposed_ports: Some(vec![port]),
+            exposed_ports: self.serves.then(|| vec![port]),
             hostname: self.hostname.clone(),
             host_config: Some(host),
             ..Default::default()

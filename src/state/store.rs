@@ -15,7 +15,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Endpoint, EndpointConfig, Model, TagSet};
+use super::{Endpoint, EndpointConfig, Model, TagSet, TrainingJob};
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 /// The database file in the data directory.
@@ -49,6 +49,9 @@ impl Record for EndpointConfig {
 }
 impl Record for Endpoint {
     const PREFIX: &'static str = "endpoint/";
+}
+impl Record for TrainingJob {
+    const PREFIX: &'static str = "training-job/";
 }
 /// Tags are kept by the ARN of their resource.
 impl Record for TagSet {

@@ -149,9 +149,9 @@ fn control(dir: &std::path::Path, engine: Engine) -> (Arc<ControlPlane>, Arc<Rou
     let store = Arc::new(Store::open(&dir.join("data")).unwrap());
     let router = Arc::new(Router::new(ACCOUNT, REGION).with_storage(storage.clone()));
     let deployer = Arc::new(Deployer::new(
-        engine,
+        engine.clone(),
         Cache::at(dir.join("cache")),
-        storage,
+        storage.clone(),
         "dir:test:offline".into(),
         REGION.into(),
         DeployOptions::with_capacity(Capacity {
@@ -163,11 +163,23 @@ fn control(dir: &std::path::Path, engine: Engine) -> (Arc<ControlPlane>, Arc<Rou
         region: REGION.into(),
         account: ACCOUNT.into(),
     };
+    let trainer = crate::training::Trainer::new(crate::training::TrainerParts {
+        engine,
+        storage,
+        networks: deployer.networks().clone(),
+        record: Arc::new(crate::logs::LogRecord::open(&dir.join("logs")).unwrap()),
+        store: store.clone(),
+        owner: "dir:test:offline".into(),
+        region: REGION.into(),
+        work: dir.join("training"),
+        options: Default::default(),
+    });
     let control = ControlPlane::new(
         settings,
         store,
         deployer,
         router.clone(),
+        trainer,
         Duration::from_secs(5),
     );
     (control, router)

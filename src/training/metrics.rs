@@ -1,0 +1,165 @@
+//! A training job's metrics, read from its log as it streams: each MetricDefinition's
+//! regex is tried on every line, and the first capture group, read as a number, is the
+//! metric's value at the line's time (CONTRACT §5, CONTRACT-training C.4).
+//!
+//! SageMaker applies the regexes to log text in which a tab reads `#011` (the syslog
+//! escape), which is why AWS's own definitions (XGBoost's `#011validation-rmse:`) say so:
+//! a line with tabs is tried both as it is and with its tabs written that way.
+//! The value that counts as final is the last one emitted.
+
+use std::collections::BTreeMap;
+
+use regex::{Regex, RegexBuilder};
+
+use crate::logs::Event;
+use crate::state::training_job::{MetricDatum, MetricDefinition};
+
+/// A compiled set of metric definitions and what they have read so far.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    definitions: Vec<(String, Regex)>,
+    /// Every value read, per metric, in log order: (epoch milliseconds, value).
+    series: BTreeMap<String, Vec<(i64, f64)>>,
+}
+
+/// A definition whose regex cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("MetricDefinitions: the regex of metric '{name}' is not valid: {detail}")]
+pub struct BadDefinition {
+    pub name: String,
+    pub detail: String,
+}
+
+impl Metrics {
+    /// Compiles the definitions (each regex at most 500 characters, botocore's limit, and
+    /// held to a size a log line cannot make expensive).
+    pub fn new(definitions: &[MetricDefinition]) -> Result<Metrics, BadDefinition> {
+        let definitions = definitions
+            .iter()
+            .map(|d| {
+                RegexBuilder::new(&d.regex)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map(|r| (d.name.clone(), r))
+                    .map_err(|e| BadDefinition {
+                        name: d.name.clone(),
+                        detail: e.to_string(),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Metrics {
+            definitions,
+            series: BTreeMap::new(),
+        })
+    }
+
+    /// Reads the values in a batch of lines.
+    pub fn observe(&mut self, events: &[Event]) {
+        for event in events {
+            let escaped = event
+                .message
+                .contains('\t')
+                .then(|| event.message.replace('\t', "#011"));
+            for (name, regex) in &self.definitions {
+                let value = [Some(event.message.as_str()), escaped.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|text| first_number(regex, text));
+                if let Some(value) = value {
+                    self.series
+                        .entry(name.clone())
+                        .or_default()
+                        .push((event.timestamp, value));
+                }
+            }
+        }
+    }
+
+    /// FinalMetricDataList: each metric's last value, with its time (seconds).
+    pub fn final_values(&self) -> Vec<MetricDatum> {
+        self.series
+            .iter()
+            .filter_map(|(name, values)| {
+                let (at, value) = values.last()?;
+                Some(MetricDatum {
+                    metric_name: name.clone(),
+                    value: *value,
+                    timestamp: *at as f64 / 1000.0,
+                })
+            })
+            .collect()
+    }
+
+    /// Every value read of one metric.
+    pub fn series(&self, name: &str) -> &[(i64, f64)] {
+        self.series.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The first capture group (else the whole match) as a finite number.
+fn first_number(regex: &Regex, text: &str) -> Option<f64> {
+    let captures = regex.captures(text)?;
+    let text = captures.get(1).or_else(|| captures.get(0))?.as_str();
+    text.trim()
+        .trim_end_matches([';', ',', '%'])
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(name: &str, regex: &str) -> MetricDefinition {
+        MetricDefinition {
+            name: name.into(),
+            regex: regex.into(),
+        }
+    }
+
+    fn line(at: i64, text: &str) -> Event {
+        Event {
+            timestamp: at,
+            message: text.into(),
+        }
+    }
+
+    #[test]
+    fn the_last_value_of_each_metric_is_final() {
+        let mut m = Metrics::new(&[
+            def("val_acc", r"val_acc: ([0-9\.]+)"),
+            def("loss", r"loss=(\S+);"),
+        ])
+        .unwrap();
+        m.observe(&[
+            line(1000, "epoch 1 - loss=0.9; val_acc: 0.61"),
+            line(2000, "nothing here"),
+            line(3000, "epoch 2 - loss=0.5; val_acc: 0.87"),
+            line(4000, "val_acc: not-a-number"),
+        ]);
+        let finals = m.final_values();
+        assert_eq!(finals.len(), 2);
+        assert_eq!(finals[1].metric_name, "val_acc");
+        assert_eq!(finals[1].value, 0.87);
+        assert_eq!(finals[1].timestamp, 3.0);
+        assert_eq!(m.series("loss"), &[(1000, 0.9), (3000, 0.5)]);
+    }
+
+    #[test]
+    fn tabs_read_as_syslog_escapes_as_sagemaker_sees_them() {
+        let mut m = Metrics::new(&[def(
+            "validation:rmse",
+            r".*\[[0-9]+\].*#011validation-rmse:(\S+)",
+        )])
+        .unwrap();
+        m.observe(&[line(5, "[3]\ttrain-rmse:1.5\tvalidation-rmse:2.25")]);
+        assert_eq!(m.final_values()[0].value, 2.25);
+    }
+
+    #[test]
+    fn a_bad_regex_names_its_metric() {
+        let err = Metrics::new(&[def("acc", "acc: ([0-9")]).unwrap_err();
+        assert!(err.to_string().contains("'acc'"), "{err}");
+    }
+}

@@ -1,0 +1,191 @@
+//! Training jobs: a job's record in, containers run to their end, its model out — as
+//! SageMaker runs them (CONTRACT §5).
+//!
+//! A job ([`Trainer::start`]) gets a tree of `/opt/ml` folders per host ([`workspace`]),
+//! its channels brought in ([`channels`]), then one container per instance, named
+//! `algo-1 … algo-N` on the owner's network (each host finds the others by name), run with
+//! `train`. Their output goes to the log record (`/aws/sagemaker/TrainingJobs`) as it
+//! streams, and the MetricDefinitions read it ([`metrics`]). At the end `/opt/ml/model` is
+//! packed and uploaded ([`output`]), and the record says Completed, Failed (with the
+//! container's `/opt/ml/output/failure`) or Stopped. The record moves through the
+//! secondary statuses as the job does ([`run`]).
+//!
+//! Does not: know the SageMaker API (the control plane checks requests and makes the
+//! record), or resume a job after sagedock stopped: such a job is marked Failed.
+
+pub mod channels;
+pub mod metrics;
+pub mod output;
+mod run;
+pub mod workspace;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::logs::LogRecord;
+use crate::runtime::network::OwnerNetworks;
+use crate::runtime::Engine;
+use crate::state::{now, Store, TrainingJob};
+use crate::storage::Storage;
+use crate::sync::locked;
+
+/// Why a running job is asked to end before its containers do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// StopTrainingJob (or the tuning job stopping it).
+    Requested,
+}
+
+/// How jobs run.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Pull missing images from their registry.
+    pub pull: bool,
+    /// Run accelerator instance types without their devices.
+    pub cpu_only: bool,
+    /// Which local image runs for one of AWS's image URIs.
+    pub images: Arc<crate::runtime::ImageMap>,
+}
+
+/// Seconds between SIGTERM and SIGKILL when a job is stopped, as SageMaker gives.
+pub const STOP_GRACE_SECS: i32 = 120;
+
+/// Runs training jobs for one owner.
+pub struct Trainer {
+    engine: Engine,
+    storage: Storage,
+    networks: Arc<OwnerNetworks>,
+    record: Arc<LogRecord>,
+    store: Arc<Store>,
+    owner: String,
+    region: String,
+    /// Where the jobs' `/opt/ml` trees are made: `<data-dir>/training`.
+    work: PathBuf,
+    options: TrainOptions,
+    /// The running jobs, and how to ask each to stop.
+    running: Mutex<HashMap<String, watch::Sender<Option<Stop>>>>,
+    /// Serialises the read-modify-write of job records.
+    writes: Mutex<()>,
+    /// Set once sagedock is stopping: no job starts after it.
+    closing: std::sync::atomic::AtomicBool,
+}
+
+/// What is needed to run jobs.
+pub struct TrainerParts {
+    pub engine: Engine,
+    pub storage: Storage,
+    pub networks: Arc<OwnerNetworks>,
+    pub record: Arc<LogRecord>,
+    pub store: Arc<Store>,
+    pub owner: String,
+    pub region: String,
+    pub work: PathBuf,
+    pub options: TrainOptions,
+}
+
+/// The reason a job gets when sagedock stops under it.
+pub const INTERRUPTED: &str = "InternalServerError: sagedock stopped while the job was running; a training job is not resumed after a restart. Start it again under a new name.";
+
+impl Trainer {
+    pub fn new(parts: TrainerParts) -> Arc<Trainer> {
+        Arc::new(Trainer {
+            engine: parts.engine,
+            storage: parts.storage,
+            networks: parts.networks,
+            record: parts.record,
+            store: parts.store,
+            owner: parts.owner,
+            region: parts.region,
+            work: parts.work,
+            options: parts.options,
+            running: Mutex::new(HashMap::new()),
+            writes: Mutex::new(()),
+            closing: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Runs `job` (already stored, `InProgress`) in a task of its own; the task answers
+    /// with the job as it ended.
+    pub fn start(self: &Arc<Self>, job: TrainingJob) -> tokio::task::JoinHandle<TrainingJob> {
+        let (stop_tx, stop_rx) = watch::channel(None);
+        locked(&self.running).insert(job.name.clone(), stop_tx);
+        let trainer = self.clone();
+        tokio::spawn(async move {
+            let name = job.name.clone();
+            if trainer.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                trainer.update(&name, |j| j.fail(INTERRUPTED, now()));
+            } else {
+                run::run(&trainer, job, stop_rx).await;
+            }
+            locked(&trainer.running).remove(&name);
+            trainer
+                .store
+                .get::<TrainingJob>(&name)
+                .ok()
+                .flatten()
+                .expect("a job's record outlives its run")
+        })
+    }
+
+    /// Asks a running job to stop; false when it is not running.
+    pub fn stop(&self, name: &str) -> bool {
+        match locked(&self.running).get(name) {
+            Some(tx) => {
+                tx.send_replace(Some(Stop::Requested));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Changes a job's record under the write lock; the record as written.
+    pub fn update(&self, name: &str, change: impl FnOnce(&mut TrainingJob)) -> Option<TrainingJob> {
+        let _guard = locked(&self.writes);
+        let mut job = self.store.get::<TrainingJob>(name).ok().flatten()?;
+        change(&mut job);
+        if let Err(e) = self.store.put(name, &job) {
+            tracing::warn!(job = name, error = %e, "could not write the training job's record");
+        }
+        Some(job)
+    }
+
+    /// After a restart: a job the record says was running did not survive; it is marked
+    /// Failed with the reason, never left InProgress.
+    pub fn restore(&self) -> Result<(), crate::state::StoreError> {
+        for job in self.store.list::<TrainingJob>()? {
+            if !job.status.is_terminal() {
+                self.update(&job.name, |j| j.fail(INTERRUPTED, now()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The end of a run: every running job is marked Failed (their containers are
+    /// removed with the owner's others).
+    pub fn shutdown(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let names: Vec<String> = locked(&self.running).keys().cloned().collect();
+        for name in names {
+            self.update(&name, |j| j.fail(INTERRUPTED, now()));
+        }
+    }
+
+    /// Whether the job is running here.
+    pub fn is_running(&self, name: &str) -> bool {
+        locked(&self.running).contains_key(name)
+    }
+
+    /// The image that runs for the requested `image`.
+    pub fn image_for(&self, image: &str) -> String {
+        self.options.images.resolve(image).to_string()
+    }
+
+    /// Whether `s3://` locations can be read and written.
+    pub fn has_s3(&self) -> bool {
+        self.storage.has_s3()
+    }
+}
