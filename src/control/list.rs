@@ -1,5 +1,5 @@
 //! The List operations' rules, shared by ListModels, ListEndpointConfigs, ListEndpoints and
-//! ListTrainingJobs:
+//! ListTrainingJobs, ListHyperParameterTuningJobs:
 //! filters, sort (newest first by default), pages of MaxResults (10 by default) with an
 //! opaque NextToken.
 
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::error::AwsError;
 use super::shapes::{
     EndpointConfigSummary, EndpointSummary, ListInput, ModelSummary, SortBy, SortOrder,
-    TrainingJobSummary,
+    TrainingJobSummary, TuningJobSummary,
 };
 
 /// MaxResults when the caller gives none.
@@ -82,6 +82,22 @@ impl Listed for TrainingJobSummary {
     }
 }
 
+impl Listed for TuningJobSummary {
+    const KEY: &'static str = "HyperParameterTuningJobSummaries";
+    fn name(&self) -> &str {
+        &self.hyper_parameter_tuning_job_name
+    }
+    fn creation_time(&self) -> f64 {
+        self.creation_time
+    }
+    fn last_modified_time(&self) -> Option<f64> {
+        Some(self.last_modified_time)
+    }
+    fn status(&self) -> Option<&'static str> {
+        Some(self.hyper_parameter_tuning_job_status.as_str())
+    }
+}
+
 /// Filters, sorts and pages `items` as `input` asks; returns the operation's answer.
 pub fn page<T: Listed>(mut items: Vec<T>, input: &ListInput) -> Result<Value, AwsError> {
     if let Some(part) = &input.name_contains {
@@ -125,9 +141,23 @@ pub fn page<T: Listed>(mut items: Vec<T>, input: &ListInput) -> Result<Value, Aw
     if input.sort_order.unwrap_or(SortOrder::Descending) == SortOrder::Descending {
         items.reverse();
     }
-    let max =
-        usize::try_from(input.max_results.unwrap_or(DEFAULT_PAGE).clamp(1, 100)).unwrap_or(100);
-    let start = match &input.next_token {
+    page_sorted(
+        items,
+        input.max_results,
+        input.next_token.as_deref(),
+        T::KEY,
+    )
+}
+
+/// One page of `items` (already filtered and sorted) under the member `key`.
+pub fn page_sorted<T: Serialize>(
+    items: Vec<T>,
+    max_results: Option<u32>,
+    next_token: Option<&str>,
+    key: &str,
+) -> Result<Value, AwsError> {
+    let max = usize::try_from(max_results.unwrap_or(DEFAULT_PAGE).clamp(1, 100)).unwrap_or(100);
+    let start = match next_token {
         None => 0,
         Some(token) => token
             .strip_prefix(TOKEN_PREFIX)
@@ -140,7 +170,7 @@ pub fn page<T: Listed>(mut items: Vec<T>, input: &ListInput) -> Result<Value, Aw
     let page: Vec<T> = items.into_iter().skip(start).take(end - start).collect();
     let mut out = Map::new();
     out.insert(
-        T::KEY.into(),
+        key.into(),
         serde_json::to_value(page).map_err(|e| AwsError::internal(e.to_string()))?,
     );
     if let Some(token) = next {

@@ -1,13 +1,15 @@
 //! The SageMaker control plane (AWS JSON 1.1): models, endpoint configs, endpoints, tags,
-//! training jobs.
+//! training jobs and hyperparameter tuning jobs.
 //!
 //! A request is decoded once at the edge ([`ControlPlane::handle`]): its body checked
 //! against botocore's model (types, ranges, lengths, patterns, enums; the message AWS
 //! would give), then parsed into the operation's typed input ([`shapes`]). The operations
-//! ([`models`], [`endpoint_configs`], [`endpoints`], [`tags`], [`training_jobs`]) apply
+//! ([`models`], [`endpoint_configs`], [`endpoints`], [`tags`], [`training_jobs`],
+//! [`tuning_jobs`]) apply
 //! SageMaker's own rules, keep the resources in the [`crate::state::Store`], and hand
 //! endpoint work to the [`lifecycle`], which deploys plans ([`plan`]) and writes status
-//! back, and training jobs to the [`crate::training::Trainer`]. Errors take their
+//! back, and training jobs to the [`crate::training::Trainer`] (a tuning job's trials
+//! too, launched by the tuner in [`tuning_jobs`]). Errors take their
 //! AWS shape in one place ([`error`]).
 //!
 //! Does not: proxy invocations (see `endpoint`), or talk to Docker (see `deploy`).
@@ -22,6 +24,7 @@ pub mod plan;
 pub mod shapes;
 mod tags;
 mod training_jobs;
+mod tuning_jobs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +44,8 @@ use crate::http::{full, Body};
 use crate::state::Store;
 use crate::storage::ModelLocation;
 use crate::training::{TrainOptions, Trainer, TrainerParts};
+use training_jobs::Jobs;
+use tuning_jobs::Tuner;
 
 /// As whom and where the control plane answers.
 #[derive(Debug, Clone)]
@@ -72,7 +77,7 @@ pub struct Options {
 }
 
 /// The operations sagedock serves.
-pub(crate) const OPERATIONS: [&str; 21] = [
+pub(crate) const OPERATIONS: [&str; 26] = [
     "CreateModel",
     "DescribeModel",
     "ListModels",
@@ -94,6 +99,11 @@ pub(crate) const OPERATIONS: [&str; 21] = [
     "DescribeTrainingJob",
     "ListTrainingJobs",
     "StopTrainingJob",
+    "CreateHyperParameterTuningJob",
+    "DescribeHyperParameterTuningJob",
+    "ListHyperParameterTuningJobs",
+    "ListTrainingJobsForHyperParameterTuningJob",
+    "StopHyperParameterTuningJob",
 ];
 
 /// The control plane.
@@ -101,7 +111,8 @@ pub struct ControlPlane {
     settings: Settings,
     store: Arc<Store>,
     lifecycle: Arc<Lifecycle>,
-    trainer: Arc<Trainer>,
+    jobs: Arc<Jobs>,
+    tuner: Arc<Tuner>,
 }
 
 type OpResult = Result<Value, AwsError>;
@@ -125,11 +136,18 @@ impl ControlPlane {
             router,
             health_timeout,
         );
+        let jobs = Arc::new(Jobs {
+            settings: settings.clone(),
+            store: store.clone(),
+            trainer,
+        });
+        let tuner = Tuner::new(jobs.clone());
         Arc::new(ControlPlane {
             settings,
             store,
             lifecycle,
-            trainer,
+            jobs,
+            tuner,
         })
     }
 
@@ -191,15 +209,19 @@ impl ControlPlane {
     /// After a restart: re-adopt, redeploy and clean up (see [`Lifecycle::restore`]);
     /// training jobs that were running are marked Failed.
     pub async fn restore(&self) -> Result<(), crate::runtime::RuntimeError> {
-        if let Err(e) = self.trainer.restore() {
+        if let Err(e) = self.jobs.trainer.restore() {
             tracing::warn!(error = %e, "could not mark interrupted training jobs");
+        }
+        if let Err(e) = self.tuner.restore() {
+            tracing::warn!(error = %e, "could not mark interrupted tuning jobs");
         }
         self.lifecycle.restore().await
     }
 
     /// Stops every deployment and training job and removes every container.
     pub async fn shutdown(&self) {
-        self.trainer.shutdown();
+        self.tuner.shutdown();
+        self.jobs.trainer.shutdown();
         self.lifecycle.shutdown().await;
     }
 
@@ -255,6 +277,11 @@ impl ControlPlane {
             "DescribeTrainingJob" => self.describe_training_job(parse(input)?),
             "ListTrainingJobs" => self.list_training_jobs(&parse(input)?),
             "StopTrainingJob" => answer(self.stop_training_job(parse(input)?)),
+            "CreateHyperParameterTuningJob" => answer(self.create_tuning_job(parse(input)?)),
+            "DescribeHyperParameterTuningJob" => self.describe_tuning_job(parse(input)?),
+            "ListHyperParameterTuningJobs" => self.list_tuning_jobs(&parse(input)?),
+            "ListTrainingJobsForHyperParameterTuningJob" => self.list_trials(parse(input)?),
+            "StopHyperParameterTuningJob" => answer(self.stop_tuning_job(parse(input)?)),
             _ => Err(AwsError::unknown_operation(target)),
         }
     }

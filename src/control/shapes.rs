@@ -5,9 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::state::training_job::{MetricDatum, StatusTransition};
+use crate::state::tuning_job::{ObjectiveType, ResourceLimits, TuningJobSpec};
 use crate::state::{
     EndpointConfigSpec, EndpointStatus, ModelSpec, SecondaryStatus, ServerlessConfig, Tag,
-    TrainingJobSpec, TrainingJobStatus,
+    TrainingJobSpec, TrainingJobStatus, TuningJobStatus,
 };
 
 /// CreateModel.
@@ -352,4 +353,137 @@ pub struct TrainingJobSummary {
     pub last_modified_time: f64,
     pub training_job_status: TrainingJobStatus,
     pub secondary_status: SecondaryStatus,
+}
+
+/// CreateHyperParameterTuningJob.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateTuningJobInput {
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(flatten)]
+    pub spec: TuningJobSpec,
+}
+
+/// CreateHyperParameterTuningJob's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TuningJobArn {
+    pub hyper_parameter_tuning_job_arn: String,
+}
+
+/// DescribeHyperParameterTuningJob, StopHyperParameterTuningJob.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TuningJobName {
+    pub hyper_parameter_tuning_job_name: String,
+}
+
+/// DescribeHyperParameterTuningJob's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeTuningJobOutput<'a> {
+    #[serde(flatten)]
+    pub spec: &'a TuningJobSpec,
+    pub hyper_parameter_tuning_job_arn: &'a str,
+    pub hyper_parameter_tuning_job_status: TuningJobStatus,
+    pub creation_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hyper_parameter_tuning_end_time: Option<f64>,
+    pub last_modified_time: f64,
+    pub training_job_status_counters: StatusCounters,
+    pub objective_status_counters: ObjectiveCounters,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_training_job: Option<TrialSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<&'a str>,
+}
+
+/// TrainingJobStatusCounters.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StatusCounters {
+    pub completed: u32,
+    pub in_progress: u32,
+    pub retryable_error: u32,
+    pub non_retryable_error: u32,
+    pub stopped: u32,
+}
+
+/// ObjectiveStatusCounters.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ObjectiveCounters {
+    pub succeeded: u32,
+    pub pending: u32,
+    pub failed: u32,
+}
+
+/// HyperParameterTrainingJobSummary.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrialSummary {
+    pub training_job_name: String,
+    pub training_job_arn: String,
+    pub tuning_job_name: String,
+    pub creation_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_start_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_end_time: Option<f64>,
+    pub training_job_status: TrainingJobStatus,
+    pub tuned_hyper_parameters: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_hyper_parameter_tuning_job_objective_metric: Option<ObjectiveMetric>,
+    pub objective_status: &'static str,
+}
+
+/// FinalHyperParameterTuningJobObjectiveMetric.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ObjectiveMetric {
+    #[serde(rename = "Type")]
+    pub kind: ObjectiveType,
+    pub metric_name: String,
+    pub value: f64,
+}
+
+/// An entry of ListHyperParameterTuningJobs.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TuningJobSummary {
+    pub hyper_parameter_tuning_job_name: String,
+    pub hyper_parameter_tuning_job_arn: String,
+    pub hyper_parameter_tuning_job_status: TuningJobStatus,
+    pub strategy: String,
+    pub creation_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hyper_parameter_tuning_end_time: Option<f64>,
+    pub last_modified_time: f64,
+    pub training_job_status_counters: StatusCounters,
+    pub objective_status_counters: ObjectiveCounters,
+    pub resource_limits: ResourceLimits,
+}
+
+/// ListTrainingJobsForHyperParameterTuningJob.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTrialsInput {
+    pub hyper_parameter_tuning_job_name: String,
+    pub next_token: Option<String>,
+    pub max_results: Option<u32>,
+    pub status_equals: Option<String>,
+    pub sort_by: Option<TrialSortBy>,
+    pub sort_order: Option<SortOrder>,
+}
+
+/// TrainingJobSortByOptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TrialSortBy {
+    Name,
+    CreationTime,
+    Status,
+    FinalObjectiveMetricValue,
 }

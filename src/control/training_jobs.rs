@@ -6,59 +6,43 @@
 //! limits. The job itself runs in [`crate::training`].
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::error::AwsError;
 use super::shapes::{
     CreateTrainingJobInput, DescribeTrainingJobOutput, Empty, ListInput, ModelArtifacts,
     TrainingJobArn, TrainingJobName, TrainingJobSummary,
 };
-use super::{list, ControlPlane, OpResult};
+use super::{list, ControlPlane, OpResult, Settings};
 use crate::state::training_job::{InputMode, S3DataType};
+use crate::state::Store;
 use crate::state::{now, TrainingJob, TrainingJobSpec};
 use crate::storage::S3Location;
 use crate::training::metrics::Metrics;
+use crate::training::Trainer;
+
+/// Taking training jobs in: the control plane's, and the tuner's for its trials.
+pub struct Jobs {
+    pub settings: Settings,
+    pub store: Arc<Store>,
+    pub trainer: Arc<Trainer>,
+}
 
 impl ControlPlane {
     pub(super) fn create_training_job(
         &self,
         input: CreateTrainingJobInput,
     ) -> Result<TrainingJobArn, AwsError> {
-        let job = self.accept_training_job(input.spec, None)?;
+        let job = self.jobs.accept(input.spec, None)?;
         self.put_tags(&job.arn, &input.tags)?;
         let arn = job.arn.clone();
-        drop(self.trainer.start(job));
+        drop(self.jobs.trainer.start(job));
         Ok(TrainingJobArn {
             training_job_arn: arn,
         })
     }
 
-    /// Checks a job, stores it (`InProgress`, `Starting`) and returns it, ready to start.
-    /// A tuning job's trials pass the tuning job's ARN.
-    pub(super) fn accept_training_job(
-        &self,
-        spec: TrainingJobSpec,
-        tuning_job_arn: Option<String>,
-    ) -> Result<TrainingJob, AwsError> {
-        self.check_training_job(&spec)?;
-        let name = spec.training_job_name.clone();
-        let arn = self.settings.arn("training-job", &name);
-        let requested = spec
-            .algorithm_specification
-            .training_image
-            .clone()
-            .unwrap_or_default();
-        let image = self.trainer.image_for(&requested);
-        let mut job = TrainingJob::accepted(name.clone(), arn.clone(), spec, image, now());
-        job.tuning_job_arn = tuning_job_arn;
-        if !self.store.insert_new(&name, &job)? {
-            return Err(AwsError::resource_in_use(format!(
-                "Training job names must be unique within an AWS account and region, and a training job with this name already exists ({arn})"
-            )));
-        }
-        Ok(job)
-    }
-
-    fn training_job(&self, name: &str) -> Result<TrainingJob, AwsError> {
+    pub(super) fn training_job(&self, name: &str) -> Result<TrainingJob, AwsError> {
         self.store
             .get(name)?
             .ok_or_else(|| AwsError::validation("Requested resource not found."))
@@ -115,7 +99,7 @@ impl ControlPlane {
 
     pub(super) fn stop_training_job(&self, input: TrainingJobName) -> Result<Empty, AwsError> {
         let job = self.training_job(&input.training_job_name)?;
-        if job.status.is_terminal() || !self.trainer.stop(&job.name) {
+        if job.status.is_terminal() || !self.jobs.trainer.stop(&job.name) {
             return Err(AwsError::validation(format!(
                 "The training job {} is not in progress: its status is {}.",
                 job.name,
@@ -124,9 +108,43 @@ impl ControlPlane {
         }
         Ok(Empty {})
     }
+}
+
+impl Jobs {
+    /// Checks a job, stores it (`InProgress`, `Starting`) and returns it, ready to start.
+    /// A tuning job's trials pass the tuning job's ARN.
+    pub fn accept(
+        &self,
+        spec: TrainingJobSpec,
+        tuning_job_arn: Option<String>,
+    ) -> Result<TrainingJob, AwsError> {
+        self.check(&spec)?;
+        let name = spec.training_job_name.clone();
+        let arn = self.settings.arn("training-job", &name);
+        let requested = spec
+            .algorithm_specification
+            .training_image
+            .clone()
+            .unwrap_or_default();
+        let image = self.trainer.image_for(&requested);
+        let mut job = TrainingJob::accepted(
+            name.clone(),
+            arn.clone(),
+            spec.with_defaults(),
+            image,
+            now(),
+        );
+        job.tuning_job_arn = tuning_job_arn;
+        if !self.store.insert_new(&name, &job)? {
+            return Err(AwsError::resource_in_use(format!(
+                "Training job names must be unique within an AWS account and region, and a training job with this name already exists ({arn})"
+            )));
+        }
+        Ok(job)
+    }
 
     /// SageMaker's rules for a training job beyond its shape.
-    fn check_training_job(&self, spec: &TrainingJobSpec) -> Result<(), AwsError> {
+    pub(super) fn check(&self, spec: &TrainingJobSpec) -> Result<(), AwsError> {
         let algorithm = &spec.algorithm_specification;
         if algorithm.training_image.is_none() {
             return Err(AwsError::validation(match &algorithm.algorithm_name {

@@ -48,6 +48,9 @@ pub struct ContainerSpec {
     pub entrypoint: Option<Vec<String>>,
     /// Whether the container serves on `port` (exposed, and published unless isolated).
     pub serves: bool,
+    /// Run the engine's init as process 1 (a job's: its program, often a toolkit that
+    /// installs no signal handler, then gets the SIGTERM of a stop).
+    pub init: bool,
     /// Mounted read-only at /opt/ml/model; `None` for images that need no model data.
     pub model_dir: Option<PathBuf>,
     pub env: BTreeMap<String, String>,
@@ -92,6 +95,7 @@ impl ContainerSpec {
             cmd: vec!["serve".into()],
             entrypoint: None,
             serves: true,
+            init: false,
             model_dir: None,
             env: BTreeMap::new(),
             instance_type,
@@ -120,6 +124,7 @@ impl ContainerSpec {
         spec.cmd = cmd;
         spec.entrypoint = entrypoint;
         spec.serves = false;
+        spec.init = true;
         spec
     }
 
@@ -229,6 +234,7 @@ impl ContainerSpec {
             device_requests,
             auto_remove: Some(false),
             extra_hosts: (!self.extra_hosts.is_empty()).then(|| self.extra_hosts.clone()),
+            init: self.init.then_some(true),
             ..Default::default()
         };
         if !self.instance_type.is_local() {
@@ -393,6 +399,35 @@ mod tests {
             .create_body(2, false)
             .unwrap();
         assert_eq!(local.host_config.unwrap().memory, None);
+    }
+
+    #[test]
+    fn a_job_container_runs_its_command_serves_nothing_and_writes_its_folders() {
+        let spec = ContainerSpec::job(
+            "t",
+            "img",
+            lookup("ml.m5.large").unwrap(),
+            Some(vec!["python3".into(), "run.py".into()]),
+            vec!["train".into()],
+        )
+        .with_writable("/w/model", "/opt/ml/model")
+        .with_mount("/data", "/opt/ml/input/data/train")
+        .with_host_entry("algo-2", std::net::Ipv4Addr::new(10, 0, 0, 3));
+        let body = spec.create_body(2, false).unwrap();
+        assert_eq!(body.cmd.unwrap(), vec!["train"]);
+        assert_eq!(body.entrypoint.unwrap(), vec!["python3", "run.py"]);
+        assert!(body.exposed_ports.is_none());
+        let host = body.host_config.unwrap();
+        assert!(host.port_bindings.is_none());
+        assert_eq!(host.init, Some(true));
+        assert_eq!(host.extra_hosts.unwrap(), vec!["algo-2:10.0.0.3"]);
+        assert_eq!(
+            host.binds.unwrap(),
+            vec![
+                "/data:/opt/ml/input/data/train:ro",
+                "/w/model:/opt/ml/model"
+            ]
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! Each resource has its home here, named after it: [`model`] (CreateModel),
 //! [`endpoint_config`] (CreateEndpointConfig), [`endpoint`] (an endpoint's status and
-//! variants), [`training_job`] (CreateTrainingJob: what runs and where it stands) and
-//! [`tag`]. The records are the API's own shapes (serde with AWS's member
+//! variants), [`training_job`] (CreateTrainingJob: what runs and where it stands),
+//! [`tuning_job`] (CreateHyperParameterTuningJob and its trials) and [`tag`]. The records are the API's own shapes (serde with AWS's member
 //! names), so DescribeModel and DescribeEndpointConfig answer with what was created; the
 //! members sagedock acts on are typed fields, the ones it only keeps and describes (VpcConfig,
 //! KmsKeyId, …) are held as they came, in each shape's `echoed`.
@@ -19,6 +19,7 @@ pub mod model;
 pub mod store;
 pub mod tag;
 pub mod training_job;
+pub mod tuning_job;
 
 pub use endpoint::{Endpoint, EndpointStatus, VariantState};
 pub use endpoint_config::{
@@ -29,6 +30,7 @@ pub use model::{ContainerDefinition, ContainerMode, ExecutionMode, Model, ModelS
 pub use store::{Record, Store, StoreError};
 pub use tag::{Tag, TagSet};
 pub use training_job::{SecondaryStatus, TrainingJob, TrainingJobSpec, TrainingJobStatus};
+pub use tuning_job::{TuningJob, TuningJobStatus};
 
 /// Seconds since the epoch, as AWS JSON timestamps are sent.
 pub fn now() -> f64 {

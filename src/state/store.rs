@@ -1,4 +1,5 @@
-//! The embedded store of desired state: models, endpoint configs, endpoints, tags.
+//! The embedded store of desired state: models, endpoint configs, endpoints, training and
+//! tuning jobs, tags.
 //!
 //! One redb database under the data directory; each record is JSON under the key
 //! `<kind>/<name>`. Who may use a data directory (one `sagedock up` at a time) is decided
@@ -15,7 +16,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Endpoint, EndpointConfig, Model, TagSet, TrainingJob};
+use super::{Endpoint, EndpointConfig, Model, TagSet, TrainingJob, TuningJob};
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 /// The database file in the data directory.
@@ -52,6 +53,9 @@ impl Record for Endpoint {
 }
 impl Record for TrainingJob {
     const PREFIX: &'static str = "training-job/";
+}
+impl Record for TuningJob {
+    const PREFIX: &'static str = "tuning-job/";
 }
 /// Tags are kept by the ARN of their resource.
 impl Record for TagSet {

@@ -278,6 +278,31 @@ pub struct TrainingJobSpec {
 }
 
 impl TrainingJobSpec {
+    /// The spec with the members SageMaker fills in when they are not given, as
+    /// DescribeTrainingJob answers them (the SageMaker Python SDK's `attach` reads
+    /// `OutputDataConfig.KmsKeyId` and `StoppingCondition.MaxRuntimeInSeconds`
+    /// unconditionally).
+    pub fn with_defaults(mut self) -> TrainingJobSpec {
+        self.stopping_condition
+            .max_runtime_in_seconds
+            .get_or_insert(StoppingCondition::DEFAULT_MAX_RUNTIME);
+        self.output_data_config
+            .compression_type
+            .get_or_insert_with(|| "GZIP".to_string());
+        self.output_data_config
+            .echoed
+            .entry("KmsKeyId")
+            .or_insert_with(|| Value::String(String::new()));
+        self.enable_network_isolation.get_or_insert(false);
+        for flag in [
+            "EnableInterContainerTrafficEncryption",
+            "EnableManagedSpotTraining",
+        ] {
+            self.echoed.entry(flag).or_insert(Value::Bool(false));
+        }
+        self
+    }
+
     pub fn hyperparameters(&self) -> BTreeMap<String, String> {
         self.hyper_parameters.clone().unwrap_or_default()
     }
