@@ -18,6 +18,7 @@ mod serverless;
 mod shutdown;
 mod sklearn;
 mod tensorflow;
+mod training;
 mod unpack;
 mod up;
 mod validate;

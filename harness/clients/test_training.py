@@ -6,6 +6,7 @@ whose hosts find each other, and the errors SageMaker gives for what it refuses.
 
 import io
 import json
+import re
 import tarfile
 import time
 
@@ -234,3 +235,154 @@ def test_what_sagemaker_refuses_is_refused_in_its_words(sm, data, byo_image, nam
     job = wait_done(sm, missing)
     assert job["TrainingJobStatus"] == "Failed"
     assert job["FailureReason"].startswith("ClientError: Data download failed for channel 'train'")
+
+
+# --------------------------------------------------------------------------- tuning
+
+
+def tuning_request(name, ranges, strategy="Random", max_jobs=4, parallel=2, objective=("Maximize", "accuracy"),
+                   static=None, **limits):
+    return {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": strategy,
+            "HyperParameterTuningJobObjective": {"Type": objective[0], "MetricName": objective[1]},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": max_jobs, "MaxParallelTrainingJobs": parallel, **limits},
+            "ParameterRanges": ranges,
+        },
+        "TrainingJobDefinition": {
+            "StaticHyperParameters": static or {},
+            "AlgorithmSpecification": {
+                "TrainingImage": BYO_IMAGE, "TrainingInputMode": "File",
+                "MetricDefinitions": [{"Name": "accuracy", "Regex": r"accuracy: ([0-9\.]+)"},
+                                      {"Name": "train:loss", "Regex": r"loss=(\S+);"}]},
+            "RoleArn": ROLE_ARN,
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/tuning"},
+            "HyperParameterTuningResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                                                   "VolumeSizeInGB": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        },
+    }
+
+
+def tuning_name(names, kind):
+    return names(kind)[-32:].lstrip("-")
+
+
+def wait_tuning(sm, name, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+        if job["HyperParameterTuningJobStatus"] in ("Completed", "Failed", "Stopped"):
+            return job
+        time.sleep(0.5)
+    pytest.fail(f"tuning job {name} still {job['HyperParameterTuningJobStatus']} after {timeout} s")
+
+
+def test_a_grid_tuning_job_runs_every_combination_and_a_failed_trial_does_not_stop_it(
+        sm, data, byo_image, names):
+    name = tuning_name(names, "grid")
+    ranges = {"CategoricalParameterRanges": [{"Name": "epochs", "Values": ["1", "3"]},
+                                             {"Name": "mode", "Values": ["ok", "fail"]}]}
+    request = tuning_request(name, ranges, strategy="Grid")
+    del request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    arn = sm.create_hyper_parameter_tuning_job(**request)["HyperParameterTuningJobArn"]
+    assert arn == f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{name}"
+    job = wait_tuning(sm, name)
+    assert job["HyperParameterTuningJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["TrainingJobStatusCounters"] == {"Completed": 2, "InProgress": 0, "RetryableError": 0,
+                                                "NonRetryableError": 2, "Stopped": 0}
+    assert job["ObjectiveStatusCounters"] == {"Succeeded": 2, "Pending": 0, "Failed": 2}
+    best = job["BestTrainingJob"]
+    assert best["TunedHyperParameters"] == {"epochs": "3", "mode": "ok"}
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"] == {
+        "Type": "Maximize", "MetricName": "accuracy", "Value": pytest.approx(0.8)}
+    assert re.fullmatch(re.escape(name) + r"-00[1-4]-[0-9a-f]{8}", best["TrainingJobName"])
+    static = job["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert static["_tuning_objective_metric"] == "accuracy"
+    trial = sm.describe_training_job(TrainingJobName=best["TrainingJobName"])
+    assert trial["TuningJobArn"] == arn
+    assert trial["HyperParameters"] == {"epochs": "3", "mode": "ok", "_tuning_objective_metric": "accuracy"}
+    ranked = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name, SortBy="FinalObjectiveMetricValue", SortOrder="Descending")
+    summaries = ranked["TrainingJobSummaries"]
+    assert [s["TunedHyperParameters"]["epochs"] for s in summaries] == ["3", "1"]
+    everything = sm.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    assert len(everything["TrainingJobSummaries"]) == 4
+    failed = [s for s in everything["TrainingJobSummaries"] if s["TrainingJobStatus"] == "Failed"]
+    assert all(s["ObjectiveStatus"] == "Failed" and "Bad hyperparameter" in s["FailureReason"] for s in failed)
+    listed = sm.list_hyper_parameter_tuning_jobs(NameContains=names.token)["HyperParameterTuningJobSummaries"]
+    assert [s["HyperParameterTuningJobName"] for s in listed] == [name]
+    assert listed[0]["Strategy"] == "Grid"
+
+
+def test_random_search_keeps_to_the_ranges_and_minimizes(sm, data, byo_image, names):
+    name = tuning_name(names, "random")
+    ranges = {"IntegerParameterRanges": [{"Name": "epochs", "MinValue": "1", "MaxValue": "6"}],
+              "ContinuousParameterRanges": [{"Name": "learning_rate", "MinValue": "0.0001",
+                                             "MaxValue": "0.1", "ScalingType": "Logarithmic"}]}
+    sm.create_hyper_parameter_tuning_job(**tuning_request(
+        name, ranges, max_jobs=3, parallel=3, objective=("Minimize", "train:loss"), static={"mode": "ok"}))
+    job = wait_tuning(sm, name)
+    assert job["HyperParameterTuningJobStatus"] == "Completed", job.get("FailureReason")
+    trials = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name)["TrainingJobSummaries"]
+    assert len(trials) == 3
+    epochs = []
+    for t in trials:
+        tuned = t["TunedHyperParameters"]
+        assert set(tuned) == {"epochs", "learning_rate"}
+        assert 1 <= int(tuned["epochs"]) <= 6
+        assert 0.0001 <= float(tuned["learning_rate"]) <= 0.1
+        epochs.append(int(tuned["epochs"]))
+    # loss = 1/epochs: the best trial is the one with the most epochs.
+    assert int(job["BestTrainingJob"]["TunedHyperParameters"]["epochs"]) == max(epochs)
+
+
+def test_stopping_a_tuning_job_stops_its_running_trials(sm, byo_image, names):
+    name = tuning_name(names, "stop")
+    ranges = {"IntegerParameterRanges": [{"Name": "epochs", "MinValue": "1", "MaxValue": "3"}]}
+    sm.create_hyper_parameter_tuning_job(**tuning_request(
+        name, ranges, max_jobs=4, parallel=2, static={"mode": "sleep"}))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        trials = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=name)["TrainingJobSummaries"]
+        statuses = [sm.describe_training_job(TrainingJobName=t["TrainingJobName"])["SecondaryStatus"]
+                    for t in trials]
+        if statuses.count("Training") == 2:
+            break
+        time.sleep(0.5)
+    sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    assert sm.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name)["HyperParameterTuningJobStatus"] in ("Stopping", "Stopped")
+    job = wait_tuning(sm, name)
+    assert job["HyperParameterTuningJobStatus"] == "Stopped"
+    assert job["TrainingJobStatusCounters"]["Stopped"] == 2
+    assert job["TrainingJobStatusCounters"]["InProgress"] == 0
+    trials = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name)["TrainingJobSummaries"]
+    assert len(trials) == 2, "no trial starts after the stop"
+
+
+def test_what_sagemaker_refuses_in_a_tuning_job_is_refused(sm, byo_image, names):
+    integer = {"IntegerParameterRanges": [{"Name": "epochs", "MinValue": "1", "MaxValue": "3"}]}
+    cases = [
+        (tuning_request(tuning_name(names, "band"), integer, strategy="Hyperband"), "Hyperband"),
+        (tuning_request(tuning_name(names, "metric"), integer, objective=("Maximize", "f1")),
+         "'f1' is not one of the algorithm's MetricDefinitions"),
+        (tuning_request(tuning_name(names, "gridint"), integer, strategy="Grid"), "only categorical"),
+        (tuning_request(tuning_name(names, "log"), {"ContinuousParameterRanges": [
+            {"Name": "lr", "MinValue": "0", "MaxValue": "1", "ScalingType": "Logarithmic"}]}), "positive"),
+        (tuning_request(tuning_name(names, "revint"), {"IntegerParameterRanges": [
+            {"Name": "n", "MinValue": "1", "MaxValue": "3", "ScalingType": "ReverseLogarithmic"}]}),
+         "only for continuous"),
+    ]
+    for request, words in cases:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            sm.create_hyper_parameter_tuning_job(**request)
+        code, message, _ = error_of(e)
+        assert code == "ValidationException" and words in message, (code, message)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="no-such-tuning-job")
+    assert error_of(e)[0] == "ResourceNotFound"

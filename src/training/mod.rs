@@ -153,8 +153,12 @@ impl Trainer {
     }
 
     /// After a restart: a job the record says was running did not survive; it is marked
-    /// Failed with the reason, never left InProgress.
+    /// Failed with the reason, never left InProgress, and the folders of the run that
+    /// ended are removed (its containers go with the owner's other leftovers).
     pub fn restore(&self) -> Result<(), crate::state::StoreError> {
+        if !crate::runtime::guard::keep_requested() {
+            let _ = std::fs::remove_dir_all(&self.work);
+        }
         for job in self.store.list::<TrainingJob>()? {
             if !job.status.is_terminal() {
                 self.update(&job.name, |j| j.fail(INTERRUPTED, now()));
