@@ -179,3 +179,67 @@ def test_the_tuner_runs_trials_and_deploys_the_best(notebook, up):  # noqa: F811
     assert 0.001 <= float(tuned["learning-rate"]) <= 0.1
     answer = result["third"]
     assert len(answer) == 2 and answer[0][1] > 0.5 and answer[1][0] > 0.5, answer
+
+
+SKLEARN_SCRIPT = r'''
+import argparse, os
+import joblib
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+def model_fn(model_dir):
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-C", type=float, default=1.0)
+    args, _ = parser.parse_known_args()
+    data = np.loadtxt(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "train.csv"), delimiter=",")
+    model = LogisticRegression(C=args.C).fit(data[:, 1:], data[:, 0])
+    print(f"train accuracy: {model.score(data[:, 1:], data[:, 0]):.3f}", flush=True)
+    joblib.dump(model, os.path.join(os.environ["SM_MODEL_DIR"], "model.joblib"))
+'''
+
+SKLEARN_NOTEBOOK = r'''
+import json, os
+import boto3, numpy as np, sagemaker
+from sagemaker.sklearn import SKLearn
+
+session = sagemaker.Session()
+rng = np.random.default_rng(1)
+x = rng.normal(size=(200, 2))
+y = (x[:, 0] - x[:, 1] > 0).astype(float)
+os.makedirs("data", exist_ok=True)
+np.savetxt("data/train.csv", np.column_stack([y, x]), delimiter=",")
+uri = session.upload_data("data", key_prefix="sklearn/train")
+estimator = SKLearn(entry_point="sk_train.py", framework_version="1.2-1", py_version="py3",
+                    instance_type="ml.m5.large", role="arn:aws:iam::123456789012:role/SageMakerRole",
+                    hyperparameters={"C": 10.0},
+                    metric_definitions=[{"Name": "train:accuracy", "Regex": "train accuracy: ([0-9.]+)"}])
+estimator.fit({"train": uri})
+job = boto3.client("sagemaker").describe_training_job(TrainingJobName=estimator.latest_training_job.name)
+predictor = estimator.deploy(initial_instance_count=1, instance_type="ml.m5.large", wait=False)
+boto3.client("sagemaker").get_waiter("endpoint_in_service").wait(
+    EndpointName=predictor.endpoint_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+answer = predictor.predict(np.array([[3.0, -3.0], [-3.0, 3.0]]))
+predictor.delete_endpoint()
+print(json.dumps({"image": job["AlgorithmSpecification"]["TrainingImage"],
+                  "metrics": job["FinalMetricDataList"], "answer": np.asarray(answer).tolist()}, default=str))
+'''
+
+
+def test_scikit_learn_trains_and_serves_from_one_image(up, proxy, tmp_path):  # noqa: F811
+    require_image("sagedock/sklearn:latest")
+    exports, _ = up
+    (tmp_path / "sk_train.py").write_text(SKLEARN_SCRIPT)
+    (tmp_path / "notebook.py").write_text(SKLEARN_NOTEBOOK)
+    p = subprocess.run([sys.executable, str(tmp_path / "notebook.py")], capture_output=True, text=True,
+                       timeout=900, cwd=tmp_path, env=offline_env(exports, proxy, tmp_path))
+    assert p.returncode == 0, f"stdout:\n{p.stdout[-5000:]}\nstderr:\n{p.stderr[-8000:]}"
+    result = json.loads(p.stdout.strip().splitlines()[-1])
+    assert result["image"].endswith("/sagemaker-scikit-learn:1.2-1-cpu-py3"), result["image"]
+    assert result["metrics"][0]["MetricName"] == "train:accuracy"
+    assert result["metrics"][0]["Value"] > 0.9
+    assert result["answer"] == [1.0, 0.0]
+    assert "train accuracy: " in p.stdout, "fit() printed the job's log"
+    assert proxy.seen == [], f"requests tried to leave the machine: {proxy.seen}"

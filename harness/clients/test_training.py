@@ -9,6 +9,7 @@ import json
 import re
 import tarfile
 import time
+import urllib.request
 
 import boto3
 import botocore.exceptions
@@ -87,7 +88,8 @@ def read_tar(s3, uri):
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
-def test_a_job_runs_to_completed_with_its_model_metrics_and_logs(sm, s3, logs, data, byo_image, names):
+def test_a_job_runs_to_completed_with_its_model_metrics_and_logs(sm, s3, logs, data, byo_image, names,
+                                                                 sagedock):
     name = names("job")
     request = job_request(
         name,
@@ -144,6 +146,10 @@ def test_a_job_runs_to_completed_with_its_model_metrics_and_logs(sm, s3, logs, d
     text = "\n".join(e["message"] for e in events)
     assert "byo-train on algo-1 of ['algo-1']" in text and "done" in text
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
+    exposition = urllib.request.urlopen(sagedock.url + "/metrics").read().decode()
+    sample = re.search(r'sagedock_training_metric\{TrainingJobName="%s",MetricName="accuracy"\} (\S+) (\d+)'
+                       % re.escape(name), exposition)
+    assert sample and float(sample.group(1)) == pytest.approx(0.8), exposition[-2000:]
     listed = sm.list_training_jobs(NameContains=names.token, StatusEquals="Completed")
     assert [s["TrainingJobName"] for s in listed["TrainingJobSummaries"]] == [name]
 

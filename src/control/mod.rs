@@ -218,6 +218,11 @@ impl ControlPlane {
         self.lifecycle.restore().await
     }
 
+    /// The training jobs' metrics, as Prometheus text (for `GET /metrics`).
+    pub fn render_metrics(&self) -> String {
+        self.jobs.trainer.render_metrics()
+    }
+
     /// Stops every deployment and training job and removes every container.
     pub async fn shutdown(&self) {
         self.tuner.shutdown();

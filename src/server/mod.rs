@@ -170,7 +170,11 @@ impl App {
             },
             (&Method::GET, "/ping") => plain(StatusCode::OK, "ok\n"),
             (&Method::GET, "/metrics") => {
-                let mut response = Response::new(full(self.router.render_metrics()));
+                let mut text = self.router.render_metrics();
+                if let Some(control) = &self.control {
+                    text.push_str(&control.render_metrics());
+                }
+                let mut response = Response::new(full(text));
                 response.headers_mut().insert(
                     CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

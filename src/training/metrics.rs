@@ -94,7 +94,32 @@ impl Metrics {
     pub fn series(&self, name: &str) -> &[(i64, f64)] {
         self.series.get(name).map_or(&[], Vec::as_slice)
     }
+
+    /// The latest value of each metric as Prometheus samples of `sagedock_training_metric`,
+    /// stamped with the time of the log line it was read from (successive scrapes make the
+    /// series).
+    pub fn render(&self, job: &str, out: &mut String) {
+        use std::fmt::Write;
+        let escape = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        for (name, values) in &self.series {
+            if let Some((at, value)) = values.last() {
+                let _ = writeln!(
+                    out,
+                    "{RENDERED}{{TrainingJobName=\"{}\",MetricName=\"{}\"}} {value} {at}",
+                    escape(job),
+                    escape(name)
+                );
+            }
+        }
+    }
 }
+
+/// The Prometheus metric the training metrics are exposed as.
+pub const RENDERED: &str = "sagedock_training_metric";
 
 /// The first capture group (else the whole match) as a finite number.
 fn first_number(regex: &Regex, text: &str) -> Option<f64> {
@@ -155,6 +180,18 @@ mod tests {
         .unwrap();
         m.observe(&[line(5, "[3]\ttrain-rmse:1.5\tvalidation-rmse:2.25")]);
         assert_eq!(m.final_values()[0].value, 2.25);
+    }
+
+    #[test]
+    fn the_latest_values_render_as_prometheus_samples_with_their_time() {
+        let mut m = Metrics::new(&[def("val_acc", r"val_acc: ([0-9\.]+)")]).unwrap();
+        m.observe(&[line(1000, "val_acc: 0.5"), line(2000, "val_acc: 0.75")]);
+        let mut out = String::new();
+        m.render("job-1", &mut out);
+        assert_eq!(
+            out,
+            "sagedock_training_metric{TrainingJobName=\"job-1\",MetricName=\"val_acc\"} 0.75 2000\n"
+        );
     }
 
     #[test]

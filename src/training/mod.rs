@@ -71,6 +71,8 @@ pub struct Trainer {
     writes: Mutex<()>,
     /// Set once sagedock is stopping: no job starts after it.
     closing: std::sync::atomic::AtomicBool,
+    /// What each job of this run has read from its log (for `/metrics`).
+    metrics: Mutex<std::collections::BTreeMap<String, Arc<Mutex<metrics::Metrics>>>>,
 }
 
 /// What is needed to run jobs.
@@ -104,6 +106,7 @@ impl Trainer {
             running: Mutex::new(HashMap::new()),
             writes: Mutex::new(()),
             closing: std::sync::atomic::AtomicBool::new(false),
+            metrics: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -176,6 +179,28 @@ impl Trainer {
         for name in names {
             self.update(&name, |j| j.fail(INTERRUPTED, now()));
         }
+    }
+
+    /// Keeps a job's metrics for `/metrics`.
+    fn publish(&self, job: &str, metrics: Arc<Mutex<metrics::Metrics>>) {
+        locked(&self.metrics).insert(job.to_string(), metrics);
+    }
+
+    /// The training jobs' metrics of this run, as Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        let jobs = locked(&self.metrics).clone();
+        let mut out = String::new();
+        if jobs.is_empty() {
+            return out;
+        }
+        out.push_str(&format!(
+            "# HELP {0} A training job's MetricDefinitions value, read from its log (the latest, at the time of its line)\n# TYPE {0} gauge\n",
+            metrics::RENDERED
+        ));
+        for (job, metrics) in jobs {
+            locked(&metrics).render(&job, &mut out);
+        }
+        out
     }
 
     /// Whether the job is running here.

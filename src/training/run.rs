@@ -187,6 +187,7 @@ async fn execute(
     let metrics = Arc::new(Mutex::new(
         Metrics::new(&definitions).map_err(|e| format!("ClientError: {e}"))?,
     ));
+    trainer.publish(&job.name, metrics.clone());
     let mut guards: Vec<ContainerGuard> = Vec::with_capacity(specs.len());
     let mut copies = Vec::with_capacity(specs.len());
     advance(SecondaryStatus::Training);
