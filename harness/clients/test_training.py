@@ -168,11 +168,22 @@ def test_a_failing_job_reports_its_failure_file_and_a_crash_its_log(sm, data, by
     assert "something broke" in job["FailureReason"] and job["FailureReason"].endswith("exit code: 2")
 
 
-def test_stop_training_job_stops_it_and_keeps_what_it_saved(sm, s3, byo_image, names):
+def test_stop_training_job_stops_it_and_keeps_what_it_saved(sm, s3, data, byo_image, names):
     name = names("stop")
-    sm.create_training_job(**job_request(name, {"mode": "sleep"}))
+    sm.create_training_job(**job_request(
+        name, {"mode": "sleep"}, CheckpointConfig={"S3Uri": f"s3://{BUCKET}/checkpoints/{name}/"}))
     wait_secondary(sm, name, "Training")
-    time.sleep(1)  # the program installs its SIGTERM handler first thing
+    # Checkpoints reach S3 while the job runs (synced every 10 s), not only at its end.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            body = s3.get_object(Bucket=BUCKET, Key=f"checkpoints/{name}/early.ckpt")["Body"].read()
+            break
+        except botocore.exceptions.ClientError:
+            assert time.monotonic() < deadline, "no checkpoint in S3 within 30 s of training"
+            time.sleep(0.5)
+    assert body == b"saved while running"
+    assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
     sm.stop_training_job(TrainingJobName=name)
     job = wait_done(sm, name)
     assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped"

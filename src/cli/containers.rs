@@ -63,10 +63,16 @@ pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
         .data_dir
         .clone()
         .unwrap_or_else(super::up::default_data_dir);
-    let group = crate::logs::endpoint_group(&args.name);
     if let Some(record) = LogRecord::existing(&data_dir.join("logs")) {
+        let group = crate::logs::endpoint_group(&args.name);
         if record.streams(&group).is_some() {
-            return logs_from_record(&record, &group, args).await;
+            return logs_from_record(&record, &group, "", args).await;
+        }
+        let job = format!("{}/", args.name);
+        let group = crate::logs::TRAINING_JOBS_GROUP;
+        let streams = record.streams(group).unwrap_or_default();
+        if streams.iter().any(|s| s.name.starts_with(&job)) {
+            return logs_from_record(&record, group, &job, args).await;
         }
     }
     let engine = Engine::connect().await?;
@@ -107,12 +113,18 @@ pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// An endpoint's log group from `up`'s record: the streams merged in time order (each
-/// line prefixed with its stream when there are several), then, with --follow, new lines
-/// as they are recorded (replacement instances' streams included) until Ctrl-C.
-async fn logs_from_record(record: &LogRecord, group: &str, args: &LogsArgs) -> Result<ExitCode> {
+/// An endpoint's log group (or a training job's streams, `prefix` `<job>/`) from `up`'s
+/// record: the streams merged in time order (each line prefixed with its stream when there
+/// are several), then, with --follow, new lines as they are recorded (replacement
+/// instances' streams included) until Ctrl-C.
+async fn logs_from_record(
+    record: &LogRecord,
+    group: &str,
+    prefix: &str,
+    args: &LogsArgs,
+) -> Result<ExitCode> {
     let mut seen = HashMap::new();
-    let mut first = record.unseen(group, &mut seen);
+    let mut first = record.unseen(group, prefix, &mut seen);
     if let Some(n) = args.tail {
         first.drain(..first.len().saturating_sub(n));
     }
@@ -128,7 +140,7 @@ async fn logs_from_record(record: &LogRecord, group: &str, args: &LogsArgs) -> R
             () = &mut stop => return Ok(ExitCode::SUCCESS),
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        let new = record.unseen(group, &mut seen);
+        let new = record.unseen(group, prefix, &mut seen);
         print_events(&new, many || seen.len() > 1)?;
     }
 }

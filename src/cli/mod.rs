@@ -343,8 +343,9 @@ pub struct PsArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// An endpoint of `sagedock up` (its CloudWatch log group, containers that are gone
-    /// included), or a running container's name or id prefix, or an endpoint of `serve`.
+    /// An endpoint or training job of `sagedock up` (its CloudWatch log streams,
+    /// containers that are gone included), or a running container's name or id prefix, or
+    /// an endpoint of `serve`.
     pub name: String,
     /// The data directory of the `sagedock up` whose log record to read (default: up's).
     #[arg(long, value_name = "DIR")]

@@ -170,6 +170,12 @@ impl Jobs {
         let mut names = HashSet::new();
         for channel in spec.channels() {
             let at = format!("InputDataConfig channel '{}'", channel.channel_name);
+            if matches!(channel.channel_name.as_str(), "." | "..") {
+                return Err(AwsError::validation(format!(
+                    "ChannelName '{}' is not a name a channel folder can have.",
+                    channel.channel_name
+                )));
+            }
             if !names.insert(channel.channel_name.as_str()) {
                 return Err(AwsError::validation(format!(
                     "Channel names must be unique: '{}' appears more than once.",

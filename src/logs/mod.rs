@@ -89,16 +89,19 @@ impl LogRecord {
         })
     }
 
-    /// Every event of a group's streams not yet `seen` (how far each stream has been read,
-    /// in bytes; updated), in time order with their stream's name. Only what was appended
-    /// since is read.
+    /// Every event of a group's streams whose names begin with `prefix` (all of them for
+    /// `""`; a training job's are `<job>/`) not yet `seen` (how far each stream has been
+    /// read, in bytes; updated), in time order with their stream's name. Only what was
+    /// appended since is read.
     pub fn unseen(
         &self,
         group: &str,
+        prefix: &str,
         seen: &mut std::collections::HashMap<String, u64>,
     ) -> Vec<(String, Event)> {
         let mut out = Vec::new();
-        for name in self.stream_names(group).unwrap_or_default() {
+        let names = self.stream_names(group).unwrap_or_default();
+        for name in names.into_iter().filter(|n| n.starts_with(prefix)) {
             let done = seen.entry(name.clone()).or_insert(0);
             let Some((events, read_to)) = self.read_from(group, &name, *done) else {
                 continue;
@@ -353,7 +356,7 @@ mod tests {
         record.append("g", "a", &[event(1, "one")]).unwrap();
         record.append("g", "b", &[event(2, "two")]).unwrap();
         let first: Vec<_> = record
-            .unseen("g", &mut seen)
+            .unseen("g", "", &mut seen)
             .into_iter()
             .map(|(s, e)| (s, e.message))
             .collect();
@@ -364,9 +367,9 @@ mod tests {
                 ("b".to_string(), "two".to_string())
             ]
         );
-        assert!(record.unseen("g", &mut seen).is_empty());
+        assert!(record.unseen("g", "", &mut seen).is_empty());
         record.append("g", "a", &[event(3, "three")]).unwrap();
-        let next = record.unseen("g", &mut seen);
+        let next = record.unseen("g", "", &mut seen);
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].1.message, "three");
     }

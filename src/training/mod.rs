@@ -118,18 +118,14 @@ impl Trainer {
         let trainer = self.clone();
         tokio::spawn(async move {
             let name = job.name.clone();
-            if trainer.closing.load(std::sync::atomic::Ordering::SeqCst) {
-                trainer.update(&name, |j| j.fail(INTERRUPTED, now()));
+            let last = if trainer.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                trainer.update(&name, |j| j.fail(INTERRUPTED, now()))
             } else {
-                run::run(&trainer, job, stop_rx).await;
-            }
+                run::run(&trainer, job.clone(), stop_rx).await;
+                trainer.store.get::<TrainingJob>(&name).ok().flatten()
+            };
             locked(&trainer.running).remove(&name);
-            trainer
-                .store
-                .get::<TrainingJob>(&name)
-                .ok()
-                .flatten()
-                .expect("a job's record outlives its run")
+            last.unwrap_or(job)
         })
     }
 

@@ -94,6 +94,21 @@ pub async fn upload_files(
     prefix: &S3Location,
     what: &'static str,
 ) -> Result<(), UploadError> {
+    upload_changed(storage, dir, prefix, what, &mut Synced::new()).await
+}
+
+/// What a sync has sent: each file's modification time and size when it was uploaded.
+pub type Synced = std::collections::HashMap<PathBuf, (std::time::SystemTime, u64)>;
+
+/// Uploads the files under `dir` that are new or changed since `synced` last saw them (a
+/// checkpoint folder synced while the job runs, as SageMaker syncs it).
+pub async fn upload_changed(
+    storage: &Storage,
+    dir: &Path,
+    prefix: &S3Location,
+    what: &'static str,
+    synced: &mut Synced,
+) -> Result<(), UploadError> {
     let fail = |detail: String| UploadError {
         what,
         location: prefix.to_string(),
@@ -102,6 +117,12 @@ pub async fn upload_files(
     let mut files = Vec::new();
     list_files(dir, "", &mut files).map_err(|e| fail(e.to_string()))?;
     for (relative, path) in files {
+        let stamp = std::fs::metadata(&path)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        if stamp.is_some() && synced.get(&path) == stamp.as_ref() {
+            continue;
+        }
         let location = prefix.join(&relative).map_err(|e| fail(e.to_string()))?;
         let bytes = tokio::fs::read(&path)
             .await
@@ -110,6 +131,9 @@ pub async fn upload_files(
             .write(&location, Bytes::from(bytes))
             .await
             .map_err(|e| fail(e.to_string()))?;
+        if let Some(stamp) = stamp {
+            synced.insert(path, stamp);
+        }
     }
     Ok(())
 }

@@ -54,6 +54,21 @@ pub async fn run(
     }
 }
 
+/// The job's trees with their data, ready for its containers.
+struct Prepared {
+    hosts: Vec<String>,
+    trees: Vec<HostTree>,
+    instance_type: crate::runtime::InstanceType,
+    /// Per host: the read-only mounts of its FastFile channels.
+    read_only: Vec<Vec<(PathBuf, String)>>,
+    /// Whether `/opt/ml/code` holds the SDK's code.
+    has_code: bool,
+}
+
+fn internal(e: &dyn std::fmt::Display) -> String {
+    format!("InternalServerError: {e}")
+}
+
 /// Everything up to the final status; an error is the FailureReason.
 async fn execute(
     trainer: &Arc<Trainer>,
@@ -61,71 +76,18 @@ async fn execute(
     folder: &std::path::Path,
     stop_rx: &mut watch::Receiver<Option<Stop>>,
 ) -> Result<(), String> {
-    let spec = &job.spec;
     let advance = |status| {
         trainer.update(&job.name, |j| j.advance(status, now()));
     };
-    let stopped = |rx: &watch::Receiver<Option<Stop>>| rx.borrow().is_some();
-    let internal = |e: &dyn std::fmt::Display| format!("InternalServerError: {e}");
-
-    let instance_name = spec
-        .resource_config
-        .instance_type
-        .clone()
-        .unwrap_or_else(|| "ml.m5.large".to_string());
-    let instance_type = lookup(&instance_name).map_err(|e| format!("ClientError: {e}"))?;
-    let hosts = workspace::hosts(job.instance_count());
-    let _ = std::fs::remove_dir_all(folder);
-    let trees: Vec<HostTree> = hosts
-        .iter()
-        .map(|h| HostTree {
-            host: h.clone(),
-            root: folder.join(h),
-        })
-        .collect();
-    for tree in &trees {
-        tree.create(spec).map_err(|e| internal(&e))?;
-        tree.write_config(spec, &hosts, &instance_name)
-            .map_err(|e| internal(&e))?;
-    }
-
-    // Downloading: channels, code, checkpoints.
-    advance(SecondaryStatus::Downloading);
-    let downloads = folder.join("downloads");
-    let mut read_only: Vec<Vec<(PathBuf, String)>> = vec![Vec::new(); trees.len()];
-    for channel in spec.channels() {
-        let mounts = channels::prepare(
-            &trainer.storage,
-            &downloads,
-            channel,
-            spec.algorithm_specification.training_input_mode,
-            &trees,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        for (host, more) in read_only.iter_mut().zip(mounts) {
-            host.extend(more);
-        }
-    }
-    let has_code = bring_code(trainer, job, &trees, &downloads).await?;
-    if let Some(checkpoints) = &spec.checkpoint_config {
-        bring_checkpoints(trainer, &checkpoints.s3_uri, &trees, &downloads).await?;
-    }
-    trainer
-        .engine
-        .ensure_image(&job.image, trainer.options.pull)
-        .await
-        .map_err(|e| format!("ClientError: {e}"))?;
-    if stopped(stop_rx) {
+    let prepared = prepare(trainer, job, folder, &advance).await?;
+    if stop_rx.borrow().is_some() {
         advance(SecondaryStatus::Stopping);
         advance(SecondaryStatus::Stopped);
         return Ok(());
     }
-
-    // Training: one container per host, each finding the others by name.
-    let isolated = spec.network_isolation();
-    let mut leases = Vec::with_capacity(trees.len());
-    for _ in &trees {
+    let isolated = job.spec.network_isolation();
+    let mut leases = Vec::with_capacity(prepared.trees.len());
+    for _ in &prepared.trees {
         leases.push(
             trainer
                 .networks
@@ -134,51 +96,9 @@ async fn execute(
                 .map_err(|e| internal(&e))?,
         );
     }
-    let run_id = crate::runtime::spec::run_id();
-    let mut specs = Vec::with_capacity(trees.len());
-    for (i, tree) in trees.iter().enumerate() {
-        let cmd = spec
-            .algorithm_specification
-            .container_arguments
-            .clone()
-            .unwrap_or_else(|| vec!["train".to_string()]);
-        let mut env = spec.environment.clone().unwrap_or_default();
-        env.insert("TRAINING_JOB_NAME".into(), job.name.clone());
-        env.insert("TRAINING_JOB_ARN".into(), job.arn.clone());
-        env.insert("AWS_REGION".into(), trainer.region.clone());
-        let mut container = ContainerSpec::job(
-            format!("sagedock-{}-{}-{run_id}", job.name, tree.host),
-            &job.image,
-            instance_type,
-            spec.algorithm_specification.container_entrypoint.clone(),
-            cmd,
-        )
-        .with_env(env)
-        .with_label(labels::OWNER, &trainer.owner)
-        .with_label(labels::TRAINING_JOB, &job.name)
-        .with_label(labels::HOST, &tree.host)
-        .with_label(labels::RUN, &run_id)
-        .with_hostname(&tree.host)
-        .with_network(leases[i].clone())
-        .with_cpu_only(trainer.options.cpu_only)
-        .with_writable(tree.input(), "/opt/ml/input")
-        .with_writable(tree.model(), "/opt/ml/model")
-        .with_writable(tree.output(), "/opt/ml/output");
-        if has_code {
-            container = container.with_writable(tree.code(), "/opt/ml/code");
-        }
-        if let Some(checkpoints) = &spec.checkpoint_config {
-            container = container.with_writable(tree.checkpoints(), checkpoints.local_path());
-        }
-        for (host_path, at) in &read_only[i] {
-            container = container.with_mount(host_path, at.clone());
-        }
-        for (other, lease) in hosts.iter().zip(&leases) {
-            container = container.with_host_entry(other, lease.address);
-        }
-        specs.push(container);
-    }
-
+    let specs = containers(trainer, job, &prepared, &leases);
+    let trees = prepared.trees;
+    let spec = &job.spec;
     let definitions = spec
         .algorithm_specification
         .metric_definitions
@@ -223,6 +143,7 @@ async fn execute(
         guards.push(guard);
     }
 
+    let syncing = sync_checkpoints(trainer, job, &trees);
     let ending = wait(
         trainer,
         &guards,
@@ -237,31 +158,188 @@ async fn execute(
     }
     let finals = locked(&metrics).final_values();
     trainer.update(&job.name, |j| j.final_metrics = finals);
-    let result = match ending {
-        Ok(Ending::Exited(exits)) => match exits.iter().zip(&trees).find(|(e, _)| e.code != 0) {
-            Some((exit, tree)) => Err(failure(trainer, job, tree, exit).await),
-            None => {
-                advance(SecondaryStatus::Uploading);
-                upload(trainer, job, &trees, folder)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                advance(SecondaryStatus::Completed);
-                Ok(())
-            }
-        },
-        Ok(Ending::Stopped(end)) => {
-            advance(SecondaryStatus::Uploading);
-            upload(trainer, job, &trees, folder)
-                .await
-                .map_err(|e| e.to_string())?;
-            advance(end);
-            Ok(())
-        }
-        Err(e) => Err(internal(&e)),
-    };
+    if let Some(syncing) = syncing {
+        syncing.abort();
+    }
+    // The containers are gone before the model is read (and whatever happens next).
     remove_all(guards).await;
     drop(leases);
-    result
+    let end = match ending {
+        Ok(Ending::Exited(exits)) => {
+            if let Some((exit, tree)) = exits.iter().zip(&trees).find(|(e, _)| e.code != 0) {
+                return Err(failure(trainer, job, tree, exit).await);
+            }
+            SecondaryStatus::Completed
+        }
+        Ok(Ending::Stopped(end)) => end,
+        Err(e) => return Err(internal(&e)),
+    };
+    advance(SecondaryStatus::Uploading);
+    upload(trainer, job, &trees, folder)
+        .await
+        .map_err(|e| e.to_string())?;
+    advance(end);
+    Ok(())
+}
+
+/// Starting and Downloading: the trees, their configuration files, the channels, the
+/// code, the checkpoints, the image.
+async fn prepare(
+    trainer: &Trainer,
+    job: &TrainingJob,
+    folder: &std::path::Path,
+    advance: &impl Fn(SecondaryStatus),
+) -> Result<Prepared, String> {
+    let spec = &job.spec;
+    let instance_name = spec
+        .resource_config
+        .instance_type
+        .clone()
+        .unwrap_or_else(|| "ml.m5.large".to_string());
+    let instance_type = lookup(&instance_name).map_err(|e| format!("ClientError: {e}"))?;
+    let hosts = workspace::hosts(job.instance_count());
+    let _ = std::fs::remove_dir_all(folder);
+    let trees: Vec<HostTree> = hosts
+        .iter()
+        .map(|h| HostTree {
+            host: h.clone(),
+            root: folder.join(h),
+        })
+        .collect();
+    for tree in &trees {
+        tree.create(spec).map_err(|e| internal(&e))?;
+        tree.write_config(spec, &hosts, &instance_name)
+            .map_err(|e| internal(&e))?;
+    }
+    advance(SecondaryStatus::Downloading);
+    let downloads = folder.join("downloads");
+    let mut read_only: Vec<Vec<(PathBuf, String)>> = vec![Vec::new(); trees.len()];
+    for channel in spec.channels() {
+        let mounts = channels::prepare(
+            &trainer.storage,
+            &downloads,
+            channel,
+            spec.algorithm_specification.training_input_mode,
+            &trees,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        for (host, more) in read_only.iter_mut().zip(mounts) {
+            host.extend(more);
+        }
+    }
+    let has_code = bring_code(trainer, job, &trees, &downloads).await?;
+    if let Some(checkpoints) = &spec.checkpoint_config {
+        bring_checkpoints(trainer, &checkpoints.s3_uri, &trees, &downloads).await?;
+    }
+    trainer
+        .engine
+        .ensure_image(&job.image, trainer.options.pull)
+        .await
+        .map_err(|e| format!("ClientError: {e}"))?;
+    Ok(Prepared {
+        hosts,
+        trees,
+        instance_type,
+        read_only,
+        has_code,
+    })
+}
+
+/// One container per host, each finding the others by name: `train` (or the job's
+/// entrypoint and arguments), its `/opt/ml` folders, the job's environment.
+fn containers(
+    trainer: &Trainer,
+    job: &TrainingJob,
+    prepared: &Prepared,
+    leases: &[Arc<crate::runtime::network::Lease>],
+) -> Vec<ContainerSpec> {
+    let spec = &job.spec;
+    let run_id = crate::runtime::spec::run_id();
+    let cmd = spec
+        .algorithm_specification
+        .container_arguments
+        .clone()
+        .unwrap_or_else(|| vec!["train".to_string()]);
+    let mut env = spec.environment.clone().unwrap_or_default();
+    env.insert("TRAINING_JOB_NAME".into(), job.name.clone());
+    env.insert("TRAINING_JOB_ARN".into(), job.arn.clone());
+    env.insert("AWS_REGION".into(), trainer.region.clone());
+    prepared
+        .trees
+        .iter()
+        .enumerate()
+        .map(|(i, tree)| {
+            let mut container = ContainerSpec::job(
+                format!("sagedock-{}-{}-{run_id}", job.name, tree.host),
+                &job.image,
+                prepared.instance_type,
+                spec.algorithm_specification.container_entrypoint.clone(),
+                cmd.clone(),
+            )
+            .with_env(env.clone())
+            .with_label(labels::OWNER, &trainer.owner)
+            .with_label(labels::TRAINING_JOB, &job.name)
+            .with_label(labels::HOST, &tree.host)
+            .with_label(labels::RUN, &run_id)
+            .with_hostname(&tree.host)
+            .with_network(leases[i].clone())
+            .with_cpu_only(trainer.options.cpu_only)
+            .with_writable(tree.input(), "/opt/ml/input")
+            .with_writable(tree.model(), "/opt/ml/model")
+            .with_writable(tree.output(), "/opt/ml/output");
+            if prepared.has_code {
+                container = container.with_writable(tree.code(), "/opt/ml/code");
+            }
+            if let Some(checkpoints) = &spec.checkpoint_config {
+                container = container.with_writable(tree.checkpoints(), checkpoints.local_path());
+            }
+            for (host_path, at) in &prepared.read_only[i] {
+                container = container.with_mount(host_path, at.clone());
+            }
+            for (other, lease) in prepared.hosts.iter().zip(leases) {
+                container = container.with_host_entry(other, lease.address);
+            }
+            container
+        })
+        .collect()
+}
+
+/// How often a running job's checkpoint folders are synced to CheckpointConfig.S3Uri.
+const CHECKPOINT_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// While the containers run, every 10 s, the checkpoint files that are new or changed go
+/// to CheckpointConfig.S3Uri (SageMaker syncs them continuously; a job that is stopped or
+/// lost keeps what it had saved). The final sync is the upload at the end.
+fn sync_checkpoints(
+    trainer: &Arc<Trainer>,
+    job: &TrainingJob,
+    trees: &[HostTree],
+) -> Option<tokio::task::JoinHandle<()>> {
+    let checkpoints = job.spec.checkpoint_config.as_ref()?;
+    let target =
+        S3Location::parse(&format!("{}/", checkpoints.s3_uri.trim_end_matches('/'))).ok()?;
+    let dirs: Vec<PathBuf> = trees.iter().map(HostTree::checkpoints).collect();
+    let trainer = trainer.clone();
+    Some(tokio::spawn(async move {
+        let mut synced = output::Synced::new();
+        loop {
+            tokio::time::sleep(CHECKPOINT_SYNC).await;
+            for dir in &dirs {
+                if let Err(e) = output::upload_changed(
+                    &trainer.storage,
+                    dir,
+                    &target,
+                    "the checkpoints",
+                    &mut synced,
+                )
+                .await
+                {
+                    tracing::warn!(error = %e, "checkpoint sync");
+                }
+            }
+        }
+    }))
 }
 
 /// Waits for every container to exit, stopping them all when asked to or when the job's
