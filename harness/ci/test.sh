@@ -14,8 +14,7 @@ bash harness/ci/docker.sh
 bash harness/images/build-all.sh
 
 # With the AWS SDK for Rust's tests (tests/aws_sdk.rs): its crates take minutes to compile,
-# once; the binary the client suites use is built with the same features, so nothing is
-# compiled twice.
+# once; the client suites use the binary that build made, so nothing is compiled twice.
 features=(--features aws-sdk-tests)
 rust=0
 if cargo nextest --version >/dev/null 2>&1; then
@@ -24,7 +23,12 @@ else
     cargo test --locked "${features[@]}" --no-fail-fast || rust=$?
 fi
 
-cargo build --locked --quiet "${features[@]}"
+# The test build has just built the binary (the integration tests run it) with the same
+# features. `cargo build` would compile most dependencies again (without the features the
+# dev-dependencies add to them): minutes on two cores, for the same program.
+if [[ $rust -ne 0 || ! -x target/debug/sagedock ]]; then
+    cargo build --locked --quiet "${features[@]}"
+fi
 clients=0
 SAGEDOCK_BIN="$PWD/target/debug/sagedock" bash harness/clients/run.sh || clients=$?
 

@@ -36,7 +36,6 @@ pub struct Tuner {
     jobs: Arc<Jobs>,
     /// The running tuning jobs, and how to ask each to stop.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
-    writes: Mutex<()>,
 }
 
 impl Tuner {
@@ -44,18 +43,14 @@ impl Tuner {
         Arc::new(Tuner {
             jobs,
             running: Mutex::new(HashMap::new()),
-            writes: Mutex::new(()),
         })
     }
 
-    fn update(&self, name: &str, change: impl FnOnce(&mut TuningJob)) -> Option<TuningJob> {
-        let _guard = locked(&self.writes);
-        let mut job = self.jobs.store.get::<TuningJob>(name).ok().flatten()?;
-        change(&mut job);
-        if let Err(e) = self.jobs.store.put(name, &job) {
+    /// Changes a tuning job's record (in one store transaction).
+    fn update(&self, name: &str, change: impl FnOnce(&mut TuningJob)) {
+        if let Err(e) = self.jobs.store.update(name, change) {
             tracing::warn!(job = name, error = %e, "could not write the tuning job's record");
         }
-        Some(job)
     }
 
     /// After a restart: tuning jobs that were running are marked Failed.

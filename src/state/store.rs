@@ -135,6 +135,33 @@ impl Store {
         self.write(|t| t.insert(key.as_str(), bytes.as_slice()).map(drop))
     }
 
+    /// Changes a record in one write transaction, so no other write comes between the read
+    /// and the write; the record as written, or None when there is none.
+    pub fn update<T: Record>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut T),
+    ) -> Result<Option<T>, StoreError> {
+        let key = key::<T>(name);
+        let outcome = self.write(|t| {
+            let Some(bytes) = t.get(key.as_str())?.map(|v| v.value().to_vec()) else {
+                return Ok(Ok(None));
+            };
+            let mut record: T = match serde_json::from_slice(&bytes) {
+                Ok(record) => record,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            change(&mut record);
+            let bytes = match serde_json::to_vec(&record) {
+                Ok(bytes) => bytes,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            t.insert(key.as_str(), bytes.as_slice())?;
+            Ok(Ok(Some(record)))
+        })?;
+        outcome.map_err(|e| self.db_err(format!("record {key}: {e}")))
+    }
+
     /// Writes a record only if none exists; returns false when one did.
     pub fn insert_new<T: Record>(&self, name: &str, value: &T) -> Result<bool, StoreError> {
         let key = key::<T>(name);
@@ -205,6 +232,16 @@ mod tests {
         assert_eq!(store.get::<TagSet>("arn:1").unwrap().unwrap().len(), 1);
         assert_eq!(store.list::<TagSet>().unwrap().len(), 1);
         assert!(store.list::<Model>().unwrap().is_empty());
+        let changed = store
+            .update::<TagSet>("arn:1", |t| t.0[0].value = "w".into())
+            .unwrap()
+            .unwrap();
+        assert_eq!(changed.0[0].value, "w");
+        assert_eq!(
+            store.get::<TagSet>("arn:1").unwrap().unwrap().0[0].value,
+            "w"
+        );
+        assert!(store.update::<TagSet>("missing", |_| {}).unwrap().is_none());
         assert!(store.delete::<TagSet>("arn:1").unwrap());
         assert!(store.get::<TagSet>("arn:1").unwrap().is_none());
     }

@@ -67,8 +67,6 @@ pub struct Trainer {
     options: TrainOptions,
     /// The running jobs, and how to ask each to stop.
     running: Mutex<HashMap<String, watch::Sender<Option<Stop>>>>,
-    /// Serialises the read-modify-write of job records.
-    writes: Mutex<()>,
     /// Set once sagedock is stopping: no job starts after it.
     closing: std::sync::atomic::AtomicBool,
     /// What each job of this run has read from its log (for `/metrics`).
@@ -104,7 +102,6 @@ impl Trainer {
             work: parts.work,
             options: parts.options,
             running: Mutex::new(HashMap::new()),
-            writes: Mutex::new(()),
             closing: std::sync::atomic::AtomicBool::new(false),
             metrics: Mutex::new(std::collections::BTreeMap::new()),
         })
@@ -140,15 +137,12 @@ impl Trainer {
         }
     }
 
-    /// Changes a job's record under the write lock; the record as written.
+    /// Changes a job's record (in one store transaction); the record as written.
     pub fn update(&self, name: &str, change: impl FnOnce(&mut TrainingJob)) -> Option<TrainingJob> {
-        let _guard = locked(&self.writes);
-        let mut job = self.store.get::<TrainingJob>(name).ok().flatten()?;
-        change(&mut job);
-        if let Err(e) = self.store.put(name, &job) {
+        self.store.update(name, change).unwrap_or_else(|e| {
             tracing::warn!(job = name, error = %e, "could not write the training job's record");
-        }
-        Some(job)
+            None
+        })
     }
 
     /// After a restart: a job the record says was running did not survive; it is marked
