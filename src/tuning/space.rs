@@ -59,26 +59,14 @@ impl Range {
             })
         };
         let (lo, hi) = (parse(min, "MinValue")?, parse(max, "MaxValue")?);
-        let scaling = scaling_of(name, scaling)?;
-        if lo > hi {
-            return Err(RangeError(format!(
-                "The MinValue of hyperparameter '{name}' must not be greater than its MaxValue."
-            )));
-        }
-        match scaling {
-            Scaling::Logarithmic if lo <= 0 => Err(RangeError(format!(
-                "Hyperparameter '{name}': logarithmic scaling needs a range of positive values (MinValue > 0)."
-            ))),
-            Scaling::ReverseLogarithmic => Err(RangeError(format!(
-                "Hyperparameter '{name}': reverse logarithmic scaling is supported only for continuous hyperparameters."
-            ))),
-            _ => Ok(Range::Integer {
-                name: name.to_string(),
-                min: lo,
-                max: hi,
-                scaling,
-            }),
-        }
+        #[allow(clippy::cast_precision_loss)]
+        let scaling = checked_scaling(name, lo as f64, hi as f64, scaling, false)?;
+        Ok(Range::Integer {
+            name: name.to_string(),
+            min: lo,
+            max: hi,
+            scaling,
+        })
     }
 
     /// A continuous range from the API's strings.
@@ -100,26 +88,13 @@ impl Range {
                 })
         };
         let (lo, hi) = (parse(min, "MinValue")?, parse(max, "MaxValue")?);
-        let scaling = scaling_of(name, scaling)?;
-        if lo > hi {
-            return Err(RangeError(format!(
-                "The MinValue of hyperparameter '{name}' must not be greater than its MaxValue."
-            )));
-        }
-        match scaling {
-            Scaling::Logarithmic if lo <= 0.0 => Err(RangeError(format!(
-                "Hyperparameter '{name}': logarithmic scaling needs a range of positive values (MinValue > 0)."
-            ))),
-            Scaling::ReverseLogarithmic if lo < 0.0 || hi >= 1.0 => Err(RangeError(format!(
-                "Hyperparameter '{name}': reverse logarithmic scaling needs a range inside 0 <= x < 1.0."
-            ))),
-            _ => Ok(Range::Continuous {
-                name: name.to_string(),
-                min: lo,
-                max: hi,
-                scaling,
-            }),
-        }
+        let scaling = checked_scaling(name, lo, hi, scaling, true)?;
+        Ok(Range::Continuous {
+            name: name.to_string(),
+            min: lo,
+            max: hi,
+            scaling,
+        })
     }
 
     pub fn categorical(name: &str, values: &[String]) -> Result<Range, RangeError> {
@@ -184,6 +159,37 @@ impl Range {
                 Some((i as f64 + 0.5) / values.len() as f64)
             }
         }
+    }
+}
+
+/// The range's scaling, once its bounds are held to SageMaker's rules: MinValue not above
+/// MaxValue, logarithmic ranges positive, reverse logarithmic ones continuous and inside
+/// [0, 1).
+fn checked_scaling(
+    name: &str,
+    lo: f64,
+    hi: f64,
+    scaling: Option<&str>,
+    continuous: bool,
+) -> Result<Scaling, RangeError> {
+    let scaling = scaling_of(name, scaling)?;
+    let refuse = |why: &str| Err(RangeError(format!("Hyperparameter '{name}': {why}")));
+    if lo > hi {
+        return Err(RangeError(format!(
+            "The MinValue of hyperparameter '{name}' must not be greater than its MaxValue."
+        )));
+    }
+    match scaling {
+        Scaling::Logarithmic if lo <= 0.0 => {
+            refuse("logarithmic scaling needs a range of positive values (MinValue > 0).")
+        }
+        Scaling::ReverseLogarithmic if !continuous => {
+            refuse("reverse logarithmic scaling is supported only for continuous hyperparameters.")
+        }
+        Scaling::ReverseLogarithmic if lo < 0.0 || hi >= 1.0 => {
+            refuse("reverse logarithmic scaling needs a range inside 0 <= x < 1.0.")
+        }
+        _ => Ok(scaling),
     }
 }
 
