@@ -38,6 +38,7 @@ pub mod state;
 pub mod storage;
 mod sync;
 pub mod training;
+pub mod transform;
 pub mod tuning;
 pub mod units;
 

@@ -19,6 +19,7 @@ mod shutdown;
 mod sklearn;
 mod tensorflow;
 mod training;
+mod transform;
 mod unpack;
 mod up;
 mod validate;

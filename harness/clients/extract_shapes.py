@@ -31,6 +31,7 @@ SERVICES = {
         "CreateHyperParameterTuningJob", "DescribeHyperParameterTuningJob",
         "ListHyperParameterTuningJobs", "ListTrainingJobsForHyperParameterTuningJob",
         "StopHyperParameterTuningJob",
+        "CreateTransformJob", "DescribeTransformJob", "ListTransformJobs", "StopTransformJob",
     ],
     "sagemaker-runtime": [
         "InvokeEndpoint", "InvokeEndpointAsync", "InvokeEndpointWithResponseStream",

@@ -24,7 +24,7 @@ pub async fn ps(args: &PsArgs) -> Result<ExitCode> {
     writeln!(
         out,
         "{:<40} {:<14} {:<12} {:<24} {:<9} {:>8} {:>6}  OWNER",
-        "NAME", "ENDPOINT", "VARIANT", "IMAGE", "STATE", "AGE", "PORT"
+        "NAME", "ENDPOINT/JOB", "VARIANT", "IMAGE", "STATE", "AGE", "PORT"
     )?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -40,7 +40,7 @@ pub async fn ps(args: &PsArgs) -> Result<ExitCode> {
             out,
             "{:<40} {:<14} {:<12} {:<24} {:<9} {:>8} {:>6}  {}",
             c.name,
-            c.endpoint,
+            whose(c),
             c.variant,
             c.image,
             c.state,
@@ -58,6 +58,20 @@ pub async fn ps(args: &PsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The endpoint, training job or transform job a container belongs to.
+fn whose(c: &gc::Managed) -> &str {
+    if !c.endpoint.is_empty() {
+        return &c.endpoint;
+    }
+    [
+        runtime::labels::TRAINING_JOB,
+        runtime::labels::TRANSFORM_JOB,
+    ]
+    .iter()
+    .find_map(|key| c.labels.get(*key))
+    .map_or("", String::as_str)
+}
+
 pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
     let data_dir = args
         .data_dir
@@ -69,10 +83,14 @@ pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
             return logs_from_record(&record, &group, "", args).await;
         }
         let job = format!("{}/", args.name);
-        let group = crate::logs::TRAINING_JOBS_GROUP;
-        let streams = record.streams(group).unwrap_or_default();
-        if streams.iter().any(|s| s.name.starts_with(&job)) {
-            return logs_from_record(&record, group, &job, args).await;
+        for group in [
+            crate::logs::TRAINING_JOBS_GROUP,
+            crate::logs::TRANSFORM_JOBS_GROUP,
+        ] {
+            let streams = record.streams(group).unwrap_or_default();
+            if streams.iter().any(|s| s.name.starts_with(&job)) {
+                return logs_from_record(&record, group, &job, args).await;
+            }
         }
     }
     let engine = Engine::connect().await?;
@@ -113,7 +131,8 @@ pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// An endpoint's log group (or a training job's streams, `prefix` `<job>/`) from `up`'s
+/// An endpoint's log group (or a training or transform job's streams, `prefix` `<job>/`)
+/// from `up`'s
 /// record: the streams merged in time order (each line prefixed with its stream when there
 /// are several), then, with --follow, new lines as they are recorded (replacement
 /// instances' streams included) until Ctrl-C.

@@ -343,7 +343,7 @@ pub struct PsArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// An endpoint or training job of `sagedock up` (its CloudWatch log streams,
+    /// An endpoint, training job or transform job of `sagedock up` (its CloudWatch log streams,
     /// containers that are gone included), or a running container's name or id prefix, or
     /// an endpoint of `serve`.
     pub name: String,

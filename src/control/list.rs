@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::error::AwsError;
 use super::shapes::{
     EndpointConfigSummary, EndpointSummary, ListInput, ModelSummary, SortBy, SortOrder,
-    TrainingJobSummary, TuningJobSummary,
+    TrainingJobSummary, TransformJobSummary, TuningJobSummary,
 };
 
 /// MaxResults when the caller gives none.
@@ -95,6 +95,22 @@ impl Listed for TuningJobSummary {
     }
     fn status(&self) -> Option<&'static str> {
         Some(self.hyper_parameter_tuning_job_status.as_str())
+    }
+}
+
+impl Listed for TransformJobSummary {
+    const KEY: &'static str = "TransformJobSummaries";
+    fn name(&self) -> &str {
+        &self.transform_job_name
+    }
+    fn creation_time(&self) -> f64 {
+        self.creation_time
+    }
+    fn last_modified_time(&self) -> Option<f64> {
+        Some(self.last_modified_time)
+    }
+    fn status(&self) -> Option<&'static str> {
+        Some(self.transform_job_status.as_str())
     }
 }
 

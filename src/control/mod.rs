@@ -1,15 +1,16 @@
 //! The SageMaker control plane (AWS JSON 1.1): models, endpoint configs, endpoints, tags,
-//! training jobs and hyperparameter tuning jobs.
+//! training jobs, hyperparameter tuning jobs and batch transform jobs.
 //!
 //! A request is decoded once at the edge ([`ControlPlane::handle`]): its body checked
 //! against botocore's model (types, ranges, lengths, patterns, enums; the message AWS
 //! would give), then parsed into the operation's typed input ([`shapes`]). The operations
 //! ([`models`], [`endpoint_configs`], [`endpoints`], [`tags`], [`training_jobs`],
-//! [`tuning_jobs`]) apply
+//! [`tuning_jobs`], [`transform_jobs`]) apply
 //! SageMaker's own rules, keep the resources in the [`crate::state::Store`], and hand
 //! endpoint work to the [`lifecycle`], which deploys plans ([`plan`]) and writes status
 //! back, and training jobs to the [`crate::training::Trainer`] (a tuning job's trials
-//! too, launched by the tuner in [`tuning_jobs`]). Errors take their
+//! too, launched by the tuner in [`tuning_jobs`]), and transform jobs with their plan to
+//! the [`crate::transform::Transformer`]. Errors take their
 //! AWS shape in one place ([`error`]).
 //!
 //! Does not: proxy invocations (see `endpoint`), or talk to Docker (see `deploy`).
@@ -24,6 +25,7 @@ pub mod plan;
 pub mod shapes;
 mod tags;
 mod training_jobs;
+mod transform_jobs;
 mod tuning_jobs;
 
 use std::sync::Arc;
@@ -44,6 +46,7 @@ use crate::http::{full, Body};
 use crate::state::Store;
 use crate::storage::ModelLocation;
 use crate::training::{TrainOptions, Trainer, TrainerParts};
+use crate::transform::Transformer;
 use training_jobs::Jobs;
 use tuning_jobs::Tuner;
 
@@ -77,7 +80,7 @@ pub struct Options {
 }
 
 /// The operations sagedock serves.
-pub(crate) const OPERATIONS: [&str; 26] = [
+pub(crate) const OPERATIONS: [&str; 30] = [
     "CreateModel",
     "DescribeModel",
     "ListModels",
@@ -104,6 +107,10 @@ pub(crate) const OPERATIONS: [&str; 26] = [
     "ListHyperParameterTuningJobs",
     "ListTrainingJobsForHyperParameterTuningJob",
     "StopHyperParameterTuningJob",
+    "CreateTransformJob",
+    "DescribeTransformJob",
+    "ListTransformJobs",
+    "StopTransformJob",
 ];
 
 /// The control plane.
@@ -113,6 +120,9 @@ pub struct ControlPlane {
     lifecycle: Arc<Lifecycle>,
     jobs: Arc<Jobs>,
     tuner: Arc<Tuner>,
+    transformer: Arc<Transformer>,
+    /// ContainerStartupHealthCheckTimeout of a transform job's containers.
+    health_timeout: Duration,
 }
 
 type OpResult = Result<Value, AwsError>;
@@ -127,6 +137,7 @@ impl ControlPlane {
         deployer: Arc<Deployer>,
         router: Arc<Router>,
         trainer: Arc<Trainer>,
+        transformer: Arc<Transformer>,
         health_timeout: Duration,
     ) -> Arc<ControlPlane> {
         let lifecycle = Lifecycle::new(
@@ -148,6 +159,8 @@ impl ControlPlane {
             lifecycle,
             jobs,
             tuner,
+            transformer,
+            health_timeout,
         })
     }
 
@@ -184,6 +197,12 @@ impl ControlPlane {
             settings.region.clone(),
             options.deploy,
         ));
+        let transformer = Transformer::new(
+            deployer.clone(),
+            record.clone(),
+            store.clone(),
+            data_dir.join("transform"),
+        );
         let trainer = Trainer::new(TrainerParts {
             engine,
             storage,
@@ -201,6 +220,7 @@ impl ControlPlane {
             deployer,
             router.clone(),
             trainer,
+            transformer,
             options.health_timeout,
         );
         Ok((control, router))
@@ -215,6 +235,9 @@ impl ControlPlane {
         if let Err(e) = self.tuner.restore() {
             tracing::warn!(error = %e, "could not mark interrupted tuning jobs");
         }
+        if let Err(e) = self.transformer.restore() {
+            tracing::warn!(error = %e, "could not mark interrupted transform jobs");
+        }
         self.lifecycle.restore().await
     }
 
@@ -222,11 +245,12 @@ impl ControlPlane {
     pub fn render_metrics(&self) -> String {
         self.jobs.trainer.render_metrics()
     }
-
+    /// Stops every deployment, training and transform job and removes every container.
     /// Stops every deployment and training job and removes every container.
     pub async fn shutdown(&self) {
         self.tuner.shutdown();
         self.jobs.trainer.shutdown();
+        self.transformer.shutdown();
         self.lifecycle.shutdown().await;
     }
 
@@ -287,6 +311,10 @@ impl ControlPlane {
             "ListHyperParameterTuningJobs" => self.list_tuning_jobs(&parse(input)?),
             "ListTrainingJobsForHyperParameterTuningJob" => self.list_trials(parse(input)?),
             "StopHyperParameterTuningJob" => answer(self.stop_tuning_job(parse(input)?)),
+            "CreateTransformJob" => answer(self.create_transform_job(parse(input)?)),
+            "DescribeTransformJob" => self.describe_transform_job(parse(input)?),
+            "ListTransformJobs" => self.list_transform_jobs(&parse(input)?),
+            "StopTransformJob" => answer(self.stop_transform_job(parse(input)?)),
             _ => Err(AwsError::unknown_operation(target)),
         }
     }

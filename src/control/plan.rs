@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::deploy::{
-    AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, ServerlessPlan, VariantPlan,
+    AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, ServerlessPlan, Serves, VariantPlan,
 };
 use crate::endpoint::asynchronous::DEFAULT_PER_INSTANCE;
 use crate::endpoint::capture::CaptureSettings;
@@ -13,7 +13,7 @@ use crate::runtime::instance::{self, InstanceType};
 use crate::state::model::InferenceExecutionMode;
 use crate::state::{
     AsyncInferenceConfig, ContainerDefinition, DataCaptureConfig, EndpointConfig, Model, ModelSpec,
-    ProductionVariant, Store, VariantState,
+    ProductionVariant, Store, TransformJobSpec, VariantState,
 };
 use crate::storage::{ModelLocation, S3Location, StorageError};
 
@@ -56,6 +56,57 @@ pub fn endpoint_plan(
             .as_ref()
             .map(capture_settings)
             .transpose()?,
+        serves: Serves::Endpoint,
+    })
+}
+
+/// The plan of a transform job's containers: its model's containers (a pipeline's in
+/// order), `InstanceCount` instances of `InstanceType`, each container's environment the
+/// model's, then the batch variables (SAGEMAKER_BATCH, and those the request sets), then
+/// the request's Environment, which wins.
+pub fn transform_plan(
+    model: &Model,
+    spec: &TransformJobSpec,
+    health_timeout: Duration,
+) -> Result<EndpointPlan, Reason> {
+    let mut batch = vec![("SAGEMAKER_BATCH".to_string(), "true".to_string())];
+    if let Some(mb) = spec.max_payload_in_mb {
+        batch.push(("SAGEMAKER_MAX_PAYLOAD_IN_MB".into(), mb.to_string()));
+    }
+    if let Some(strategy) = spec.batch_strategy {
+        batch.push((
+            "SAGEMAKER_BATCH_STRATEGY".into(),
+            strategy.env_value().into(),
+        ));
+    }
+    if let Some(n) = spec.max_concurrent_transforms.filter(|n| *n > 0) {
+        batch.push(("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS".into(), n.to_string()));
+    }
+    let mut containers = container_plans(&model.spec).map_err(|e| e.to_string())?;
+    for container in &mut containers {
+        container.environment.extend(batch.iter().cloned());
+        if let Some(env) = &spec.environment {
+            container
+                .environment
+                .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    let resources = &spec.transform_resources;
+    let variant = VariantPlan {
+        containers,
+        mode: mode(&model.spec),
+        network_isolation: model.spec.network_isolation(),
+        health_timeout,
+        ..VariantPlan::new(
+            "AllTraffic",
+            instance::lookup(&resources.instance_type)?,
+            ContainerPlan::new("", Default::default(), ModelSource::None),
+        )
+    }
+    .with_instance_count(resources.instance_count);
+    Ok(EndpointPlan {
+        serves: Serves::TransformJob,
+        ..EndpointPlan::single(&spec.transform_job_name, variant)
     })
 }
 

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::state::training_job::{MetricDatum, StatusTransition};
 use crate::state::tuning_job::{ObjectiveType, ResourceLimits, TuningJobSpec};
 use crate::state::{
-    EndpointConfigSpec, EndpointStatus, ModelSpec, SecondaryStatus, ServerlessConfig, Tag,
-    TrainingJobSpec, TrainingJobStatus, TuningJobStatus,
+    EndpointConfigSpec, EndpointStatus, JobStatus, ModelSpec, SecondaryStatus, ServerlessConfig,
+    Tag, TrainingJobSpec, TransformJobSpec,
 };
 
 /// CreateModel.
@@ -104,7 +104,7 @@ pub enum SortOrder {
     Descending,
 }
 
-/// ListModels, ListEndpointConfigs, ListEndpoints, ListTrainingJobs.
+/// ListModels, ListEndpointConfigs, ListEndpoints, ListTrainingJobs, ListTransformJobs.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListInput {
@@ -315,7 +315,7 @@ pub struct DescribeTrainingJobOutput<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tuning_job_arn: Option<&'a str>,
     pub model_artifacts: ModelArtifacts,
-    pub training_job_status: TrainingJobStatus,
+    pub training_job_status: JobStatus,
     pub secondary_status: SecondaryStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<&'a str>,
@@ -351,7 +351,7 @@ pub struct TrainingJobSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training_end_time: Option<f64>,
     pub last_modified_time: f64,
-    pub training_job_status: TrainingJobStatus,
+    pub training_job_status: JobStatus,
     pub secondary_status: SecondaryStatus,
 }
 
@@ -386,7 +386,7 @@ pub struct DescribeTuningJobOutput<'a> {
     #[serde(flatten)]
     pub spec: &'a TuningJobSpec,
     pub hyper_parameter_tuning_job_arn: &'a str,
-    pub hyper_parameter_tuning_job_status: TuningJobStatus,
+    pub hyper_parameter_tuning_job_status: JobStatus,
     pub creation_time: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hyper_parameter_tuning_end_time: Option<f64>,
@@ -431,7 +431,7 @@ pub struct TrialSummary {
     pub training_start_time: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training_end_time: Option<f64>,
-    pub training_job_status: TrainingJobStatus,
+    pub training_job_status: JobStatus,
     pub tuned_hyper_parameters: std::collections::BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
@@ -456,7 +456,7 @@ pub struct ObjectiveMetric {
 pub struct TuningJobSummary {
     pub hyper_parameter_tuning_job_name: String,
     pub hyper_parameter_tuning_job_arn: String,
-    pub hyper_parameter_tuning_job_status: TuningJobStatus,
+    pub hyper_parameter_tuning_job_status: JobStatus,
     pub strategy: String,
     pub creation_time: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -486,4 +486,60 @@ pub enum TrialSortBy {
     CreationTime,
     Status,
     FinalObjectiveMetricValue,
+}
+
+/// CreateTransformJob.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateTransformJobInput {
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(flatten)]
+    pub spec: TransformJobSpec,
+}
+
+/// CreateTransformJob's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransformJobArn {
+    pub transform_job_arn: String,
+}
+
+/// DescribeTransformJob, StopTransformJob.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransformJobName {
+    pub transform_job_name: String,
+}
+
+/// DescribeTransformJob's answer: what was asked, and where the job stands.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeTransformJobOutput<'a> {
+    #[serde(flatten)]
+    pub spec: &'a TransformJobSpec,
+    pub transform_job_arn: &'a str,
+    pub transform_job_status: JobStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<&'a str>,
+    pub creation_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform_start_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform_end_time: Option<f64>,
+}
+
+/// An entry of ListTransformJobs.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransformJobSummary {
+    pub transform_job_name: String,
+    pub transform_job_arn: String,
+    pub creation_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform_end_time: Option<f64>,
+    pub last_modified_time: f64,
+    pub transform_job_status: JobStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }

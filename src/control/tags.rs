@@ -4,7 +4,9 @@
 use super::error::AwsError;
 use super::shapes::{AddTagsInput, DeleteTagsInput, Empty, ListTagsInput, TagsOutput};
 use super::{ControlPlane, OpResult};
-use crate::state::{Endpoint, EndpointConfig, Model, Record, Tag, TagSet, TrainingJob};
+use crate::state::{
+    Endpoint, EndpointConfig, Model, Record, Tag, TagSet, TrainingJob, TransformJob, TuningJob,
+};
 
 impl ControlPlane {
     fn tags_of(&self, arn: &str) -> Result<TagSet, AwsError> {
@@ -39,9 +41,11 @@ impl ControlPlane {
             "endpoint-config" => self.names_arn::<EndpointConfig>(arn, |r| &r.arn)?,
             "endpoint" => self.names_arn::<Endpoint>(arn, |r| &r.arn)?,
             "training-job" => self.names_arn::<TrainingJob>(arn, |r| &r.arn)?,
+            "hyper-parameter-tuning-job" => self.names_arn::<TuningJob>(arn, |r| &r.arn)?,
+            "transform-job" => self.names_arn::<TransformJob>(arn, |r| &r.arn)?,
             _ => {
                 return Err(AwsError::validation(format!(
-                    "Resource {arn} is not a model, endpoint-config, endpoint or training-job ARN."
+                    "Resource {arn} is not a model, endpoint-config, endpoint, training-job, hyper-parameter-tuning-job or transform-job ARN."
                 )))
             }
         };

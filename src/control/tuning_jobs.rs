@@ -27,7 +27,7 @@ use super::training_jobs::Jobs;
 use super::{list, ControlPlane, OpResult};
 use crate::state::training_job::TrainingJobSpec;
 use crate::state::tuning_job::{ObjectiveType, Trial, TuningJobSpec, OBJECTIVE_HYPERPARAMETER};
-use crate::state::{now, TrainingJob, TrainingJobStatus, TuningJob, TuningJobStatus};
+use crate::state::{now, JobStatus, TrainingJob, TuningJob};
 use crate::sync::locked;
 use crate::tuning::{Range, Searcher, Space, Strategy, Values};
 
@@ -58,11 +58,7 @@ impl Tuner {
         for job in self.jobs.store.list::<TuningJob>()? {
             if !job.status.is_terminal() {
                 self.update(&job.name, |j| {
-                    j.finish(
-                        TuningJobStatus::Failed,
-                        Some(crate::training::INTERRUPTED),
-                        now(),
-                    )
+                    j.finish(JobStatus::Failed, Some(crate::training::INTERRUPTED), now())
                 });
             }
         }
@@ -74,11 +70,7 @@ impl Tuner {
         let names: Vec<String> = locked(&self.running).keys().cloned().collect();
         for name in names {
             self.update(&name, |j| {
-                j.finish(
-                    TuningJobStatus::Failed,
-                    Some(crate::training::INTERRUPTED),
-                    now(),
-                )
+                j.finish(JobStatus::Failed, Some(crate::training::INTERRUPTED), now())
             });
         }
     }
@@ -165,16 +157,16 @@ impl Tuner {
         }
         let asked_to_stop = *stop.borrow();
         let (status, reason) = if let Some(reason) = failure {
-            (TuningJobStatus::Failed, Some(reason))
+            (JobStatus::Failed, Some(reason))
         } else if asked_to_stop || stopped {
-            (TuningJobStatus::Stopped, None)
+            (JobStatus::Stopped, None)
         } else if done.is_empty() {
             (
-                TuningJobStatus::Failed,
+                JobStatus::Failed,
                 Some("No training job succeeded with an objective metric: see each training job's FailureReason, and check that the objective's MetricDefinition matches what the algorithm prints.".to_string()),
             )
         } else {
-            (TuningJobStatus::Completed, None)
+            (JobStatus::Completed, None)
         };
         self.update(&job.name, |j| j.finish(status, reason.as_deref(), now()));
     }
@@ -234,10 +226,7 @@ fn trial_spec(
 
 /// The trial's objective: the final value of the objective's metric.
 fn objective_of(trial: &TrainingJob, metric: &str) -> Option<f64> {
-    if !matches!(
-        trial.status,
-        TrainingJobStatus::Completed | TrainingJobStatus::Stopped
-    ) {
+    if !matches!(trial.status, JobStatus::Completed | JobStatus::Stopped) {
         return None;
     }
     trial
@@ -262,7 +251,7 @@ impl ControlPlane {
             arn: arn.clone(),
             created,
             spec,
-            status: TuningJobStatus::InProgress,
+            status: JobStatus::InProgress,
             failure_reason: None,
             last_modified: created,
             end_time: None,
@@ -462,12 +451,10 @@ impl ControlPlane {
         let mut objective = ObjectiveCounters::default();
         for (t, _) in trials {
             match t.training_job_status {
-                TrainingJobStatus::Completed => status.completed += 1,
-                TrainingJobStatus::InProgress | TrainingJobStatus::Stopping => {
-                    status.in_progress += 1
-                }
-                TrainingJobStatus::Failed => status.non_retryable_error += 1,
-                TrainingJobStatus::Stopped => status.stopped += 1,
+                JobStatus::Completed => status.completed += 1,
+                JobStatus::InProgress | JobStatus::Stopping => status.in_progress += 1,
+                JobStatus::Failed => status.non_retryable_error += 1,
+                JobStatus::Stopped => status.stopped += 1,
             }
             match t.objective_status {
                 "Succeeded" => objective.succeeded += 1,
@@ -572,7 +559,7 @@ impl ControlPlane {
         match signal {
             Some(tx) if !job.status.is_terminal() => {
                 self.tuner.update(&job.name, |j| {
-                    j.status = TuningJobStatus::Stopping;
+                    j.status = JobStatus::Stopping;
                     j.last_modified = now();
                 });
                 tx.send_replace(true);

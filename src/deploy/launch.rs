@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use futures_util::future::try_join_all;
 
-use super::plan::{ContainerPlan, EndpointPlan, ModelSource, VariantPlan};
+use super::plan::{ContainerPlan, EndpointPlan, ModelSource, Serves, VariantPlan};
 use super::{model_data, DeployError, Deployer, Fleet};
 use crate::artifact::tree::Tree;
 use crate::artifact::{ModelDir, Severity};
@@ -180,15 +180,24 @@ impl Deployer {
         } else {
             i.to_string()
         };
-        let name = format!(
-            "sagedock-{}-{}-g{}-{tag}-{run}",
-            plan.endpoint, variant.name, plan.generation
-        );
+        let (name, whose) = match plan.serves {
+            Serves::Endpoint => (
+                format!(
+                    "sagedock-{}-{}-g{}-{tag}-{run}",
+                    plan.endpoint, variant.name, plan.generation
+                ),
+                labels::ENDPOINT,
+            ),
+            Serves::TransformJob => (
+                format!("sagedock-transform-{}-{tag}-{run}", plan.endpoint),
+                labels::TRANSFORM_JOB,
+            ),
+        };
         let mut spec = ContainerSpec::new(name, &container.image, variant.instance_type)
             .with_env(container.env.clone())
             .with_bind_port(container.port)
             .with_label(labels::OWNER, &self.owner)
-            .with_label(labels::ENDPOINT, &plan.endpoint)
+            .with_label(whose, &plan.endpoint)
             .with_label(labels::VARIANT, &variant.name)
             .with_label(labels::INSTANCE, i.to_string())
             .with_label(labels::CONTAINER, j.to_string())

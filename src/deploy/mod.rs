@@ -28,7 +28,9 @@ use std::time::Duration;
 
 pub use capacity::{Capacity, CapacityError};
 pub use fleet::{Fleet, Member};
-pub use plan::{AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, ServerlessPlan, VariantPlan};
+pub use plan::{
+    AsyncPlan, ContainerPlan, EndpointPlan, ModelSource, ServerlessPlan, Serves, VariantPlan,
+};
 pub use supervise::{Change, LiveFleet};
 
 use crate::artifact::{Cache, CacheError};

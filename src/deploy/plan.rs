@@ -23,6 +23,17 @@ pub struct EndpointPlan {
     pub asynchronous: Option<AsyncPlan>,
     /// Data capture, when the configuration asks for it.
     pub capture: Option<CaptureSettings>,
+    /// What the containers serve: `endpoint` is an endpoint's name, or a transform job's.
+    pub serves: Serves,
+}
+
+/// Whose containers a plan's are (their names and labels say it, so that an endpoint and
+/// a transform job of the same name never take each other's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Serves {
+    #[default]
+    Endpoint,
+    TransformJob,
 }
 
 /// One production variant.
@@ -118,6 +129,7 @@ impl EndpointPlan {
             variants: vec![variant],
             asynchronous: None,
             capture: None,
+            serves: Serves::Endpoint,
         }
     }
 

@@ -94,3 +94,60 @@ pub async fn post(
         Err(_) => Err(Undelivered::TimedOut(timeout)),
     }
 }
+
+/// What became of a request sent through a chain of containers (one, or a pipeline).
+pub enum Passed {
+    /// Container `index` answered: the last one, or one before it that failed (not 2xx).
+    Answered {
+        index: usize,
+        response: Response<Incoming>,
+    },
+    /// Container `index` gave no answer (at index 0 with [`Undelivered::NotSent`],
+    /// nothing was delivered).
+    Undelivered { index: usize, why: Undelivered },
+}
+
+/// Sends `payload` through `chain` (not empty): each answer becomes the next request, with
+/// its Content-Type; each container has `timeout` for its answer's head.
+pub async fn through(
+    chain: &[std::sync::Arc<super::Backend>],
+    headers: &HeaderMap,
+    payload: Bytes,
+    timeout: Duration,
+) -> Passed {
+    use http_body_util::BodyExt;
+    // Only a pipeline changes the headers between containers.
+    let mut headers = std::borrow::Cow::Borrowed(headers);
+    let mut payload = payload;
+    let mut index = 0;
+    loop {
+        let Some(backend) = chain.get(index) else {
+            return Passed::Undelivered {
+                index,
+                why: Undelivered::NotSent("no container to send to".into()),
+            };
+        };
+        let response = match post(backend.invocations.clone(), &headers, payload, timeout).await {
+            Ok(response) => response,
+            Err(why) => return Passed::Undelivered { index, why },
+        };
+        if index + 1 >= chain.len() || !response.status().is_success() {
+            return Passed::Answered { index, response };
+        }
+        if let Some(content_type) = response.headers().get(hyper::header::CONTENT_TYPE) {
+            headers
+                .to_mut()
+                .insert(hyper::header::CONTENT_TYPE, content_type.clone());
+        }
+        payload = match response.into_body().collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => {
+                return Passed::Undelivered {
+                    index,
+                    why: Undelivered::NoAnswer(e.to_string()),
+                }
+            }
+        };
+        index += 1;
+    }
+}

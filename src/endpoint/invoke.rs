@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, CONTENT_TYPE};
+use hyper::header::HeaderMap;
 use hyper::{Request, Response};
 
 use super::capture::{Call, Capture};
-use super::client::{self, Undelivered};
+use super::client::{self, Passed, Undelivered};
 use super::error::ApiError;
 use super::live::Backend;
 use super::multimodel::{LoadError, Ready, TargetModel};
@@ -281,44 +281,23 @@ impl Router {
         payload: Bytes,
         timeout: Duration,
     ) -> Outcome {
-        // Only a pipeline changes the headers between containers.
-        let mut headers = std::borrow::Cow::Borrowed(headers);
-        let mut payload = payload;
-        for (i, backend) in chain.iter().enumerate() {
-            let last = i + 1 == chain.len();
-            let response = match client::post(
-                backend.invocations.clone(),
-                &headers,
-                payload.clone(),
-                timeout,
-            )
-            .await
-            {
-                Ok(response) => response,
-                Err(Undelivered::NotSent(detail)) if i == 0 => {
-                    return Outcome::NotDelivered(detail)
-                }
-                Err(failed) => {
-                    let error = self.model_error(name, backend, 0, failed.detail());
-                    return Outcome::Answered(error.into_response(), 0);
-                }
-            };
-            let status = response.status().as_u16();
-            if last || !response.status().is_success() {
-                return Outcome::Answered(self.answer(name, backend, response).await, status);
+        match client::through(chain, headers, payload, timeout).await {
+            Passed::Answered { index, response } => {
+                let status = response.status().as_u16();
+                Outcome::Answered(self.answer(name, &chain[index], response).await, status)
             }
-            if let Some(content_type) = response.headers().get(CONTENT_TYPE) {
-                headers.to_mut().insert(CONTENT_TYPE, content_type.clone());
+            Passed::Undelivered {
+                index: 0,
+                why: Undelivered::NotSent(detail),
+            } => Outcome::NotDelivered(detail),
+            Passed::Undelivered { index, why } => {
+                let Some(backend) = chain.get(index) else {
+                    return Outcome::Answered(self.not_found(name).into_response(), 0);
+                };
+                let error = self.model_error(name, backend, 0, why.detail());
+                Outcome::Answered(error.into_response(), 0)
             }
-            payload = match response.into_body().collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(e) => {
-                    let error = self.model_error(name, backend, 0, e.to_string());
-                    return Outcome::Answered(error.into_response(), 0);
-                }
-            };
         }
-        Outcome::Answered(self.not_found(name).into_response(), 0)
     }
 
     /// The container's answer as the API's: a 2xx passes through with its Content-Type

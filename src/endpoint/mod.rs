@@ -13,7 +13,7 @@
 
 pub mod asynchronous;
 pub mod capture;
-mod client;
+pub mod client;
 pub mod error;
 mod invoke;
 pub mod live;

@@ -13,7 +13,10 @@ use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::StreamExt;
 
-use super::{endpoint_group, endpoint_stream, epoch_millis, Event, LogRecord};
+use super::{
+    endpoint_group, endpoint_stream, epoch_millis, transform_stream, Event, LogRecord,
+    TRANSFORM_JOBS_GROUP,
+};
 use crate::runtime::{events, gc, labels, Engine};
 use crate::sync::locked;
 
@@ -52,8 +55,14 @@ pub fn start(engine: Engine, owner: String, record: Arc<LogRecord>) {
 }
 
 /// Where a container's output goes, from its labels: None for containers that are not
-/// an endpoint's.
+/// an endpoint's or a transform job's (a training job follows its own).
 fn destination(name: &str, labels: &HashMap<String, String>) -> Option<(String, String)> {
+    if let Some(job) = labels.get(labels::TRANSFORM_JOB).filter(|j| !j.is_empty()) {
+        return Some((
+            TRANSFORM_JOBS_GROUP.to_string(),
+            transform_stream(job, name),
+        ));
+    }
     let endpoint = labels.get(labels::ENDPOINT).filter(|e| !e.is_empty())?;
     let variant = labels.get(labels::VARIANT).map_or("", String::as_str);
     Some((endpoint_group(endpoint), endpoint_stream(variant, name)))

@@ -40,6 +40,21 @@ pub fn training_stream(job: &str, host: &str, started: std::time::SystemTime) ->
     format!("{job}/{host}-{seconds}")
 }
 
+/// The log group of every transform job.
+pub const TRANSFORM_JOBS_GROUP: &str = "/aws/sagemaker/TransformJobs";
+
+/// The log stream of one container of a transform job: `<job>/<container>` (the SageMaker
+/// Python SDK finds a job's streams by the `<job>/` prefix).
+pub fn transform_stream(job: &str, container: &str) -> String {
+    format!("{job}/{container}")
+}
+
+/// The stream of a transform job's own lines (its parameters, each object's progress and
+/// errors), as SageMaker's `data-log`.
+pub fn transform_data_stream(job: &str) -> String {
+    format!("{job}/data-log")
+}
+
 /// One line of output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {

@@ -48,6 +48,8 @@ pub mod labels {
     /// The training job a container runs, and which of its hosts it is.
     pub const TRAINING_JOB: &str = "sagedock.training-job";
     pub const HOST: &str = "sagedock.host";
+    /// The transform job a container serves.
+    pub const TRANSFORM_JOB: &str = "sagedock.transform-job";
 }
 
 /// Why a runtime operation failed. Each message says what to do.

@@ -16,7 +16,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Endpoint, EndpointConfig, Model, TagSet, TrainingJob, TuningJob};
+use super::{Endpoint, EndpointConfig, Model, TagSet, TrainingJob, TransformJob, TuningJob};
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 /// The database file in the data directory.
@@ -56,6 +56,9 @@ impl Record for TrainingJob {
 }
 impl Record for TuningJob {
     const PREFIX: &'static str = "tuning-job/";
+}
+impl Record for TransformJob {
+    const PREFIX: &'static str = "transform-job/";
 }
 /// Tags are kept by the ARN of their resource.
 impl Record for TagSet {

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use super::JobStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -22,7 +23,7 @@ pub struct TrainingJob {
     pub spec: TrainingJobSpec,
     /// The image that runs (the requested one, or what the image map made of it).
     pub image: String,
-    pub status: TrainingJobStatus,
+    pub status: JobStatus,
     pub secondary_status: SecondaryStatus,
     pub transitions: Vec<StatusTransition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,7 +55,7 @@ impl TrainingJob {
             created: now,
             spec,
             image,
-            status: TrainingJobStatus::InProgress,
+            status: JobStatus::InProgress,
             secondary_status: SecondaryStatus::Starting,
             transitions: Vec::new(),
             failure_reason: None,
@@ -153,35 +154,6 @@ impl TrainingJob {
     }
 }
 
-/// TrainingJobStatus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TrainingJobStatus {
-    InProgress,
-    Completed,
-    Failed,
-    Stopping,
-    Stopped,
-}
-
-impl TrainingJobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrainingJobStatus::InProgress => "InProgress",
-            TrainingJobStatus::Completed => "Completed",
-            TrainingJobStatus::Failed => "Failed",
-            TrainingJobStatus::Stopping => "Stopping",
-            TrainingJobStatus::Stopped => "Stopped",
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TrainingJobStatus::Completed | TrainingJobStatus::Failed | TrainingJobStatus::Stopped
-        )
-    }
-}
-
 /// SecondaryStatus (the ones a local job passes through).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecondaryStatus {
@@ -198,18 +170,16 @@ pub enum SecondaryStatus {
 
 impl SecondaryStatus {
     /// The primary status this secondary status belongs to.
-    pub fn primary(self) -> TrainingJobStatus {
+    pub fn primary(self) -> JobStatus {
         match self {
             SecondaryStatus::Starting
             | SecondaryStatus::Downloading
             | SecondaryStatus::Training
-            | SecondaryStatus::Uploading => TrainingJobStatus::InProgress,
-            SecondaryStatus::Stopping => TrainingJobStatus::Stopping,
-            SecondaryStatus::Stopped | SecondaryStatus::MaxRuntimeExceeded => {
-                TrainingJobStatus::Stopped
-            }
-            SecondaryStatus::Completed => TrainingJobStatus::Completed,
-            SecondaryStatus::Failed => TrainingJobStatus::Failed,
+            | SecondaryStatus::Uploading => JobStatus::InProgress,
+            SecondaryStatus::Stopping => JobStatus::Stopping,
+            SecondaryStatus::Stopped | SecondaryStatus::MaxRuntimeExceeded => JobStatus::Stopped,
+            SecondaryStatus::Completed => JobStatus::Completed,
+            SecondaryStatus::Failed => JobStatus::Failed,
         }
     }
 
@@ -526,7 +496,7 @@ mod tests {
         job.advance(SecondaryStatus::Training, 3.0);
         job.advance(SecondaryStatus::Uploading, 5.0);
         job.advance(SecondaryStatus::Completed, 6.0);
-        assert_eq!(job.status, TrainingJobStatus::Completed);
+        assert_eq!(job.status, JobStatus::Completed);
         assert_eq!(job.training_start, Some(3.0));
         assert_eq!(job.training_end, Some(6.0));
         let ends: Vec<_> = job.transitions.iter().map(|t| t.end_time).collect();
@@ -535,11 +505,7 @@ mod tests {
             [Some(2.0), Some(3.0), Some(5.0), Some(6.0), Some(6.0)]
         );
         job.fail("late", 7.0);
-        assert_eq!(
-            job.status,
-            TrainingJobStatus::Completed,
-            "a finished job stays"
-        );
+        assert_eq!(job.status, JobStatus::Completed, "a finished job stays");
         assert_eq!(job.failure_reason, None);
     }
 
@@ -548,7 +514,7 @@ mod tests {
         let mut job = job();
         job.fail(&"x".repeat(2000), 2.0);
         assert_eq!(job.failure_reason.as_ref().unwrap().len(), 1024);
-        assert_eq!(job.status, TrainingJobStatus::Failed);
+        assert_eq!(job.status, JobStatus::Failed);
         assert_eq!(job.model_artifacts(), "s3://b/out/j/output/model.tar.gz");
         let echoed = serde_json::to_value(&job.spec).unwrap();
         assert_eq!(echoed["DebugHookConfig"]["S3OutputPath"], "s3://b/");

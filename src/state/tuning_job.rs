@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::JobStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -23,7 +24,7 @@ pub struct TuningJob {
     pub created: f64,
     #[serde(rename = "input")]
     pub spec: TuningJobSpec,
-    pub status: TuningJobStatus,
+    pub status: JobStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
     pub last_modified: f64,
@@ -36,7 +37,7 @@ pub struct TuningJob {
 
 impl TuningJob {
     /// Ends the job with `status` (and a reason for Failed); a finished job stays finished.
-    pub fn finish(&mut self, status: TuningJobStatus, reason: Option<&str>, now: f64) {
+    pub fn finish(&mut self, status: JobStatus, reason: Option<&str>, now: f64) {
         if self.status.is_terminal() {
             return;
         }
@@ -52,35 +53,6 @@ impl TuningJob {
 pub struct Trial {
     pub training_job_name: String,
     pub tuned: BTreeMap<String, String>,
-}
-
-/// HyperParameterTuningJobStatus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TuningJobStatus {
-    InProgress,
-    Completed,
-    Failed,
-    Stopping,
-    Stopped,
-}
-
-impl TuningJobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TuningJobStatus::InProgress => "InProgress",
-            TuningJobStatus::Completed => "Completed",
-            TuningJobStatus::Failed => "Failed",
-            TuningJobStatus::Stopping => "Stopping",
-            TuningJobStatus::Stopped => "Stopped",
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TuningJobStatus::Completed | TuningJobStatus::Failed | TuningJobStatus::Stopped
-        )
-    }
 }
 
 /// CreateHyperParameterTuningJob's members, without its tags.

@@ -15,6 +15,7 @@
 
 pub mod api;
 mod location;
+mod objects;
 pub mod remote;
 
 use std::path::{Component, Path, PathBuf};
@@ -22,6 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use bytes::Bytes;
 
 pub use location::{ModelLocation, S3Location};
+pub use objects::Objects;
 
 /// Why a location could not be used. Each message names the location.
 #[derive(Debug, thiserror::Error)]

@@ -11,11 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use super::workspace::HostTree;
 use crate::state::training_job::{Channel, DistributionType, InputMode, S3DataType};
-use crate::storage::{ModelLocation, S3Location, Storage};
+use crate::storage::{ModelLocation, Objects, S3Location, Storage};
 
 /// A channel that could not be brought in: the FailureReason says which and why.
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +53,7 @@ pub async fn prepare(
                 .map_err(|e| fail(no_objects(&source.s3_uri, &e.to_string())))?;
             Objects::at(&path).map_err(|e| fail(e.to_string()))?
         }
-        S3DataType::ManifestFile => manifest(storage, downloads, &location)
-            .await
-            .map_err(fail)?,
+        S3DataType::ManifestFile => storage.manifest(&location, downloads).await.map_err(fail)?,
         other => {
             return Err(fail(format!(
                 "S3DataType {other:?} needs Pipe mode, which sagedock does not run"
@@ -106,93 +102,6 @@ pub async fn prepare(
 /// SageMaker's wording when a prefix holds nothing.
 fn no_objects(uri: &str, detail: &str) -> String {
     format!("No S3 objects found under S3 URL \"{uri}\" given in input data source ({detail}). Ensure that objects exist under that S3 prefix.")
-}
-
-/// The objects of a channel: (path relative to the channel, local file), in key order.
-#[derive(Debug, Default)]
-struct Objects {
-    files: Vec<(String, PathBuf)>,
-    /// The folder they all lie in, when the location named a folder.
-    folder: Option<PathBuf>,
-}
-
-impl Objects {
-    /// The file at `path`, or every regular file under the folder at `path` (symbolic
-    /// links are not followed: nothing outside the folder is read).
-    fn at(path: &Path) -> std::io::Result<Objects> {
-        let meta = std::fs::metadata(path)?;
-        if meta.is_file() {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Ok(Objects {
-                files: vec![(name, path.to_path_buf())],
-                folder: None,
-            });
-        }
-        let mut files = Vec::new();
-        walk(path, "", &mut files)?;
-        files.sort();
-        Ok(Objects {
-            files,
-            folder: Some(path.to_path_buf()),
-        })
-    }
-}
-
-fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = entry.file_type()?;
-        let relative = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        if kind.is_dir() {
-            walk(&entry.path(), &relative, out)?;
-        } else if kind.is_file() {
-            out.push((relative, entry.path()));
-        }
-    }
-    Ok(())
-}
-
-/// A manifest: `[{"prefix": "s3://bucket/prefix/"}, "relative/key", …]`.
-async fn manifest(
-    storage: &Storage,
-    downloads: &Path,
-    location: &S3Location,
-) -> Result<Objects, String> {
-    let bytes = storage.read(location).await.map_err(|e| e.to_string())?;
-    let entries: Vec<Value> = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("the manifest {location} is not a JSON list: {e}"))?;
-    let prefix = entries
-        .first()
-        .and_then(|e| e.get("prefix"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            format!("the manifest {location} does not begin with {{\"prefix\": \"s3://…\"}}")
-        })?;
-    let prefix = S3Location::parse(prefix).map_err(|e| e.to_string())?;
-    let mut files = Vec::new();
-    for entry in &entries[1..] {
-        let relative = entry
-            .as_str()
-            .ok_or_else(|| format!("the manifest {location} lists {entry}, not a key"))?;
-        let object = prefix.join(relative).map_err(|e| e.to_string())?;
-        let path = storage
-            .fetch(&ModelLocation::S3(object), downloads)
-            .await
-            .map_err(|e| e.to_string())?;
-        files.push((relative.to_string(), path));
-    }
-    Ok(Objects {
-        files,
-        folder: None,
-    })
 }
 
 fn copy_all(files: &[(String, PathBuf)], dest: &Path) -> std::io::Result<()> {

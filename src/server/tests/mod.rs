@@ -174,12 +174,19 @@ fn control(dir: &std::path::Path, engine: Engine) -> (Arc<ControlPlane>, Arc<Rou
         work: dir.join("training"),
         options: Default::default(),
     });
+    let transformer = crate::transform::Transformer::new(
+        deployer.clone(),
+        Arc::new(crate::logs::LogRecord::open(&dir.join("logs")).unwrap()),
+        store.clone(),
+        dir.join("transform"),
+    );
     let control = ControlPlane::new(
         settings,
         store,
         deployer,
         router.clone(),
         trainer,
+        transformer,
         Duration::from_secs(5),
     );
     (control, router)

@@ -1,0 +1,142 @@
+//! Batch transform jobs: a model's serving containers started as SageMaker starts them for
+//! a transform, every input object read, split into records, sent in mini-batches, and one
+//! `<object>.out` written per object (CONTRACT-serving-extras A).
+//!
+//! A job ([`Transformer::start`]) runs its plan through the deployer — the one path that
+//! starts serving containers, named and labelled as the transform job's so that no
+//! endpoint takes them — and waits until each instance is healthy. The first container is
+//! asked `GET /execution-parameters`; its values fill what the request leaves unset. Each
+//! instance takes its share of the objects (in key order, dealt round) with at most
+//! MaxConcurrentTransforms calls in flight ([`run`]). Records are split and packed by
+//! [`records`], filtered and joined by [`filter`]. The containers' output goes to
+//! `/aws/sagemaker/TransformJobs` (the collector follows them), and the job's own lines —
+//! its parameters, each object's progress, each failure — to its `data-log` stream.
+//!
+//! Does not: know the SageMaker API (the control plane checks requests, stores the record
+//! and makes the plan), or resume a job after sagedock stopped: such a job is marked Failed.
+
+pub mod filter;
+pub mod records;
+mod run;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::deploy::{Deployer, EndpointPlan};
+use crate::logs::LogRecord;
+use crate::state::{now, Store, TransformJob};
+use crate::storage::Storage;
+use crate::sync::locked;
+
+/// The reason a job gets when sagedock stops under it.
+pub const INTERRUPTED: &str = "InternalServerError: sagedock stopped while the job was running; a transform job is not resumed after a restart. Start it again under a new name.";
+
+/// Runs transform jobs for one owner.
+pub struct Transformer {
+    deployer: Arc<Deployer>,
+    storage: Storage,
+    record: Arc<LogRecord>,
+    store: Arc<Store>,
+    /// Where objects fetched from an S3 server are kept while a job runs:
+    /// `<data-dir>/transform`.
+    work: PathBuf,
+    /// The running jobs, and how to ask each to stop.
+    running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Set once sagedock is stopping: no job starts after it.
+    closing: AtomicBool,
+}
+
+impl Transformer {
+    pub fn new(
+        deployer: Arc<Deployer>,
+        record: Arc<LogRecord>,
+        store: Arc<Store>,
+        work: PathBuf,
+    ) -> Arc<Transformer> {
+        Arc::new(Transformer {
+            storage: deployer.storage().clone(),
+            deployer,
+            record,
+            store,
+            work,
+            running: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+        })
+    }
+
+    /// Runs `job` (already stored, `InProgress`) on the containers of `plan`, in a task of
+    /// its own; the task answers with the job as it ended.
+    pub fn start(
+        self: &Arc<Self>,
+        job: TransformJob,
+        plan: EndpointPlan,
+    ) -> tokio::task::JoinHandle<TransformJob> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        locked(&self.running).insert(job.name.clone(), stop_tx);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let name = job.name.clone();
+            if this.closing.load(Ordering::SeqCst) {
+                this.update(&name, |j| j.fail(INTERRUPTED, now()));
+            } else {
+                run::run(&this, &job, &plan, stop_rx).await;
+            }
+            locked(&this.running).remove(&name);
+            this.store.get(&name).ok().flatten().unwrap_or(job)
+        })
+    }
+
+    /// Asks a running job to stop; false when it is not running.
+    pub fn stop(&self, name: &str) -> bool {
+        match locked(&self.running).get(name) {
+            Some(tx) => {
+                tx.send_replace(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Changes a job's record (in one store transaction); the record as written.
+    pub fn update(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TransformJob),
+    ) -> Option<TransformJob> {
+        self.store.update(name, change).unwrap_or_else(|e| {
+            tracing::warn!(job = name, error = %e, "could not write the transform job's record");
+            None
+        })
+    }
+
+    /// After a restart: a job the record says was running did not survive; it is marked
+    /// Failed, never left InProgress (its containers go with the owner's other leftovers).
+    pub fn restore(&self) -> Result<(), crate::state::StoreError> {
+        let _ = std::fs::remove_dir_all(&self.work);
+        for job in self.store.list::<TransformJob>()? {
+            if !job.status.is_terminal() {
+                self.update(&job.name, |j| j.fail(INTERRUPTED, now()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The end of a run: every running job is marked Failed (their containers are removed
+    /// with the owner's others).
+    pub fn shutdown(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let names: Vec<String> = locked(&self.running).keys().cloned().collect();
+        for name in names {
+            self.update(&name, |j| j.fail(INTERRUPTED, now()));
+        }
+    }
+
+    /// Whether `s3://` locations can be read and written.
+    pub fn has_s3(&self) -> bool {
+        self.storage.has_s3()
+    }
+}
