@@ -12,22 +12,16 @@
 //!
 //! The overheads are differences of medians. `SAGEDOCK_BENCH_ROUNDS` (default 10).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
-use sagedock::artifact::Cache;
-use sagedock::control::{ControlPlane, Options, Settings};
-use sagedock::deploy::{Capacity, DeployOptions};
-use sagedock::runtime::owner;
+use sagedock::control::ControlPlane;
 use sagedock::runtime::{self, instance, launch::ping, ContainerSpec, Engine, ReadyPolicy};
 use sagedock::storage::Storage;
 use serde_json::json;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use common::{control_plane, median};
 
 async fn baseline(engine: &Engine, spec: &ContainerSpec) -> Duration {
     let t0 = Instant::now();
@@ -69,35 +63,6 @@ async fn with_sagedock(engine: &Engine, spec: &ContainerSpec) -> Duration {
     let took = t0.elapsed();
     instance.guard.remove().await.unwrap();
     took
-}
-
-fn control_plane(
-    engine: &Engine,
-    dir: &std::path::Path,
-) -> (Arc<ControlPlane>, owner::DataDirLock) {
-    let settings = Settings {
-        region: "us-east-1".into(),
-        account: "123456789012".into(),
-    };
-    let options = Options {
-        health_timeout: Duration::from_secs(60),
-        model_load_wait: sagedock::endpoint::MODEL_LOAD_WAIT,
-        deploy: DeployOptions::with_capacity(Capacity::for_memory(engine.memory_bytes)),
-    };
-    let data = dir.join("data");
-    let lock = owner::claim(&data).unwrap();
-    let (control, _) = ControlPlane::open(
-        settings,
-        &data,
-        lock.owner.clone(),
-        engine.clone(),
-        Cache::at(dir.join("cache")),
-        Storage::None,
-        std::sync::Arc::new(sagedock::logs::LogRecord::open(&data.join("logs")).unwrap()),
-        options,
-    )
-    .unwrap();
-    (control, lock)
 }
 
 async fn through_control_plane(control: &ControlPlane, round: usize) -> Duration {
@@ -155,7 +120,7 @@ async fn main() {
         .expect("sagedock/echo (harness/images/build-all.sh)");
     let itype = instance::lookup("ml.m5.large").unwrap();
     let work = tempfile::tempdir().unwrap();
-    let (control, _lock) = control_plane(&engine, work.path());
+    let (control, _lock) = control_plane(&engine, work.path(), Storage::None);
     let (mut base, mut ours, mut api) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let spec = |who: &str| {

@@ -18,57 +18,23 @@
 //! direct / sagedock of the medians (1.0 = no cost). `SAGEDOCK_BENCH_ROUNDS` (default 3),
 //! `SAGEDOCK_BENCH_CONCURRENCY` (default 4).
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
-use sagedock::artifact::Cache;
-use sagedock::control::{ControlPlane, Options, Settings};
-use sagedock::deploy::{Capacity, DeployOptions};
-use sagedock::runtime::{self, instance, owner, ContainerSpec, Engine, ReadyPolicy};
+use sagedock::control::ControlPlane;
+use sagedock::runtime::{self, instance, ContainerSpec, Engine, ReadyPolicy};
 use sagedock::state::transform_job::{BatchStrategy, SplitType};
 use sagedock::storage::Storage;
 use sagedock::transform::records;
 use serde_json::json;
 
+use common::{control_plane, median};
+
 const LINES: usize = 100_000;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn control_plane(
-    engine: &Engine,
-    dir: &std::path::Path,
-    s3: &std::path::Path,
-) -> (Arc<ControlPlane>, owner::DataDirLock) {
-    let settings = Settings {
-        region: "us-east-1".into(),
-        account: "123456789012".into(),
-    };
-    let options = Options {
-        health_timeout: Duration::from_secs(60),
-        model_load_wait: sagedock::endpoint::MODEL_LOAD_WAIT,
-        deploy: DeployOptions::with_capacity(Capacity::for_memory(engine.memory_bytes)),
-    };
-    let data = dir.join("data");
-    let lock = owner::claim(&data).unwrap();
-    let (control, _) = ControlPlane::open(
-        settings,
-        &data,
-        lock.owner.clone(),
-        engine.clone(),
-        Cache::at(dir.join("cache")),
-        Storage::root(s3).unwrap(),
-        Arc::new(sagedock::logs::LogRecord::open(&data.join("logs")).unwrap()),
-        options,
-    )
-    .unwrap();
-    (control, lock)
-}
 
 /// One job through the API; the transform's time as sagedock stamped it.
 async fn with_sagedock(
@@ -201,7 +167,7 @@ async fn main() {
         ));
     }
     std::fs::write(&input, &csv).unwrap();
-    let (control, _lock) = control_plane(&engine, work.path(), &s3);
+    let (control, _lock) = control_plane(&engine, work.path(), Storage::root(&s3).unwrap());
     let quiet = [("ECHO_QUIET".to_string(), "1".to_string())];
     control
         .handle(
@@ -231,7 +197,23 @@ async fn main() {
             )
             .with_env(quiet.clone().into());
             let reference = work.path().join(format!("{name}.out"));
-            let run_direct = || direct(&engine, &spec, &input, &reference, strategy, concurrency);
+            // In a task of its own, as a job runs (the main thread's future is driven
+            // from outside the runtime's workers).
+            let run_direct = || {
+                let (engine, spec, input, reference) = (
+                    engine.clone(),
+                    spec.clone(),
+                    input.clone(),
+                    reference.clone(),
+                );
+                async move {
+                    tokio::spawn(async move {
+                        direct(&engine, &spec, &input, &reference, strategy, concurrency).await
+                    })
+                    .await
+                    .unwrap()
+                }
+            };
             if round % 2 == 0 {
                 base.push(run_direct().await);
                 ours.push(with_sagedock(&control, &name, strategy, concurrency).await);

@@ -31,6 +31,7 @@ pub mod endpoint;
 mod error;
 pub mod framework;
 pub mod http;
+pub mod jobs;
 pub mod logs;
 pub mod runtime;
 pub mod server;

@@ -335,6 +335,21 @@ impl ControlPlane {
     }
 }
 
+/// An `s3://` location a job reads or writes (`what` names the member); refused when this
+/// sagedock has no S3 storage (`has_s3` false).
+fn s3_location(
+    has_s3: bool,
+    uri: &str,
+    what: &str,
+) -> Result<crate::storage::S3Location, AwsError> {
+    if !has_s3 {
+        return Err(AwsError::validation(format!(
+            "{what} {uri}: this sagedock has no S3 storage; start it with --s3-root DIR or --s3-endpoint URL."
+        )));
+    }
+    crate::storage::S3Location::parse(uri).map_err(|e| AwsError::validation(format!("{what}: {e}")))
+}
+
 /// The local model data extension: `ModelDataUrl` (and an S3 data source's `S3Uri`) may
 /// be `file:///path` or `/path`, which botocore's `(https|s3)://…` pattern would refuse.
 fn local_model_data(shape: &str, value: &str) -> bool {

@@ -17,7 +17,6 @@ use super::{list, ControlPlane, OpResult, Settings};
 use crate::state::training_job::{InputMode, S3DataType};
 use crate::state::Store;
 use crate::state::{now, TrainingJob, TrainingJobSpec};
-use crate::storage::S3Location;
 use crate::training::metrics::Metrics;
 use crate::training::Trainer;
 
@@ -199,14 +198,23 @@ impl Jobs {
                     source.s3_data_type
                 )));
             }
-            self.s3_location(&source.s3_uri, &format!("{at} S3Uri"))?;
+            super::s3_location(
+                self.trainer.has_s3(),
+                &source.s3_uri,
+                &format!("{at} S3Uri"),
+            )?;
         }
-        self.s3_location(
+        super::s3_location(
+            self.trainer.has_s3(),
             &spec.output_data_config.s3_output_path,
             "OutputDataConfig.S3OutputPath",
         )?;
         if let Some(checkpoints) = &spec.checkpoint_config {
-            self.s3_location(&checkpoints.s3_uri, "CheckpointConfig.S3Uri")?;
+            super::s3_location(
+                self.trainer.has_s3(),
+                &checkpoints.s3_uri,
+                "CheckpointConfig.S3Uri",
+            )?;
             if !checkpoints.local_path().starts_with('/') {
                 return Err(AwsError::validation(
                     "CheckpointConfig.LocalPath must be an absolute path.",
@@ -220,16 +228,6 @@ impl Jobs {
                 .map_err(|e| AwsError::validation(format!("Environment: {e}")))?;
         }
         Ok(())
-    }
-
-    /// An `s3://` location sagedock can use.
-    fn s3_location(&self, uri: &str, what: &str) -> Result<S3Location, AwsError> {
-        if !self.trainer.has_s3() {
-            return Err(AwsError::validation(format!(
-                "{what} {uri}: this sagedock has no S3 storage; start it with --s3-root DIR or --s3-endpoint URL."
-            )));
-        }
-        S3Location::parse(uri).map_err(|e| AwsError::validation(format!("{what}: {e}")))
     }
 }
 

@@ -14,7 +14,6 @@ use super::{list, ControlPlane, OpResult};
 use crate::state::training_job::S3DataType;
 use crate::state::transform_job::{SplitType, TransformJobSpec};
 use crate::state::{now, JobStatus, Model, TransformJob};
-use crate::storage::S3Location;
 use crate::transform::filter::{Format, JsonPath};
 
 impl ControlPlane {
@@ -133,11 +132,13 @@ impl ControlPlane {
                 source.s3_data_type
             )));
         }
-        self.transform_location(
+        super::s3_location(
+            self.transformer.has_s3(),
             &source.s3_uri,
             "TransformInput.DataSource.S3DataSource.S3Uri",
         )?;
-        self.transform_location(
+        super::s3_location(
+            self.transformer.has_s3(),
             &spec.transform_output.s3_output_path,
             "TransformOutput.S3OutputPath",
         )?;
@@ -196,15 +197,5 @@ impl ControlPlane {
             }
         }
         Ok(())
-    }
-
-    /// An `s3://` location a transform job can use.
-    fn transform_location(&self, uri: &str, what: &str) -> Result<S3Location, AwsError> {
-        if !self.transformer.has_s3() {
-            return Err(AwsError::validation(format!(
-                "{what} {uri}: this sagedock has no S3 storage; start it with --s3-root DIR or --s3-endpoint URL."
-            )));
-        }
-        S3Location::parse(uri).map_err(|e| AwsError::validation(format!("{what}: {e}")))
     }
 }

@@ -12,7 +12,7 @@
 //! `best_training_job()` and `deploy()` read what is answered here.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
@@ -25,24 +25,24 @@ use super::shapes::{
 };
 use super::training_jobs::Jobs;
 use super::{list, ControlPlane, OpResult};
+use crate::jobs::Running;
 use crate::state::training_job::TrainingJobSpec;
 use crate::state::tuning_job::{ObjectiveType, Trial, TuningJobSpec, OBJECTIVE_HYPERPARAMETER};
 use crate::state::{now, JobStatus, TrainingJob, TuningJob};
-use crate::sync::locked;
 use crate::tuning::{Range, Searcher, Space, Strategy, Values};
 
 /// Runs tuning jobs.
 pub struct Tuner {
     jobs: Arc<Jobs>,
     /// The running tuning jobs, and how to ask each to stop.
-    running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    running: Running,
 }
 
 impl Tuner {
     pub fn new(jobs: Arc<Jobs>) -> Arc<Tuner> {
         Arc::new(Tuner {
             jobs,
-            running: Mutex::new(HashMap::new()),
+            running: Running::default(),
         })
     }
 
@@ -67,8 +67,7 @@ impl Tuner {
 
     /// The end of a run: running tuning jobs are marked Failed.
     pub fn shutdown(&self) {
-        let names: Vec<String> = locked(&self.running).keys().cloned().collect();
-        for name in names {
+        for name in self.running.close() {
             self.update(&name, |j| {
                 j.finish(JobStatus::Failed, Some(crate::training::INTERRUPTED), now())
             });
@@ -76,13 +75,12 @@ impl Tuner {
     }
 
     fn start(self: &Arc<Self>, job: TuningJob, plan: Plan) {
-        let (tx, rx) = watch::channel(false);
-        locked(&self.running).insert(job.name.clone(), tx);
+        let rx = self.running.enter(&job.name);
         let tuner = self.clone();
         tokio::spawn(async move {
             let name = job.name.clone();
             tuner.run(job, plan, rx).await;
-            locked(&tuner.running).remove(&name);
+            tuner.running.leave(&name);
         });
     }
 
@@ -555,22 +553,19 @@ impl ControlPlane {
 
     pub(super) fn stop_tuning_job(&self, input: TuningJobName) -> Result<Empty, AwsError> {
         let job = self.tuning_job(&input.hyper_parameter_tuning_job_name)?;
-        let signal = locked(&self.tuner.running).get(&job.name).cloned();
-        match signal {
-            Some(tx) if !job.status.is_terminal() => {
-                self.tuner.update(&job.name, |j| {
-                    j.status = JobStatus::Stopping;
-                    j.last_modified = now();
-                });
-                tx.send_replace(true);
-                Ok(Empty {})
-            }
-            _ => Err(AwsError::validation(format!(
+        if job.status.is_terminal() || !self.tuner.running.contains(&job.name) {
+            return Err(AwsError::validation(format!(
                 "The hyperparameter tuning job {} is not in progress: its status is {}.",
                 job.name,
                 job.status.as_str()
-            ))),
+            )));
         }
+        self.tuner.update(&job.name, |j| {
+            j.status = JobStatus::Stopping;
+            j.last_modified = now();
+        });
+        self.tuner.running.stop(&job.name);
+        Ok(Empty {})
     }
 }
 

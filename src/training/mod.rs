@@ -19,25 +19,16 @@ pub mod output;
 mod run;
 pub mod workspace;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
-
+use crate::jobs::Running;
 use crate::logs::LogRecord;
 use crate::runtime::network::OwnerNetworks;
 use crate::runtime::Engine;
 use crate::state::{now, Store, TrainingJob};
 use crate::storage::Storage;
 use crate::sync::locked;
-
-/// Why a running job is asked to end before its containers do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// StopTrainingJob (or the tuning job stopping it).
-    Requested,
-}
 
 /// How jobs run.
 #[derive(Debug, Clone, Default)]
@@ -65,10 +56,9 @@ pub struct Trainer {
     /// Where the jobs' `/opt/ml` trees are made: `<data-dir>/training`.
     work: PathBuf,
     options: TrainOptions,
-    /// The running jobs, and how to ask each to stop.
-    running: Mutex<HashMap<String, watch::Sender<Option<Stop>>>>,
-    /// Set once sagedock is stopping: no job starts after it.
-    closing: std::sync::atomic::AtomicBool,
+    /// The running jobs, and how to ask each to stop (StopTrainingJob, or the tuning job
+    /// stopping its trials).
+    running: Running,
     /// What each job of this run has read from its log (for `/metrics`).
     metrics: Mutex<std::collections::BTreeMap<String, Arc<Mutex<metrics::Metrics>>>>,
 }
@@ -101,8 +91,7 @@ impl Trainer {
             region: parts.region,
             work: parts.work,
             options: parts.options,
-            running: Mutex::new(HashMap::new()),
-            closing: std::sync::atomic::AtomicBool::new(false),
+            running: Running::default(),
             metrics: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
@@ -110,31 +99,24 @@ impl Trainer {
     /// Runs `job` (already stored, `InProgress`) in a task of its own; the task answers
     /// with the job as it ended.
     pub fn start(self: &Arc<Self>, job: TrainingJob) -> tokio::task::JoinHandle<TrainingJob> {
-        let (stop_tx, stop_rx) = watch::channel(None);
-        locked(&self.running).insert(job.name.clone(), stop_tx);
+        let stop_rx = self.running.enter(&job.name);
         let trainer = self.clone();
         tokio::spawn(async move {
             let name = job.name.clone();
-            let last = if trainer.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            let last = if trainer.running.is_closing() {
                 trainer.update(&name, |j| j.fail(INTERRUPTED, now()))
             } else {
                 run::run(&trainer, job.clone(), stop_rx).await;
                 trainer.store.get::<TrainingJob>(&name).ok().flatten()
             };
-            locked(&trainer.running).remove(&name);
+            trainer.running.leave(&name);
             last.unwrap_or(job)
         })
     }
 
     /// Asks a running job to stop; false when it is not running.
     pub fn stop(&self, name: &str) -> bool {
-        match locked(&self.running).get(name) {
-            Some(tx) => {
-                tx.send_replace(Some(Stop::Requested));
-                true
-            }
-            None => false,
-        }
+        self.running.stop(name)
     }
 
     /// Changes a job's record (in one store transaction); the record as written.
@@ -163,10 +145,7 @@ impl Trainer {
     /// The end of a run: every running job is marked Failed (their containers are
     /// removed with the owner's others).
     pub fn shutdown(&self) {
-        self.closing
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let names: Vec<String> = locked(&self.running).keys().cloned().collect();
-        for name in names {
+        for name in self.running.close() {
             self.update(&name, |j| j.fail(INTERRUPTED, now()));
         }
     }
@@ -195,7 +174,7 @@ impl Trainer {
 
     /// Whether the job is running here.
     pub fn is_running(&self, name: &str) -> bool {
-        locked(&self.running).contains_key(name)
+        self.running.contains(name)
     }
 
     /// The image that runs for the requested `image`.

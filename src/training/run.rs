@@ -15,7 +15,7 @@ use super::channels;
 use super::metrics::Metrics;
 use super::output;
 use super::workspace::{self, HostTree};
-use super::{Stop, Trainer, STOP_GRACE_SECS};
+use super::{Trainer, STOP_GRACE_SECS};
 use crate::artifact::unpack::unpack;
 use crate::artifact::Limits;
 use crate::logs::{training_stream, TRAINING_JOBS_GROUP};
@@ -37,11 +37,7 @@ enum Ending {
 }
 
 /// Runs `job` to its end, writing its record as it goes.
-pub async fn run(
-    trainer: &Arc<Trainer>,
-    job: TrainingJob,
-    mut stop_rx: watch::Receiver<Option<Stop>>,
-) {
+pub async fn run(trainer: &Arc<Trainer>, job: TrainingJob, mut stop_rx: watch::Receiver<bool>) {
     let name = job.name.clone();
     let folder = trainer.work.join(&name);
     let result = execute(trainer, &job, &folder, &mut stop_rx).await;
@@ -74,13 +70,13 @@ async fn execute(
     trainer: &Arc<Trainer>,
     job: &TrainingJob,
     folder: &std::path::Path,
-    stop_rx: &mut watch::Receiver<Option<Stop>>,
+    stop_rx: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
     let advance = |status| {
         trainer.update(&job.name, |j| j.advance(status, now()));
     };
     let prepared = prepare(trainer, job, folder, &advance).await?;
-    if stop_rx.borrow().is_some() {
+    if *stop_rx.borrow() {
         advance(SecondaryStatus::Stopping);
         advance(SecondaryStatus::Stopped);
         return Ok(());
@@ -348,7 +344,7 @@ async fn wait(
     trainer: &Trainer,
     guards: &[ContainerGuard],
     max_runtime: Duration,
-    stop_rx: &mut watch::Receiver<Option<Stop>>,
+    stop_rx: &mut watch::Receiver<bool>,
     advance: &impl Fn(SecondaryStatus),
 ) -> Result<Ending, crate::runtime::RuntimeError> {
     let exits = join_all(guards.iter().map(|g| wait_exit(&trainer.engine, g)));
@@ -359,7 +355,7 @@ async fn wait(
         exits = &mut exits => {
             return exits.into_iter().collect::<Result<Vec<_>, _>>().map(Ending::Exited);
         }
-        _ = stop_rx.wait_for(Option::is_some) => SecondaryStatus::Stopped,
+        _ = stop_rx.wait_for(|stop| *stop) => SecondaryStatus::Stopped,
         _ = &mut deadline => SecondaryStatus::MaxRuntimeExceeded,
     };
     advance(SecondaryStatus::Stopping);

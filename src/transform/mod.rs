@@ -19,18 +19,14 @@ pub mod filter;
 pub mod records;
 mod run;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::watch;
+use std::sync::Arc;
 
 use crate::deploy::{Deployer, EndpointPlan};
+use crate::jobs::Running;
 use crate::logs::LogRecord;
 use crate::state::{now, Store, TransformJob};
 use crate::storage::Storage;
-use crate::sync::locked;
 
 /// The reason a job gets when sagedock stops under it.
 pub const INTERRUPTED: &str = "InternalServerError: sagedock stopped while the job was running; a transform job is not resumed after a restart. Start it again under a new name.";
@@ -45,9 +41,7 @@ pub struct Transformer {
     /// `<data-dir>/transform`.
     work: PathBuf,
     /// The running jobs, and how to ask each to stop.
-    running: Mutex<HashMap<String, watch::Sender<bool>>>,
-    /// Set once sagedock is stopping: no job starts after it.
-    closing: AtomicBool,
+    running: Running,
 }
 
 impl Transformer {
@@ -63,8 +57,7 @@ impl Transformer {
             record,
             store,
             work,
-            running: Mutex::new(HashMap::new()),
-            closing: AtomicBool::new(false),
+            running: Running::default(),
         })
     }
 
@@ -75,30 +68,23 @@ impl Transformer {
         job: TransformJob,
         plan: EndpointPlan,
     ) -> tokio::task::JoinHandle<TransformJob> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        locked(&self.running).insert(job.name.clone(), stop_tx);
+        let stop_rx = self.running.enter(&job.name);
         let this = self.clone();
         tokio::spawn(async move {
             let name = job.name.clone();
-            if this.closing.load(Ordering::SeqCst) {
+            if this.running.is_closing() {
                 this.update(&name, |j| j.fail(INTERRUPTED, now()));
             } else {
                 run::run(&this, &job, &plan, stop_rx).await;
             }
-            locked(&this.running).remove(&name);
+            this.running.leave(&name);
             this.store.get(&name).ok().flatten().unwrap_or(job)
         })
     }
 
     /// Asks a running job to stop; false when it is not running.
     pub fn stop(&self, name: &str) -> bool {
-        match locked(&self.running).get(name) {
-            Some(tx) => {
-                tx.send_replace(true);
-                true
-            }
-            None => false,
-        }
+        self.running.stop(name)
     }
 
     /// Changes a job's record (in one store transaction); the record as written.
@@ -128,9 +114,7 @@ impl Transformer {
     /// The end of a run: every running job is marked Failed (their containers are removed
     /// with the owner's others).
     pub fn shutdown(&self) {
-        self.closing.store(true, Ordering::SeqCst);
-        let names: Vec<String> = locked(&self.running).keys().cloned().collect();
-        for name in names {
+        for name in self.running.close() {
             self.update(&name, |j| j.fail(INTERRUPTED, now()));
         }
     }
