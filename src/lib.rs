@@ -1,4 +1,4 @@
-//! sagedock runs Amazon SageMaker hosting and training on one machine.
+//! sagedock runs Amazon SageMaker hosting, training and batch transform on one machine.
 //!
 //! It takes what a SageMaker deployment takes — a `model.tar.gz`, a serving image, the
 //! hosting API calls — and produces a real endpoint backed by real containers, so that
@@ -8,9 +8,11 @@
 //! The layers, each depending only on those below it (ARCHITECTURE.md draws them):
 //! - [`cli`]: arguments and printing; [`server`]: the one port, dispatching to
 //!   [`control`] (the SageMaker API) and [`endpoint`] (the runtime API);
-//! - [`ci`] (spec files, JUnit) and [`bench`] (load and latency);
-//! - [`deploy`]: a plan in, healthy routed containers out — the one path `serve`, `ci` and
-//!   `up` take; [`training`]: a training job's containers run to their end, its model out;
+//! - [`ci`] (spec files, JUnit) and [`bench`] (load and latency); [`transform`]: a batch
+//!   transform job's objects through its model's containers, one `.out` each;
+//! - [`deploy`]: a plan in, healthy routed containers out — the one path `serve`, `ci`,
+//!   `up` and transform jobs take; [`training`]: a training job's containers run to their
+//!   end, its model out; [`jobs`]: the running jobs of a kind and their stop signals;
 //! - [`state`] (typed records and their store), [`storage`] (`s3://` and `file://`
 //!   locations under one confinement rule), [`botocore`] (the AWS service models and
 //!   their input validation);

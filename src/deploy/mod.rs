@@ -1,5 +1,5 @@
 //! Deployments: a plan in, a fleet of healthy, routed containers out — the one path that
-//! `serve`, `ci` and `up` all take.
+//! `serve`, `ci`, `up` and batch transform jobs all take.
 //!
 //! plan ([`plan`]: what to run, made by the caller) → launch ([`Deployer::launch`]: model
 //! data fetched and unpacked, images checked, one container per instance and model

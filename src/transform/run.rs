@@ -7,6 +7,7 @@
 //! background: the job's status does not wait for them).
 
 use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -449,7 +450,12 @@ async fn object(
     let batches = records::batches(&sent, &sent_records, work.params.strategy, limit, limit_mb)
         .map_err(|e| fail(e.to_string()))?;
     let slots = work.params.concurrency as usize;
-    let answers: Vec<Bytes> = stream::iter(batches.clone())
+    let calls = batches.len();
+    let ranges: Vec<Range<usize>> = match work.processing {
+        Some(_) => batches.iter().map(|b| b.records.clone()).collect(),
+        None => Vec::new(),
+    };
+    let answers: Vec<Bytes> = stream::iter(batches)
         .map(|batch| {
             let (work, chain, permits) = (work.clone(), chain.clone(), permits.clone());
             async move { call(&work, &chain, &permits, &batch).await }
@@ -459,7 +465,7 @@ async fn object(
         .await
         .map_err(fail)?;
     let assembled = match &work.processing {
-        Some(p) => joined(p, &data, &original, &batches, &answers).map_err(fail)?,
+        Some(p) => joined(p, &data, &original, &ranges, &answers).map_err(fail)?,
         None => assemble(&answers, work.spec.assemble_with()),
     };
     let target = work
@@ -478,8 +484,7 @@ async fn object(
         (progress.objects_done, progress.objects)
     };
     work.log.line(format!(
-        "{key}: {n} record(s) in {} call(s) to {target} ({done}/{total} objects done)",
-        batches.len()
+        "{key}: {n} record(s) in {calls} call(s) to {target} ({done}/{total} objects done)"
     ));
     Ok(())
 }
@@ -572,13 +577,13 @@ fn joined(
     processing: &Processing,
     data: &Bytes,
     original: &[Record],
-    batches: &[Batch],
+    batches: &[Range<usize>],
     answers: &[Bytes],
 ) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for (batch, answer) in batches.iter().zip(answers) {
         let text = answer.as_ref();
-        let outputs: Vec<&[u8]> = if batch.records.len() == 1 {
+        let outputs: Vec<&[u8]> = if batch.len() == 1 {
             vec![text]
         } else {
             text.split(|b| *b == b'\n')
@@ -586,14 +591,14 @@ fn joined(
                 .filter(|l| !l.is_empty())
                 .collect()
         };
-        if outputs.len() != batch.records.len() {
+        if outputs.len() != batch.len() {
             return Err(format!(
                 "the model answered {} line(s) for a mini-batch of {} records; JoinSource and OutputFilter need one line per record (or BatchStrategy SingleRecord)",
                 outputs.len(),
-                batch.records.len()
+                batch.len()
             ));
         }
-        for (index, output) in batch.records.clone().zip(outputs) {
+        for (index, output) in batch.clone().zip(outputs) {
             let record = &data[original[index].body.clone()];
             let line = processing
                 .written(record, output)
@@ -614,14 +619,17 @@ async fn call(
     permits: &Semaphore,
     batch: &Batch,
 ) -> Result<Bytes, String> {
-    let what = if batch.records.len() == 1 {
-        format!("record {}", batch.records.start + 1)
-    } else {
-        format!(
-            "records {} to {}",
-            batch.records.start + 1,
-            batch.records.end
-        )
+    // Said only when a call fails.
+    let what = || {
+        if batch.records.len() == 1 {
+            format!("record {}", batch.records.start + 1)
+        } else {
+            format!(
+                "records {} to {}",
+                batch.records.start + 1,
+                batch.records.end
+            )
+        }
     };
     let mut attempt = 0;
     loop {
@@ -631,24 +639,23 @@ async fn call(
         let (again, detail) = match passed {
             Passed::Answered { index, response } => {
                 let status = response.status();
-                let label = chain
-                    .get(index)
-                    .map_or("primary", |b| b.label())
-                    .to_string();
+                let label = || chain.get(index).map_or("primary", |b| b.label());
                 match response.into_body().collect().await {
                     Ok(body) if status.is_success() => return Ok(body.to_bytes()),
                     Ok(body) => (
                         status.is_server_error(),
                         format!(
-                            "the model container {label} answered {} for {what}: {}",
+                            "the model container {} answered {} for {}: {}",
+                            label(),
                             status.as_u16(),
+                            what(),
                             String::from_utf8_lossy(&body.to_bytes()).trim()
                         ),
                     ),
-                    Err(e) => (true, format!("the answer of {label} broke off: {e}")),
+                    Err(e) => (true, format!("the answer of {} broke off: {e}", label())),
                 }
             }
-            Passed::Undelivered { why, .. } => (true, format!("{} ({what})", why.detail())),
+            Passed::Undelivered { why, .. } => (true, format!("{} ({})", why.detail(), what())),
         };
         drop(permit);
         if !again || attempt >= work.retries {
@@ -722,8 +729,12 @@ mod tests {
         let p = Processing::new(Format::Csv, Format::Csv, None, None, true).unwrap();
         let data = Bytes::from_static(b"a,1\nb,2\n");
         let original = records::split(&data, SplitType::Line).unwrap();
-        let batches =
-            records::batches(&data, &original, BatchStrategy::MultiRecord, None, 0).unwrap();
+        let batches: Vec<Range<usize>> =
+            records::batches(&data, &original, BatchStrategy::MultiRecord, None, 0)
+                .unwrap()
+                .into_iter()
+                .map(|b| b.records)
+                .collect();
         let ok = joined(
             &p,
             &data,
