@@ -91,6 +91,7 @@ pub async fn run(
 }
 
 /// The job's own lines, in its `data-log` stream.
+#[derive(Clone)]
 struct DataLog {
     record: Arc<LogRecord>,
     stream: String,
@@ -297,10 +298,7 @@ async fn transform(
         retries,
         output: S3Location::parse(&spec.transform_output.s3_output_path)
             .map_err(|e| format!("ClientError: S3OutputPath: {e}"))?,
-        log: DataLog {
-            record: log.record.clone(),
-            stream: log.stream.clone(),
-        },
+        log: log.clone(),
         progress: progress.clone(),
     });
     let count = instances.len().max(1);
