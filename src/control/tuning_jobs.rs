@@ -55,23 +55,13 @@ impl Tuner {
 
     /// After a restart: tuning jobs that were running are marked Failed.
     pub fn restore(&self) -> Result<(), crate::state::StoreError> {
-        for job in self.jobs.store.list::<TuningJob>()? {
-            if !job.status.is_terminal() {
-                self.update(&job.name, |j| {
-                    j.finish(JobStatus::Failed, Some(crate::training::INTERRUPTED), now())
-                });
-            }
-        }
-        Ok(())
+        crate::jobs::fail_unfinished::<TuningJob>(&self.jobs.store, crate::training::INTERRUPTED)
     }
 
     /// The end of a run: running tuning jobs are marked Failed.
     pub fn shutdown(&self) {
-        for name in self.running.close() {
-            self.update(&name, |j| {
-                j.finish(JobStatus::Failed, Some(crate::training::INTERRUPTED), now())
-            });
-        }
+        self.running
+            .close_failing::<TuningJob>(&self.jobs.store, crate::training::INTERRUPTED);
     }
 
     fn start(self: &Arc<Self>, job: TuningJob, plan: Plan) {

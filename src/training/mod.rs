@@ -134,20 +134,14 @@ impl Trainer {
         if !crate::runtime::guard::keep_requested() {
             let _ = std::fs::remove_dir_all(&self.work);
         }
-        for job in self.store.list::<TrainingJob>()? {
-            if !job.status.is_terminal() {
-                self.update(&job.name, |j| j.fail(INTERRUPTED, now()));
-            }
-        }
-        Ok(())
+        crate::jobs::fail_unfinished::<TrainingJob>(&self.store, INTERRUPTED)
     }
 
     /// The end of a run: every running job is marked Failed (their containers are
     /// removed with the owner's others).
     pub fn shutdown(&self) {
-        for name in self.running.close() {
-            self.update(&name, |j| j.fail(INTERRUPTED, now()));
-        }
+        self.running
+            .close_failing::<TrainingJob>(&self.store, INTERRUPTED);
     }
 
     /// Keeps a job's metrics for `/metrics`.

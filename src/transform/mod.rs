@@ -103,20 +103,14 @@ impl Transformer {
     /// Failed, never left InProgress (its containers go with the owner's other leftovers).
     pub fn restore(&self) -> Result<(), crate::state::StoreError> {
         let _ = std::fs::remove_dir_all(&self.work);
-        for job in self.store.list::<TransformJob>()? {
-            if !job.status.is_terminal() {
-                self.update(&job.name, |j| j.fail(INTERRUPTED, now()));
-            }
-        }
-        Ok(())
+        crate::jobs::fail_unfinished::<TransformJob>(&self.store, INTERRUPTED)
     }
 
     /// The end of a run: every running job is marked Failed (their containers are removed
     /// with the owner's others).
     pub fn shutdown(&self) {
-        for name in self.running.close() {
-            self.update(&name, |j| j.fail(INTERRUPTED, now()));
-        }
+        self.running
+            .close_failing::<TransformJob>(&self.store, INTERRUPTED);
     }
 
     /// Whether `s3://` locations can be read and written.
