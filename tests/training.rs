@@ -73,18 +73,7 @@ fn jobs_running_when_sagedock_stops_end_failed_and_finished_ones_stay() {
     ok(&up.url, "CreateTrainingJob", job("finished", "ok"));
     let finished = wait_for(&up.url, "finished", "TrainingJobStatus", &["Completed"]);
     // `sagedock logs JOB` reads the job's streams from the record.
-    let out = sb
-        .cmd()
-        .args(["logs", "finished", "--data-dir"])
-        .arg(sb.join("data"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = sb.logs("finished");
     assert!(
         text.contains("byo-train on algo-1") && text.contains("done"),
         "{text}"

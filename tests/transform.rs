@@ -73,18 +73,7 @@ fn a_transform_job_running_when_sagedock_is_killed_ends_failed_and_a_finished_on
         std::fs::read_to_string(sb.join("s3/restart-tests/out/finished/a.csv.out")).unwrap(),
         "3\n7\n"
     );
-    let out = sb
-        .cmd()
-        .args(["logs", "finished", "--data-dir"])
-        .arg(sb.join("data"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = sb.logs("finished");
     assert!(
         text.contains("a.csv: 2 record(s) in 2 call(s)") && text.contains("serve: listening"),
         "{text}"

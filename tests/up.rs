@@ -141,18 +141,7 @@ fn container_output_outlives_the_container_in_its_log_stream() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // The container is gone; `sagedock logs` reads its stream from the record.
-    let out = sb
-        .cmd()
-        .args(["logs", "logged", "--data-dir"])
-        .arg(sb.join("data"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = sb.logs("logged");
     assert!(text.contains("echo: listening on"), "{text}");
     assert!(text.contains("POST /invocations 200"), "{text}");
     assert!(text.contains("SIGTERM"), "{text}");

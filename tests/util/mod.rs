@@ -61,6 +61,23 @@ impl Sandbox {
         cmd
     }
 
+    /// What `sagedock logs NAME --data-dir <sandbox>/data` prints (an `up` of this
+    /// sandbox's endpoint or job, read from its log record); fails the test when it fails.
+    pub fn logs(&self, name: &str) -> String {
+        let out = self
+            .cmd()
+            .args(["logs", name, "--data-dir"])
+            .arg(self.join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sagedock logs {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Copies a fixture model folder into the sandbox and returns the copy's path.
     pub fn model(&self, fixture_name: &str, as_name: &str) -> PathBuf {
         let dest = self.join(as_name);
