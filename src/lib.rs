@@ -26,6 +26,7 @@ pub mod bench;
 pub mod botocore;
 pub mod ci;
 pub mod cli;
+pub mod contract;
 pub mod control;
 pub mod credentials;
 pub mod deploy;

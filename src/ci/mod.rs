@@ -73,6 +73,26 @@ pub struct EndpointSpec {
     pub requests: Vec<RequestSpec>,
     #[serde(default)]
     pub load: Option<LoadSpec>,
+    /// The container contract's rules (`sagedock check`), run on a container of their own
+    /// after the other checks.
+    #[serde(default)]
+    pub contract: Option<ContractSpec>,
+}
+
+/// How the contract rules run; `{}` takes SageMaker's figures.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractSpec {
+    /// The sample request the invocation rules send (its name; default: the first).
+    #[serde(default)]
+    pub request: Option<String>,
+    /// The endpoint will run with EnableNetworkIsolation.
+    #[serde(default)]
+    pub network_isolation: bool,
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub stop_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub load_duration: Option<Duration>,
 }
 
 /// One sample request and what its answer must be.
@@ -237,6 +257,14 @@ impl Spec {
                     ));
                 }
             }
+            if let Some(name) = e.contract.as_ref().and_then(|c| c.request.as_ref()) {
+                if e.contract_request().is_none() {
+                    return Err(format!(
+                        "endpoint {}, contract: no request named {name:?} under \"requests\"",
+                        e.name
+                    ));
+                }
+            }
             if let Some(load) = &e.load {
                 if e.load_request().is_none() {
                     return Err(match &load.request {
@@ -266,6 +294,15 @@ impl Spec {
 }
 
 impl EndpointSpec {
+    /// The sample request the contract rules send.
+    pub fn contract_request(&self) -> Option<&RequestSpec> {
+        let contract = self.contract.as_ref()?;
+        match &contract.request {
+            Some(name) => self.requests.iter().find(|r| &r.name == name),
+            None => self.requests.first(),
+        }
+    }
+
     /// The sample request the load sends.
     pub fn load_request(&self) -> Option<&RequestSpec> {
         let load = self.load.as_ref()?;

@@ -20,9 +20,10 @@ use hyper_util::rt::TokioExecutor;
 
 use super::expect::Answer;
 use super::junit::{Case, Outcome, Suite};
-use super::{EndpointSpec, LoadSpec, RequestSpec, Spec, SpecError};
+use super::{ContractSpec, EndpointSpec, LoadSpec, RequestSpec, Spec, SpecError};
 use crate::artifact::{Limits, ModelDir, Severity};
 use crate::bench::{self, Load};
+use crate::contract::{self, Verdict};
 use crate::deploy::{
     ContainerPlan, Deployer, EndpointPlan, Fleet, LiveFleet, ModelSource, VariantPlan,
 };
@@ -206,6 +207,29 @@ impl Runner {
         if let Some(live) = live {
             live.remove().await;
         }
+        if let Some(spec) = &e.contract {
+            if e.model.is_some() && model.is_none() {
+                cases.skip("contract".into(), "the artifact could not be unpacked");
+            } else {
+                let t0 = Instant::now();
+                match self.contract(e, spec, model.clone()).await {
+                    Ok(report) => {
+                        for case in contract_cases(&report, t0.elapsed()) {
+                            cases.push(case);
+                        }
+                    }
+                    Err(err) => cases.push(Case {
+                        name: "contract".into(),
+                        time: t0.elapsed(),
+                        outcome: Outcome::Failed {
+                            message: first_line(&err),
+                            detail: err,
+                        },
+                        output: String::new(),
+                    }),
+                }
+            }
+        }
         Suite {
             name: e.name.clone(),
             cases: cases.cases,
@@ -377,6 +401,36 @@ impl Runner {
         }
     }
 
+    /// The container contract's rules, on a container of their own.
+    async fn contract(
+        &self,
+        e: &EndpointSpec,
+        spec: &ContractSpec,
+        model: Option<ModelDir>,
+    ) -> Result<contract::Report, String> {
+        let sample = match e.contract_request() {
+            Some(r) => {
+                let (headers, body) = payload(r).map_err(|e| e.to_string())?;
+                Some(contract::Sample { headers, body })
+            }
+            None => None,
+        };
+        let options = contract::Options {
+            image: e.image.clone(),
+            environment: e.environment.clone(),
+            model: model.map_or(ModelSource::None, ModelSource::Folder),
+            sample,
+            instance_type: instance::lookup(&e.instance_type)?,
+            network_isolation: spec.network_isolation,
+            health_timeout: e.health_timeout,
+            stop_timeout: spec.stop_timeout.unwrap_or(contract::Options::STOP_TIMEOUT),
+            load: spec.load_duration.unwrap_or(contract::Options::LOAD),
+        };
+        contract::check(&self.deployer, &options)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn load(&self, e: &EndpointSpec, spec: &LoadSpec) -> Checked {
         let Some(r) = e.load_request() else {
             return Checked::failed("no request to send", String::new());
@@ -427,6 +481,49 @@ impl Runner {
         }
         why.extend(broken);
         Checked::failed(why.join("; "), output)
+    }
+}
+
+/// The contract rules as cases named `contract CODE` (the rules with nothing to measure
+/// left out); `took` is the whole check's time, given to the first case.
+pub fn contract_cases(report: &contract::Report, took: Duration) -> Vec<Case> {
+    report
+        .rules
+        .iter()
+        .filter(|r| r.applies)
+        .enumerate()
+        .map(|(i, rule)| {
+            let text = match &rule.fix {
+                Some(fix) => format!("{}\nfix: {fix}", rule.measured),
+                None => rule.measured.clone(),
+            };
+            let (outcome, output) = match rule.verdict {
+                Verdict::Pass => (Outcome::Passed, text),
+                Verdict::Warn => (Outcome::Passed, format!("warning: {text}")),
+                Verdict::Fail => (
+                    Outcome::Failed {
+                        message: first_line(&rule.measured),
+                        detail: text,
+                    },
+                    String::new(),
+                ),
+                Verdict::Skip => (Outcome::Skipped(rule.measured.clone()), String::new()),
+            };
+            Case {
+                name: format!("contract {}", rule.code),
+                time: if i == 0 { took } else { Duration::ZERO },
+                outcome,
+                output,
+            }
+        })
+        .collect()
+}
+
+/// A `sagedock check` report as a suite of its own.
+pub fn contract_suite(name: &str, report: &contract::Report) -> Suite {
+    Suite {
+        name: name.to_string(),
+        cases: contract_cases(report, Duration::ZERO),
     }
 }
 

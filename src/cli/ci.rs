@@ -91,7 +91,7 @@ fn line(name: &str, time: Duration, outcome: &Outcome) -> String {
 }
 
 /// Fails before anything starts when the report could not be written.
-fn check_writable(path: &Path) -> Result<()> {
+pub(super) fn check_writable(path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -107,7 +107,7 @@ fn check_writable(path: &Path) -> Result<()> {
 }
 
 /// Writes beside `path` and renames into place: a reader never sees half a report.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -5,6 +5,7 @@
 
 mod artifact;
 mod bench;
+mod check;
 mod ci;
 mod containers;
 mod demo;
@@ -104,6 +105,79 @@ pub enum Command {
     /// The spec is JSON (see README, `sagedock ci`). Exit status: 0 every check passed, 1 a
     /// check failed or could not run, 2 the spec or the machine stopped the run.
     Ci(CiArgs),
+    /// Will this container pass SageMaker's rules? Run an image as SageMaker would and
+    /// report each rule of the container contract as pass, warn or fail, with what was
+    /// measured and how to fix it.
+    ///
+    /// The image's ENTRYPOINT, CMD, architecture and user; the start (first connection,
+    /// first /ping 200, no route outside this machine, /opt/ml/model read-only); /ping at
+    /// rest and under load (under 2 s); the sample request's answer, its cold and warm
+    /// latency and load within the instance type's memory and CPU; the exit after SIGTERM;
+    /// /execution-parameters. Exit status: 0 no rule failed, 1 a rule failed, 2 the check
+    /// could not run.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The image to check (it must answer `serve`).
+    pub image: String,
+    /// The model: a model.tar.gz (unpacked through the cache) or a directory; mounted
+    /// read-only at /opt/ml/model.
+    #[arg(long, value_name = "ARTIFACT")]
+    pub model: Option<PathBuf>,
+    /// A sample request's body, read from FILE (without one the invocation rules are
+    /// skipped).
+    #[arg(long, value_name = "FILE")]
+    pub request: Option<PathBuf>,
+    /// The sample request's Content-Type.
+    #[arg(long, default_value = "application/json")]
+    pub content_type: String,
+    /// The sample request's Accept.
+    #[arg(long)]
+    pub accept: Option<String>,
+    /// The sample request's X-Amzn-SageMaker-Custom-Attributes.
+    #[arg(long, value_name = "TEXT")]
+    pub custom_attributes: Option<String>,
+    /// The instance type whose vCPUs, memory and architecture apply (`local`: none).
+    #[arg(long, default_value = "ml.m5.large")]
+    pub instance_type: String,
+    /// An environment variable for the container, NAME=VALUE; repeatable.
+    #[arg(long, short = 'e', value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// The endpoint will run with EnableNetworkIsolation: a container that needs the
+    /// network at start fails the check instead of warning.
+    #[arg(long)]
+    pub network_isolation: bool,
+    /// How long /ping may take to turn 200 (SageMaker's default: 4 minutes).
+    #[arg(long, default_value = "4m", value_parser = humantime::parse_duration)]
+    pub health_timeout: std::time::Duration,
+    /// How long after SIGTERM the container may take to exit (SageMaker: 30 s, then
+    /// SIGKILL).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stop_timeout: std::time::Duration,
+    /// How long the sample request is sent under load.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub load_duration: std::time::Duration,
+    /// Pull the image if the engine does not have it.
+    #[arg(long)]
+    pub pull: bool,
+    /// Run GPU and Inferentia instance types without their accelerators.
+    #[arg(long)]
+    pub cpu_only: bool,
+    /// The region the container sees in AWS_REGION.
+    #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
+    pub region: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the rules as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub capacity: CapacityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -487,6 +561,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => block_on(demo::demo(&args)),
         Command::Bench(args) => block_on(bench::bench(&args)),
         Command::Ci(args) => block_on(ci::ci(&args)),
+        Command::Check(args) => block_on(check::check(&args)),
     }
 }
 

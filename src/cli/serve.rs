@@ -27,7 +27,7 @@ use crate::storage::Storage;
 const ACCOUNT: &str = "123456789012";
 
 /// Parses `K=V` pairs.
-fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+pub(super) fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
     pairs
         .iter()
         .map(|p| {
@@ -41,7 +41,7 @@ fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
 /// Checks `--model` with the rules of the image's stack (the generic ones for an image of
 /// your own) and prints its errors and warnings; they do not stop the start, as SageMaker
 /// would not stop either.
-async fn prepare_model(
+pub(super) async fn prepare_model(
     path: &Path,
     image: &str,
     limits: crate::artifact::Limits,

@@ -228,6 +228,7 @@ pub fn container_plans(spec: &ModelSpec) -> Result<Vec<ContainerPlan>, StorageEr
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 model: model_source(c)?,
+                bind_port: None,
             })
         })
         .collect()

@@ -116,6 +116,7 @@ impl Deployer {
             lease: Some(lease),
             addr,
             published,
+            listening_after: None,
             ready_after: Duration::ZERO,
         })
     }

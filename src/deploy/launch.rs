@@ -135,11 +135,13 @@ impl Deployer {
         let accepts_port = image_labels
             .get(ACCEPTS_BIND_TO_PORT)
             .is_some_and(|v| v == "true");
-        let port = if pipeline && accepts_port {
-            let offset = u16::try_from(position).unwrap_or(0);
-            runtime::spec::SERVING_PORT.saturating_add(offset)
-        } else {
-            runtime::spec::SERVING_PORT
+        let port = match (accepts_port, container.bind_port) {
+            (true, Some(port)) => port,
+            (true, None) if pipeline => {
+                let offset = u16::try_from(position).unwrap_or(0);
+                runtime::spec::SERVING_PORT.saturating_add(offset)
+            }
+            _ => runtime::spec::SERVING_PORT,
         };
         let mut env = BTreeMap::from([
             ("AWS_REGION".to_string(), self.region.clone()),

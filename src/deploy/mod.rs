@@ -88,6 +88,17 @@ pub enum DeployError {
 }
 
 impl DeployError {
+    /// True when the container exited while starting (rather than never getting healthy).
+    pub fn exited_at_start(&self) -> bool {
+        match self {
+            DeployError::Runtime(e) => matches!(e, RuntimeError::ExitedAtStart { .. }),
+            DeployError::Start { source, .. } => {
+                matches!(**source, RuntimeError::ExitedAtStart { .. })
+            }
+            _ => false,
+        }
+    }
+
     /// True when the model or image is at fault (it did not start), not the machine.
     pub fn is_start_failure(&self) -> bool {
         matches!(
@@ -227,6 +238,11 @@ impl Deployer {
 
     pub fn capacity(&self) -> Capacity {
         self.options.capacity
+    }
+
+    /// Whether images the engine lacks are pulled.
+    pub fn pulls(&self) -> bool {
+        self.options.pull
     }
 
     pub fn health_check_interval(&self) -> Duration {

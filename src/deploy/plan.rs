@@ -67,6 +67,9 @@ pub struct ContainerPlan {
     /// The user's environment (the deployer adds AWS_REGION and what the contract sets).
     pub environment: BTreeMap<String, String>,
     pub model: ModelSource,
+    /// The port the container is told in SAGEMAKER_BIND_TO_PORT, when its image accepts
+    /// one (default: 8080, or 8080 plus its position in a pipeline).
+    pub bind_port: Option<u16>,
 }
 
 impl ContainerPlan {
@@ -81,7 +84,14 @@ impl ContainerPlan {
             hostname: String::new(),
             environment,
             model,
+            bind_port: None,
         }
+    }
+
+    /// Tells the container to serve on `port` (when its image accepts one).
+    pub fn with_bind_port(mut self, port: u16) -> ContainerPlan {
+        self.bind_port = Some(port);
+        self
     }
 }
 

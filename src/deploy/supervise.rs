@@ -346,7 +346,7 @@ impl LiveFleet {
             let outcome = match crate::runtime::launch::ping(addr).await {
                 Ok(200) => None,
                 Ok(status) => Some(format!("/ping answered {status}")),
-                Err(e) => Some(e),
+                Err(e) => Some(e.to_string()),
             };
             (id, outcome)
         });

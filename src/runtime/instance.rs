@@ -64,6 +64,21 @@ impl InstanceType {
     pub fn is_local(&self) -> bool {
         self.name == "local"
     }
+
+    /// The CPU architecture an image must be built for, as Docker names it (`amd64`, or
+    /// `arm64` for Graviton types: a family whose generation number is followed by `g`,
+    /// as in ml.c6g or ml.m7g); `None` for `local` and serverless, which take either.
+    pub fn architecture(&self) -> Option<&'static str> {
+        let family = self.name.strip_prefix("ml.")?.split('.').next()?;
+        let after_generation = family
+            .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+            .trim_start_matches(|c: char| c.is_ascii_digit());
+        Some(if after_generation.starts_with('g') {
+            "arm64"
+        } else {
+            "amd64"
+        })
+    }
 }
 
 const fn it(
@@ -133,6 +148,25 @@ pub const INSTANCE_TYPES: &[InstanceType] = &[
     it("ml.c6i.16xlarge", 64, 128, Cpu),
     it("ml.c6i.24xlarge", 96, 192, Cpu),
     it("ml.c6i.32xlarge", 128, 256, Cpu),
+    // Graviton (arm64).
+    it("ml.c6g.large", 2, 4, Cpu),
+    it("ml.c6g.xlarge", 4, 8, Cpu),
+    it("ml.c6g.2xlarge", 8, 16, Cpu),
+    it("ml.c6g.4xlarge", 16, 32, Cpu),
+    it("ml.m6g.large", 2, 8, Cpu),
+    it("ml.m6g.xlarge", 4, 16, Cpu),
+    it("ml.m6g.2xlarge", 8, 32, Cpu),
+    it("ml.m6g.4xlarge", 16, 64, Cpu),
+    it("ml.r6g.large", 2, 16, Cpu),
+    it("ml.r6g.xlarge", 4, 32, Cpu),
+    it("ml.r6g.2xlarge", 8, 64, Cpu),
+    it("ml.c7g.large", 2, 4, Cpu),
+    it("ml.c7g.xlarge", 4, 8, Cpu),
+    it("ml.c7g.2xlarge", 8, 16, Cpu),
+    it("ml.m7g.large", 2, 8, Cpu),
+    it("ml.m7g.xlarge", 4, 16, Cpu),
+    it("ml.r7g.large", 2, 16, Cpu),
+    it("ml.r7g.xlarge", 4, 32, Cpu),
     it("ml.r5.large", 2, 16, Cpu),
     it("ml.r5.xlarge", 4, 32, Cpu),
     it("ml.r5.2xlarge", 8, 64, Cpu),
@@ -179,7 +213,7 @@ pub fn lookup(name: &str) -> Result<InstanceType, String> {
         .map(|(_, n)| *n)
         .collect();
     let hint = if close.is_empty() {
-        "known families: t2, t3, m4, m5, m6i, c5, c6i, r5, g4dn, g5, p3, inf1 (e.g. ml.m5.xlarge), or local".to_string()
+        "known families: t2, t3, m4, m5, m6i, c5, c6i, r5, c6g, m6g, r6g, c7g, m7g, r7g, g4dn, g5, p3, inf1 (e.g. ml.m5.xlarge), or local".to_string()
     } else {
         format!("did you mean {}?", close.join(", "))
     };
@@ -224,6 +258,19 @@ mod tests {
         assert!(err.contains("ml.m5.large"), "{err}");
         let err = lookup("banana").unwrap_err();
         assert!(err.contains("known families"), "{err}");
+    }
+
+    #[test]
+    fn graviton_types_are_arm64() {
+        let arch = |name: &str| lookup(name).unwrap().architecture();
+        assert_eq!(arch("ml.c6g.large"), Some("arm64"));
+        assert_eq!(arch("ml.m7g.xlarge"), Some("arm64"));
+        assert_eq!(arch("ml.g4dn.xlarge"), Some("amd64"));
+        assert_eq!(arch("ml.g5.xlarge"), Some("amd64"));
+        assert_eq!(arch("ml.m6i.large"), Some("amd64"));
+        assert_eq!(arch("ml.inf1.xlarge"), Some("amd64"));
+        assert_eq!(arch("local"), None);
+        assert_eq!(InstanceType::serverless(2048).architecture(), None);
     }
 
     #[test]

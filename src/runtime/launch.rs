@@ -47,6 +47,9 @@ pub struct Instance {
     pub addr: SocketAddr,
     /// The port published on 127.0.0.1, when there is one.
     pub published: Option<SocketAddr>,
+    /// Time from the container's start (its process running) to the first accepted TCP
+    /// connection on the serving port, as closely as the health polling saw it.
+    pub listening_after: Option<Duration>,
     /// Time from create to the first healthy `/ping`.
     pub ready_after: Duration,
 }
@@ -59,17 +62,19 @@ pub async fn launch(
 ) -> Result<Instance, RuntimeError> {
     let t0 = Instant::now();
     let guard = start(engine, spec).await?;
+    let started = Instant::now();
     let info = inspect(engine, &guard).await?;
     if !info.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
         return Err(exit_error(engine, &guard).await);
     }
     let (addr, published) = address(engine, &info, spec.isolated(), &spec.name, spec.port)?;
-    wait_until_healthy(engine, &guard, addr, policy).await?;
+    let listening = wait_until_healthy(engine, &guard, addr, policy).await?;
     Ok(Instance {
         guard,
         lease: spec.network.clone(),
         addr,
         published,
+        listening_after: Some(listening.saturating_duration_since(started)),
         ready_after: t0.elapsed(),
     })
 }
@@ -191,12 +196,13 @@ pub fn address(
 }
 
 /// Polls `/ping` until it answers 200, the container exits, or the deadline passes.
+/// Returns when the port first accepted a connection.
 pub async fn wait_until_healthy(
     engine: &Engine,
     guard: &ContainerGuard,
     addr: SocketAddr,
     policy: ReadyPolicy,
-) -> Result<(), RuntimeError> {
+) -> Result<Instant, RuntimeError> {
     let wait_options = WaitContainerOptionsBuilder::default()
         .condition("not-running")
         .build();
@@ -204,11 +210,17 @@ pub async fn wait_until_healthy(
     let mut last_ping: String;
     let mut interval = policy.first_interval;
     let deadline = tokio::time::Instant::now() + policy.deadline;
+    let mut listening = None;
     loop {
-        match ping(addr).await {
-            Ok(200) => return Ok(()),
+        let asked = Instant::now();
+        let answer = ping(addr).await;
+        if answer.as_ref().map_or_else(PingFailure::connected, |_| true) {
+            listening.get_or_insert(asked);
+        }
+        match answer {
+            Ok(200) => return Ok(listening.unwrap_or(asked)),
             Ok(status) => last_ping = format!("HTTP {status}"),
-            Err(e) => last_ping = e,
+            Err(e) => last_ping = e.to_string(),
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -242,17 +254,46 @@ async fn exit_error(engine: &Engine, guard: &ContainerGuard) -> RuntimeError {
     }
 }
 
-/// One `GET /ping`: the status code, or why there was none. Connect within 250 ms and
-/// answer within 2 s, as SageMaker expects.
-pub async fn ping(addr: SocketAddr) -> Result<u16, String> {
-    let connect = tokio::time::timeout(
-        Duration::from_millis(250),
-        tokio::net::TcpStream::connect(addr),
-    );
+/// Why a `GET /ping` got no status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingFailure {
+    /// No TCP connection within [`CONNECT_TIMEOUT`].
+    Connect(String),
+    /// Connected, but no HTTP answer within [`PING_TIMEOUT`].
+    Answer(String),
+}
+
+impl PingFailure {
+    /// True when the port accepted the connection.
+    pub fn connected(&self) -> bool {
+        matches!(self, PingFailure::Answer(_))
+    }
+}
+
+impl std::fmt::Display for PingFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PingFailure::Connect(why) | PingFailure::Answer(why) => f.write_str(why),
+        }
+    }
+}
+
+/// SageMaker's limits on a health check: a connection accepted within 250 ms, an answer
+/// within 2 s.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One `GET /ping`: the status code, or why there was none, under SageMaker's limits.
+pub async fn ping(addr: SocketAddr) -> Result<u16, PingFailure> {
+    let connect = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr));
     let mut stream = match connect.await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("connect {addr}: {e}")),
-        Err(_) => return Err(format!("connect {addr}: no answer within 250 ms")),
+        Ok(Err(e)) => return Err(PingFailure::Connect(format!("connect {addr}: {e}"))),
+        Err(_) => {
+            return Err(PingFailure::Connect(format!(
+                "connect {addr}: no answer within 250 ms"
+            )))
+        }
     };
     let exchange = async {
         stream
@@ -269,20 +310,24 @@ pub async fn ping(addr: SocketAddr) -> Result<u16, String> {
         }
         Ok::<_, std::io::Error>(head)
     };
-    let head = match tokio::time::timeout(Duration::from_secs(2), exchange).await {
+    let head = match tokio::time::timeout(PING_TIMEOUT, exchange).await {
         Ok(Ok(head)) => head,
-        Ok(Err(e)) => return Err(format!("GET /ping: {e}")),
-        Err(_) => return Err("GET /ping: no answer within 2 s".into()),
+        Ok(Err(e)) => return Err(PingFailure::Answer(format!("GET /ping: {e}"))),
+        Err(_) => {
+            return Err(PingFailure::Answer(
+                "GET /ping: no answer within 2 s".into(),
+            ))
+        }
     };
     let line = String::from_utf8_lossy(&head);
     line.split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| {
-            if head.is_empty() {
+            PingFailure::Answer(if head.is_empty() {
                 "GET /ping: connection closed without an answer".to_string()
             } else {
                 format!("GET /ping: not HTTP: {}", line.lines().next().unwrap_or(""))
-            }
+            })
         })
 }

@@ -15,6 +15,7 @@
 //! Does not: know the SageMaker API (the control plane checks requests, stores the record
 //! and makes the plan), or resume a job after sagedock stopped: such a job is marked Failed.
 
+pub mod execution;
 pub mod filter;
 pub mod records;
 mod run;

@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use tokio::sync::{watch, Semaphore};
 
+use super::execution::{self, Offered};
 use super::filter::{Format, Processing};
 use super::records::{self, Batch, Record};
 use super::Transformer;
@@ -120,14 +121,6 @@ struct Params {
     strategy: BatchStrategy,
 }
 
-/// A container's answer to `GET /execution-parameters`.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Offered {
-    concurrency: Option<u32>,
-    max_payload_mb: Option<u32>,
-    strategy: Option<BatchStrategy>,
-}
-
 fn resolve(spec: &TransformJobSpec, offered: &Offered) -> Params {
     Params {
         concurrency: spec
@@ -143,45 +136,6 @@ fn resolve(spec: &TransformJobSpec, offered: &Offered) -> Params {
             .batch_strategy
             .or(offered.strategy)
             .unwrap_or(BatchStrategy::MultiRecord),
-    }
-}
-
-/// Asks `backend` for its execution parameters (nothing when it does not answer 200 with
-/// a JSON object).
-async fn execution_parameters(backend: &Backend) -> Offered {
-    let Ok(uri) = format!("http://{}/execution-parameters", backend.addr).parse::<hyper::Uri>()
-    else {
-        return Offered::default();
-    };
-    let Ok(request) = hyper::Request::get(uri).body(Full::new(Bytes::new())) else {
-        return Offered::default();
-    };
-    let answer = tokio::time::timeout(Duration::from_secs(5), client::client().request(request));
-    let Ok(Ok(response)) = answer.await else {
-        return Offered::default();
-    };
-    if !response.status().is_success() {
-        return Offered::default();
-    }
-    let Ok(body) = response.into_body().collect().await else {
-        return Offered::default();
-    };
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body.to_bytes()) else {
-        return Offered::default();
-    };
-    let number = |key: &str| {
-        value
-            .get(key)
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-    };
-    Offered {
-        concurrency: number("MaxConcurrentTransforms"),
-        max_payload_mb: number("MaxPayloadInMB"),
-        strategy: value
-            .get("BatchStrategy")
-            .and_then(serde_json::Value::as_str)
-            .and_then(BatchStrategy::parse),
     }
 }
 
@@ -261,7 +215,7 @@ async fn transform(
         .first()
         .and_then(|i| i.first())
         .ok_or("InternalServerError: no instance started")?;
-    let offered = execution_parameters(first).await;
+    let offered = execution::ask(first.addr).await.offered();
     let params = resolve(spec, &offered);
     log.line(format!(
         "MaxConcurrentTransforms={}, MaxPayloadInMB={}, BatchStrategy={}{}",

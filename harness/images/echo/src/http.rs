@@ -124,6 +124,11 @@ impl Request {
             .map(|(_, v)| &self.head[v.clone()])
     }
 
+    /// Every header's name, in order.
+    pub fn header_names(&self) -> impl Iterator<Item = &[u8]> {
+        self.headers.iter().map(|(n, _)| &self.head[n.clone()])
+    }
+
     /// Reads the next request (head and whole body) from `r`. Sends `100 Continue` on `w`
     /// when the client asks for it.
     pub fn read(&mut self, r: &mut Reader, w: &mut Writer) -> Result<(), ReadError> {

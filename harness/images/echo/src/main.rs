@@ -38,7 +38,37 @@ struct Config {
     /// ECHO_APPEND: bytes added after the echoed body (shows the order of a pipeline).
     append: Vec<u8>,
     hostname: String,
+    /// ECHO_PING_DELAY_MS: `/ping` sleeps this long before answering.
+    ping_delay_ms: u64,
+    /// ECHO_SERIAL: one request at a time, like a single-threaded server.
+    serial: bool,
+    /// ECHO_COLD_MS: the first invocation sleeps this much longer (a model loaded lazily).
+    cold_ms: u64,
+    /// ECHO_NO_CONTENT_TYPE: invocation answers carry no Content-Type.
+    no_content_type: bool,
+    /// ECHO_STRICT_HEADERS: an invocation with a header not in [`KNOWN_HEADERS`] gets 400.
+    strict_headers: bool,
 }
+
+/// The request headers ECHO_STRICT_HEADERS accepts.
+const KNOWN_HEADERS: &[&str] = &[
+    "host",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "accept",
+    "connection",
+    "expect",
+    "user-agent",
+    "x-amzn-sagemaker-custom-attributes",
+    "x-amzn-sagemaker-target-model",
+    "x-amzn-sagemaker-inference-id",
+];
+
+/// Held while a request is answered when ECHO_SERIAL is set.
+static SERIAL: Mutex<()> = Mutex::new(());
+/// Set once the first invocation has paid ECHO_COLD_MS.
+static WARM: AtomicBool = AtomicBool::new(false);
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 /// Set once ECHO_STARTUP_DELAY_MS has passed: `/ping` answers 503 until then.
@@ -75,6 +105,11 @@ fn env_num<T: FromStr>(name: &str) -> Option<T> {
             .parse()
             .unwrap_or_else(|_| die(2, &format!("{name}={v:?} is not a valid number")))
     })
+}
+
+/// A yes/no environment variable: set and not `0`, `false` or `no`.
+fn env_flag(name: &str) -> bool {
+    env_opt(name).is_some_and(|v| !matches!(v.trim(), "0" | "false" | "no"))
 }
 
 fn env_status(name: &str) -> Option<u16> {
@@ -144,7 +179,7 @@ fn main() {
         );
         exit(2);
     }
-    let ignore_term = env_opt("ECHO_IGNORE_SIGTERM").is_some_and(|v| !matches!(v.trim(), "" | "0" | "false" | "no"));
+    let ignore_term = env_flag("ECHO_IGNORE_SIGTERM");
     sig::install(ignore_term);
     if ignore_term {
         println!("echo: ignoring SIGTERM (ECHO_IGNORE_SIGTERM)");
@@ -161,13 +196,31 @@ fn main() {
         );
     }
 
+    if let Some(target) = env_opt("ECHO_CONNECT_AT_START") {
+        connect_at_start(target.trim());
+    }
+    if env_flag("ECHO_WRITE_MODEL") {
+        let path = format!("{}/.echo-write-test", report::MODEL_DIR);
+        match std::fs::write(&path, b"x") {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&path);
+                println!("echo: wrote {path} (ECHO_WRITE_MODEL)");
+            }
+            Err(e) => die(1, &format!("cannot write {path} (ECHO_WRITE_MODEL): {e}")),
+        }
+    }
+
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".to_string());
     let config = Config {
-        port: env_num("SAGEMAKER_BIND_TO_PORT").unwrap_or(8080),
-        quiet: env_opt("ECHO_QUIET").is_some_and(|v| !matches!(v.trim(), "0" | "false" | "no")),
+        port: if env_flag("ECHO_IGNORE_BIND_TO_PORT") {
+            8080
+        } else {
+            env_num("SAGEMAKER_BIND_TO_PORT").unwrap_or(8080)
+        },
+        quiet: env_flag("ECHO_QUIET"),
         startup_delay_ms: env_num("ECHO_STARTUP_DELAY_MS").unwrap_or(0),
         listen_delay_ms: env_num("ECHO_LISTEN_DELAY_MS").unwrap_or(0),
         ping_status: env_status("ECHO_PING_STATUS"),
@@ -177,6 +230,11 @@ fn main() {
         load_delay_ms: env_num("ECHO_LOAD_DELAY_MS").unwrap_or(0),
         append: env_opt("ECHO_APPEND").unwrap_or_default().into_bytes(),
         hostname,
+        ping_delay_ms: env_num("ECHO_PING_DELAY_MS").unwrap_or(0),
+        serial: env_flag("ECHO_SERIAL"),
+        cold_ms: env_num("ECHO_COLD_MS").unwrap_or(0),
+        no_content_type: env_flag("ECHO_NO_CONTENT_TYPE"),
+        strict_headers: env_flag("ECHO_STRICT_HEADERS"),
     };
     let c = CONFIG.get_or_init(|| config);
 
@@ -227,6 +285,24 @@ fn main() {
                 thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// ECHO_CONNECT_AT_START: a TCP connection to HOST:PORT within 2 s, or exit 1 (what a
+/// container that installs or downloads at start does without a network).
+fn connect_at_start(target: &str) {
+    use std::net::ToSocketAddrs;
+    let addr = target
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| die(2, &format!("ECHO_CONNECT_AT_START={target:?} is not HOST:PORT")));
+    match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+        Ok(_) => println!("echo: connected to {target} at start (ECHO_CONNECT_AT_START)"),
+        Err(e) => die(
+            1,
+            &format!("cannot connect to {target} at start (ECHO_CONNECT_AT_START): {e}"),
+        ),
     }
 }
 
@@ -282,7 +358,12 @@ fn serve_connection(stream: TcpStream) {
             }
         }
         let started = Instant::now();
-        let Ok((status, invocation)) = route(&req, &mut w) else {
+        let serial = c
+            .serial
+            .then(|| SERIAL.lock().unwrap_or_else(|e| e.into_inner()));
+        let routed = route(&req, &mut w);
+        drop(serial);
+        let Ok((status, invocation)) = routed else {
             return;
         };
         if w.flush().is_err() {
@@ -331,6 +412,9 @@ fn route(req: &Request, w: &mut Writer) -> io::Result<(u16, bool)> {
 
     match path {
         b"/ping" if get => {
+            if c.ping_delay_ms > 0 {
+                thread::sleep(Duration::from_millis(c.ping_delay_ms));
+            }
             let healthy = READY.load(Ordering::Acquire) && !SICK.load(Ordering::Acquire);
             let status = c.ping_status.unwrap_or(if healthy { 200 } else { 503 });
             http::simple(w, status, close, b"", b"", head_only)?;
@@ -707,6 +791,22 @@ fn invoke(req: &Request, w: &mut Writer, model: Option<&str>) -> io::Result<u16>
             );
         }
     }
+    if c.strict_headers {
+        if let Some(name) = req
+            .header_names()
+            .find(|n| !KNOWN_HEADERS.iter().any(|k| k.as_bytes().eq_ignore_ascii_case(n)))
+        {
+            let msg = format!(
+                "unknown header {} (ECHO_STRICT_HEADERS)",
+                String::from_utf8_lossy(name)
+            );
+            let body = format!("{{\"error\":{}}}", json::quote(&msg));
+            http::start(w, 400, close)?;
+            echo_headers(req, w, model)?;
+            http::finish(w, b"application/json", body.as_bytes(), false)?;
+            return Ok(400);
+        }
+    }
     let attrs = match req.header(CUSTOM_ATTRIBUTES).map(parse_attrs).transpose() {
         Ok(a) => a.unwrap_or_default(),
         Err(msg) => {
@@ -741,7 +841,12 @@ fn invoke(req: &Request, w: &mut Writer, model: Option<&str>) -> io::Result<u16>
     } else {
         None
     };
-    let sleep_ms = attrs.sleep_ms.unwrap_or(c.sleep_ms);
+    let cold_ms = if WARM.swap(true, Ordering::SeqCst) {
+        0
+    } else {
+        c.cold_ms
+    };
+    let sleep_ms = attrs.sleep_ms.unwrap_or(c.sleep_ms) + cold_ms;
     if sleep_ms > 0 {
         thread::sleep(Duration::from_millis(sleep_ms));
     }
@@ -764,14 +869,19 @@ fn invoke(req: &Request, w: &mut Writer, model: Option<&str>) -> io::Result<u16>
         http::finish(w, b"application/json", body.as_bytes(), false)?;
         return Ok(status);
     }
-    let content_type = req
-        .header("Content-Type")
-        .filter(|v| !v.is_empty())
-        .unwrap_or(b"application/octet-stream");
+    let content_type: &[u8] = if c.no_content_type {
+        b""
+    } else {
+        req.header("Content-Type")
+            .filter(|v| !v.is_empty())
+            .unwrap_or(b"application/octet-stream")
+    };
     http::start(w, 200, close)?;
     echo_headers(req, w, model)?;
     if let Some(chunks) = attrs.stream {
-        http::header(w, b"Content-Type", content_type)?;
+        if !content_type.is_empty() {
+            http::header(w, b"Content-Type", content_type)?;
+        }
         w.write_all(b"Transfer-Encoding: chunked\r\n\r\n")?;
         w.flush()?;
         for i in 0..chunks {

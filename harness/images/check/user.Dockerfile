@@ -1,0 +1,3 @@
+# The contract bent: the server runs as a user other than root.
+FROM sagedock/echo:latest
+USER 1000

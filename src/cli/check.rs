@@ -1,0 +1,170 @@
+//! `sagedock check IMAGE`: the container contract checked ([`crate::contract`]), printed
+//! rule by rule, as JSON with `--json`, and as JUnit XML with `--junit`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+
+use super::ci::{check_writable, write_atomically};
+use super::process::{finish, shutdown_signal};
+use super::serve::{parse_env, prepare_model};
+use super::CheckArgs;
+use crate::artifact::Cache;
+use crate::ci::junit;
+use crate::contract::{self, Options, Report, Sample, Verdict};
+use crate::deploy::{DeployOptions, Deployer, ModelSource};
+use crate::error::{Error, Result};
+use crate::runtime::{instance, owner, Engine};
+use crate::storage::Storage;
+
+/// The sample request the flags describe.
+fn sample(args: &CheckArgs) -> Result<Option<Sample>> {
+    let Some(path) = &args.request else {
+        return Ok(None);
+    };
+    let body = std::fs::read(path).map_err(|e| {
+        Error::Argument(format!("--request {}: {e}", path.display()))
+    })?;
+    let mut headers = HeaderMap::new();
+    let pairs = [
+        (CONTENT_TYPE, Some(&args.content_type)),
+        (ACCEPT, args.accept.as_ref()),
+        (
+            HeaderName::from_static("x-amzn-sagemaker-custom-attributes"),
+            args.custom_attributes.as_ref(),
+        ),
+    ];
+    for (name, value) in pairs {
+        if let Some(value) = value {
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                Error::Argument(format!("--{name} {value:?} is not a valid header value"))
+            })?;
+            headers.insert(name, value);
+        }
+    }
+    Ok(Some(Sample {
+        headers,
+        body: body.into(),
+    }))
+}
+
+pub async fn check(args: &CheckArgs) -> Result<ExitCode> {
+    // Arguments first: nothing starts for a bad one.
+    let instance_type = instance::lookup(&args.instance_type).map_err(Error::Argument)?;
+    let environment: BTreeMap<String, String> = parse_env(&args.env)?;
+    let sample = sample(args)?;
+    if let Some(junit) = &args.junit {
+        check_writable(junit)?;
+    }
+    let engine = Engine::connect().await?;
+    engine.ensure_image(&args.image, args.pull).await?;
+    let model = match &args.model {
+        Some(path) => {
+            ModelSource::Folder(prepare_model(path, &args.image, args.limits.limits()).await?)
+        }
+        None => ModelSource::None,
+    };
+    let options = Options {
+        image: args.image.clone(),
+        environment,
+        model,
+        sample,
+        instance_type,
+        network_isolation: args.network_isolation,
+        health_timeout: args.health_timeout,
+        stop_timeout: args.stop_timeout,
+        load: args.load_duration,
+    };
+    let deploy_options = DeployOptions {
+        pull: args.pull,
+        cpu_only: args.cpu_only,
+        ..DeployOptions::with_capacity(args.capacity.capacity(engine.memory_bytes))
+    };
+    let deployer = Deployer::new(
+        engine,
+        Cache::from_env()?,
+        Storage::None,
+        owner::current(),
+        args.region.clone(),
+        deploy_options,
+    );
+    if !args.json {
+        eprintln!(
+            "checking {} on {instance_type} (start, /ping, {}load, SIGTERM)…",
+            args.image,
+            if options.sample.is_some() {
+                "the sample request, "
+            } else {
+                ""
+            }
+        );
+    }
+    let report = tokio::select! {
+        report = contract::check(&deployer, &options) => report,
+        () = shutdown_signal() => {
+            eprintln!("interrupted: removing containers");
+            finish(deployer.shut_down()).await;
+            return Ok(ExitCode::from(130));
+        }
+    };
+    finish(deployer.shut_down()).await;
+    let report = report.map_err(|e| match e {
+        contract::CheckError::Deploy(e) => Error::from(e),
+        contract::CheckError::Runtime(e) => Error::Runtime(e),
+    })?;
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(|e| Error::Argument(e.to_string()))?;
+        writeln!(out)?;
+    } else {
+        print_report(&report)?;
+    }
+    if let Some(path) = &args.junit {
+        let suite = crate::ci::runner::contract_suite(&format!("check {}", report.image), &report);
+        write_atomically(path, junit::render(&[suite]).as_bytes())?;
+        if !args.json {
+            println!("JUnit report: {}", path.display());
+        }
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_report(report: &Report) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{} on {}", report.image, report.instance_type)?;
+    let width = report.rules.iter().map(|r| r.code.len()).max().unwrap_or(0);
+    for rule in &report.rules {
+        let mut lines = rule.measured.lines();
+        writeln!(
+            out,
+            "  {:<4}  {:<width$}  {}",
+            rule.verdict.as_str().to_uppercase(),
+            rule.code,
+            lines.next().unwrap_or("")
+        )?;
+        let indent = " ".repeat(width + 10);
+        for line in lines {
+            writeln!(out, "{indent}{line}")?;
+        }
+        if let Some(fix) = &rule.fix {
+            writeln!(out, "{indent}fix: {fix}")?;
+        }
+    }
+    writeln!(
+        out,
+        "{} rules: {} passed, {} warned, {} failed, {} skipped",
+        report.rules.len(),
+        report.count(Verdict::Pass),
+        report.count(Verdict::Warn),
+        report.count(Verdict::Fail),
+        report.count(Verdict::Skip)
+    )?;
+    Ok(())
+}
