@@ -201,3 +201,41 @@ fn the_sklearn_spec_passes_on_real_scikit_learn() {
     assert!(stdout.contains("PASS request csv rows"), "{stdout}");
     assert!(stdout.contains("5 checks: 5 passed"), "{stdout}");
 }
+
+#[test]
+fn the_contract_rules_run_as_cases() {
+    if !ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write(
+        "spec.json",
+        r#"{"endpoints": [
+          {"name": "keeps-rules", "image": "sagedock/echo:latest",
+           "requests": [{"name": "echoes", "body": "1,2", "content_type": "text/csv"}],
+           "contract": {"load_duration": "1s"}},
+          {"name": "strict-headers", "image": "sagedock/echo:latest",
+           "environment": {"ECHO_STRICT_HEADERS": "1"},
+           "requests": [{"name": "echoes", "body": "1,2", "content_type": "text/csv"}],
+           "contract": {"load_duration": "1s"}}
+        ]}"#,
+    );
+    let out = sb
+        .cmd()
+        .args(["ci", "spec.json", "--junit", "out.xml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("PASS contract stop.sigterm"), "{stdout}");
+    // InvokeEndpoint passes on only the headers SageMaker passes, so the request check
+    // passes; the contract's request with unknown headers added does not.
+    assert!(stdout.contains("PASS request echoes"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL contract invoke.unknown-headers: answered 200 without them and 400"),
+        "{stdout}"
+    );
+    // The rule with nothing to measure (no model) is left out: 1 start + 1 request + 22
+    // rules for each endpoint.
+    assert_eq!(junit_counts(&sb.join("out.xml")), (48, 1, 0));
+}

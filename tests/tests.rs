@@ -7,6 +7,7 @@ mod util;
 mod aws_sdk;
 mod bench;
 mod cache;
+mod check;
 mod ci;
 mod connections;
 mod faults;

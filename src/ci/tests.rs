@@ -77,3 +77,23 @@ fn errors_name_what_is_wrong() {
         "{e}"
     );
 }
+
+#[test]
+fn the_contract_names_a_request_that_exists() {
+    let spec = load(
+        r#"{"endpoints": [{"name": "a", "image": "i", "requests": [{"name": "r"}, {"name": "s"}],
+        "contract": {"request": "s", "stop_timeout": "5s"}}]}"#,
+    )
+    .unwrap();
+    let e = &spec.endpoints[0];
+    assert_eq!(e.contract_request().map(|r| r.name.as_str()), Some("s"));
+    assert_eq!(
+        e.contract.as_ref().unwrap().stop_timeout,
+        Some(Duration::from_secs(5))
+    );
+    let err =
+        error(r#"{"endpoints": [{"name": "a", "image": "i", "contract": {"request": "nope"}}]}"#);
+    assert!(err.contains("contract: no request named \"nope\""), "{err}");
+    let err = error(r#"{"endpoints": [{"name": "a", "image": "i", "contract": {"bogus": 1}}]}"#);
+    assert!(err.contains("unknown field `bogus`"), "{err}");
+}

@@ -24,9 +24,8 @@ fn sample(args: &CheckArgs) -> Result<Option<Sample>> {
     let Some(path) = &args.request else {
         return Ok(None);
     };
-    let body = std::fs::read(path).map_err(|e| {
-        Error::Argument(format!("--request {}: {e}", path.display()))
-    })?;
+    let body = std::fs::read(path)
+        .map_err(|e| Error::Argument(format!("--request {}: {e}", path.display())))?;
     let mut headers = HeaderMap::new();
     let pairs = [
         (CONTENT_TYPE, Some(&args.content_type)),

@@ -163,7 +163,10 @@ fn init(f: &ImageFacts) -> Rule {
 fn cmd(f: &ImageFacts) -> Rule {
     const CODE: &str = "image.cmd";
     if f.cmd.is_empty() || f.cmd == ["serve"] {
-        return Rule::pass(CODE, "CMD is empty or `serve`: nothing is lost when SageMaker passes `serve`");
+        return Rule::pass(
+            CODE,
+            "CMD is empty or `serve`: nothing is lost when SageMaker passes `serve`",
+        );
     }
     Rule::warn(
         CODE,
@@ -253,7 +256,10 @@ mod tests {
     fn exec_form_passes_and_shell_form_fails() {
         let m5 = lookup("ml.m5.large").unwrap();
         let rules = rules(&facts(&["/echo"], &[]), &m5);
-        assert!(rules.iter().all(|r| r.verdict == Verdict::Pass), "{rules:?}");
+        assert!(
+            rules.iter().all(|r| r.verdict == Verdict::Pass),
+            "{rules:?}"
+        );
         let shell = rules_for(&["/bin/sh", "-c", "python serve.py"], &[]);
         assert_eq!(verdict(&shell, "image.entrypoint"), Verdict::Fail);
         let exec = rules_for(&["/bin/sh", "-c", "exec python serve.py"], &[]);
@@ -264,10 +270,7 @@ mod tests {
     }
 
     fn rules_for(entrypoint: &[&str], cmd: &[&str]) -> Vec<Rule> {
-        rules(
-            &facts(entrypoint, cmd),
-            &lookup("ml.m5.large").unwrap(),
-        )
+        rules(&facts(entrypoint, cmd), &lookup("ml.m5.large").unwrap())
     }
 
     #[test]
@@ -275,10 +278,17 @@ mod tests {
         let tini = rules_for(&["/usr/bin/tini", "--"], &["python", "serve.py"]);
         let init = tini.iter().find(|r| r.code == "image.init").unwrap();
         assert_eq!(init.verdict, Verdict::Warn);
-        assert!(init.measured.contains("will run `serve`"), "{}", init.measured);
+        assert!(
+            init.measured.contains("will run `serve`"),
+            "{}",
+            init.measured
+        );
         assert_eq!(verdict(&tini, "image.cmd"), Verdict::Warn);
         let with_program = rules_for(&["tini", "-g", "--", "/serve"], &[]);
-        let init = with_program.iter().find(|r| r.code == "image.init").unwrap();
+        let init = with_program
+            .iter()
+            .find(|r| r.code == "image.init")
+            .unwrap();
         assert_eq!(init.verdict, Verdict::Warn);
         assert!(!init.measured.contains("will run"), "{}", init.measured);
     }

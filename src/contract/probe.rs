@@ -16,7 +16,9 @@ use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use super::image::ImageFacts;
 use super::{CheckError, Options, Rule, Sample};
 use crate::bench::{self, Load};
-use crate::deploy::{ContainerPlan, DeployError, Deployer, EndpointPlan, Fleet, ModelSource, VariantPlan};
+use crate::deploy::{
+    ContainerPlan, DeployError, Deployer, EndpointPlan, Fleet, ModelSource, VariantPlan,
+};
 use crate::endpoint::client;
 use crate::runtime::launch::{self, PingFailure, PING_TIMEOUT};
 use crate::runtime::{logs, Engine, Instance};
@@ -147,7 +149,14 @@ pub(super) async fn run(
     rules.push(measured.batch);
     let ready_after = instance.ready_after;
     discard(deployer.engine(), fleet).await;
-    rules[0] = bind_rule(deployer, options, facts, needed_network.is_none(), ready_after).await?;
+    rules[0] = bind_rule(
+        deployer,
+        options,
+        facts,
+        needed_network.is_none(),
+        ready_after,
+    )
+    .await?;
     Ok(rules)
 }
 
@@ -359,7 +368,11 @@ struct Answer {
 }
 
 /// POSTs the sample to the container's `/invocations`, with `extra` headers.
-async fn invoke(addr: SocketAddr, sample: &Sample, extra: &[(&'static str, &str)]) -> Result<Answer, String> {
+async fn invoke(
+    addr: SocketAddr,
+    sample: &Sample,
+    extra: &[(&'static str, &str)],
+) -> Result<Answer, String> {
     let uri: hyper::Uri = format!("http://{addr}/invocations")
         .parse()
         .map_err(|e| format!("{e}"))?;
@@ -450,16 +463,27 @@ async fn measure(engine: &Engine, instance: &Instance, options: &Options) -> Mea
         Some(sample) => {
             let first = invoke(addr, sample, &[]).await;
             invoke_rules.push(answer_rule(&first));
-            if let Some(a) = first.as_ref().ok().filter(|a| (200..300).contains(&a.status)) {
+            if let Some(a) = first
+                .as_ref()
+                .ok()
+                .filter(|a| (200..300).contains(&a.status))
+            {
                 invoke_rules.push(content_type_rule(a));
-                invoke_rules.push(unknown_headers_rule(a, invoke(addr, sample, UNKNOWN_HEADERS).await));
+                invoke_rules.push(unknown_headers_rule(
+                    a,
+                    invoke(addr, sample, UNKNOWN_HEADERS).await,
+                ));
                 invoke_rules.push(warm_up_rule(a.latency, warm_up(addr, sample).await));
                 let (report, pings) = load(addr, sample, options).await;
                 under_load = pings;
                 load_report = Some(report);
             } else {
                 let why = "the sample request was not answered with 2xx";
-                for code in ["invoke.content-type", "invoke.unknown-headers", "invoke.warm-up"] {
+                for code in [
+                    "invoke.content-type",
+                    "invoke.unknown-headers",
+                    "invoke.warm-up",
+                ] {
                     invoke_rules.push(Rule::skip(code, why));
                 }
             }
@@ -490,7 +514,13 @@ async fn measure(engine: &Engine, instance: &Instance, options: &Options) -> Mea
     rules.extend(invoke_rules);
     rules.push(memory_rule(usage, options, oom));
     rules.push(cpu_rule(usage, options));
-    rules.push(survives_rule(running, oom, exit_code, &after, load_report.as_ref()));
+    rules.push(survives_rule(
+        running,
+        oom,
+        exit_code,
+        &after,
+        load_report.as_ref(),
+    ));
     let stop = if running {
         stop_rule(engine, instance, options.stop_timeout).await
     } else {
@@ -505,7 +535,10 @@ async fn measure(engine: &Engine, instance: &Instance, options: &Options) -> Mea
 /// Headers a SageMaker front end or a tracing proxy may add, which a container must ignore.
 const UNKNOWN_HEADERS: &[(&str, &str)] = &[
     ("x-amzn-sagemaker-inference-id", "sagedock-check-1"),
-    ("x-amzn-trace-id", "Root=1-00000000-000000000000000000000000"),
+    (
+        "x-amzn-trace-id",
+        "Root=1-00000000-000000000000000000000000",
+    ),
     ("x-forwarded-for", "10.0.0.1"),
     ("x-sagedock-check", "an unknown header"),
 ];
@@ -578,7 +611,8 @@ fn unknown_headers_rule(plain: &Answer, with: Result<Answer, String>) -> Rule {
 async fn warm_up(addr: SocketAddr, sample: &Sample) -> Vec<Duration> {
     let t0 = Instant::now();
     let mut latencies = Vec::new();
-    while latencies.len() + 1 < WARM_REQUESTS && (latencies.len() < 2 || t0.elapsed() < WARM_BUDGET) {
+    while latencies.len() + 1 < WARM_REQUESTS && (latencies.len() < 2 || t0.elapsed() < WARM_BUDGET)
+    {
         match invoke(addr, sample, &[]).await {
             Ok(a) if (200..300).contains(&a.status) => latencies.push(a.latency),
             _ => break,
@@ -621,7 +655,11 @@ fn warm_up_rule(first: Duration, rest: Vec<Duration>) -> Rule {
 }
 
 /// The sample under load, with `/ping` asked all along.
-async fn load(addr: SocketAddr, sample: &Sample, options: &Options) -> (Result<bench::Report, String>, Vec<PingSample>) {
+async fn load(
+    addr: SocketAddr,
+    sample: &Sample,
+    options: &Options,
+) -> (Result<bench::Report, String>, Vec<PingSample>) {
     let connections = (options.instance_type.vcpus as usize * 2).clamp(2, 16);
     let load = async {
         let url = format!("http://{addr}/invocations")
@@ -694,7 +732,10 @@ fn connect_rule(at_rest: &[PingSample], under_load: &[PingSample]) -> Rule {
     if refused == 0 {
         return Rule::pass(
             CODE,
-            format!("all {} health-check connections accepted within 250 ms", all.len()),
+            format!(
+                "all {} health-check connections accepted within 250 ms",
+                all.len()
+            ),
         );
     }
     Rule::fail(
@@ -707,9 +748,8 @@ fn connect_rule(at_rest: &[PingSample], under_load: &[PingSample]) -> Rule {
 fn latency_rule(at_rest: &[PingSample], under_load: &[PingSample]) -> Rule {
     const CODE: &str = "ping.latency";
     let slowest = |s: &[PingSample]| s.iter().map(|p| p.took).max().unwrap_or_default();
-    let too_slow = |p: &&PingSample| {
-        matches!(p.answer, Err(PingFailure::Answer(_))) || p.took >= PING_TIMEOUT
-    };
+    let too_slow =
+        |p: &&PingSample| matches!(p.answer, Err(PingFailure::Answer(_))) || p.took >= PING_TIMEOUT;
     let slow = at_rest.iter().chain(under_load).filter(too_slow).count();
     let measured = format!(
         "slowest /ping {} at rest, {} under load ({} asked)",
@@ -730,7 +770,11 @@ fn latency_rule(at_rest: &[PingSample], under_load: &[PingSample]) -> Rule {
         );
     }
     if slowest(at_rest).max(slowest(under_load)) > PING_TIMEOUT / 2 {
-        return Rule::warn(CODE, format!("{measured}: over half of SageMaker's 2 s limit"), fix);
+        return Rule::warn(
+            CODE,
+            format!("{measured}: over half of SageMaker's 2 s limit"),
+            fix,
+        );
     }
     Rule::pass(CODE, measured)
 }
@@ -753,7 +797,10 @@ fn memory_rule(usage: Usage, options: &Options, oom: bool) -> Rule {
     }
     let peak = usage.peak_memory as f64;
     if it.is_local() {
-        return Rule::pass(CODE, format!("peak {:.0} MiB (local: no limit)", peak / MIB));
+        return Rule::pass(
+            CODE,
+            format!("peak {:.0} MiB (local: no limit)", peak / MIB),
+        );
     }
     let measured = format!(
         "peak {:.0} MiB of {} MiB ({:.0} %), in {} figures from the engine",
@@ -779,7 +826,10 @@ fn cpu_rule(usage: Usage, options: &Options) -> Rule {
     }
     let it = &options.instance_type;
     if it.is_local() {
-        return Rule::pass(CODE, format!("peak {:.2} CPUs (local: no limit)", usage.peak_cpus));
+        return Rule::pass(
+            CODE,
+            format!("peak {:.2} CPUs (local: no limit)", usage.peak_cpus),
+        );
     }
     Rule::pass(
         CODE,
@@ -835,7 +885,11 @@ fn survives_rule(
     }
     if let Some(Ok(r)) = report {
         if r.failed > 0 {
-            let kinds: Vec<String> = r.failures.iter().map(|(k, n)| format!("{n} × {k}")).collect();
+            let kinds: Vec<String> = r
+                .failures
+                .iter()
+                .map(|(k, n)| format!("{n} × {k}"))
+                .collect();
             return Rule::fail(
                 CODE,
                 format!("{load}; failures: {}", kinds.join(", ")),
@@ -848,7 +902,8 @@ fn survives_rule(
 
 async fn stop_rule(engine: &Engine, instance: &Instance, timeout: Duration) -> Rule {
     const CODE: &str = "stop.sigterm";
-    let grace = i32::try_from(timeout.as_secs().max(1)).unwrap_or(i32::MAX);
+    let grace_secs = timeout.as_secs().max(1);
+    let grace = i32::try_from(grace_secs).unwrap_or(i32::MAX);
     let t0 = Instant::now();
     if let Err(e) = launch::stop(engine, &instance.guard, grace).await {
         return Rule::skip(CODE, format!("the container could not be stopped: {e}"));
@@ -858,8 +913,12 @@ async fn stop_rule(engine: &Engine, instance: &Instance, timeout: Duration) -> R
         Ok(exit) => exit,
         Err(e) => return Rule::skip(CODE, format!("its exit was not seen: {e}")),
     };
-    let measured = format!("exited with code {}, {} after SIGTERM", exit.code, secs(took));
-    if exit.code == 137 && took + Duration::from_millis(500) >= Duration::from_secs(grace as u64) {
+    let measured = format!(
+        "exited with code {}, {} after SIGTERM",
+        exit.code,
+        secs(took)
+    );
+    if exit.code == 137 && took + Duration::from_millis(500) >= Duration::from_secs(grace_secs) {
         return Rule::fail(
             CODE,
             format!("did not exit within {grace} s of SIGTERM and was killed (code 137): every scale-in, update and delete waits that long for this instance"),
@@ -963,5 +1022,111 @@ async fn bind_rule(
             "listen on $SAGEMAKER_BIND_TO_PORT when it is set (an inference pipeline gives each container its own port), or remove the label",
         )),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Verdict;
+    use crate::state::transform_job::BatchStrategy;
+    use crate::transform::execution::Offered;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn pinged(took: u64, answer: Result<u16, PingFailure>) -> PingSample {
+        PingSample {
+            took: ms(took),
+            answer,
+        }
+    }
+
+    #[test]
+    fn a_cold_first_request_warns_and_says_when_latency_settles() {
+        let rule = warm_up_rule(ms(1500), vec![ms(900), ms(2), ms(2), ms(3), ms(2), ms(2)]);
+        assert_eq!(rule.verdict, Verdict::Warn, "{}", rule.measured);
+        assert!(
+            rule.measured.contains("steady from request 3 of 7"),
+            "{}",
+            rule.measured
+        );
+        let flat = warm_up_rule(ms(3), vec![ms(2); 10]);
+        assert_eq!(flat.verdict, Verdict::Pass, "{}", flat.measured);
+        assert_eq!(warm_up_rule(ms(3), vec![ms(2)]).verdict, Verdict::Skip);
+    }
+
+    #[test]
+    fn pings_are_judged_by_sagemakers_limits() {
+        let fine = [pinged(3, Ok(200)), pinged(5, Ok(200))];
+        assert_eq!(latency_rule(&fine, &[]).verdict, Verdict::Pass);
+        assert_eq!(stable_rule(&fine, &fine).verdict, Verdict::Pass);
+        assert_eq!(connect_rule(&fine, &[]).verdict, Verdict::Pass);
+        let slow = [pinged(1200, Ok(200))];
+        assert_eq!(latency_rule(&fine, &slow).verdict, Verdict::Warn);
+        let timed_out = [pinged(
+            2000,
+            Err(PingFailure::Answer(
+                "GET /ping: no answer within 2 s".into(),
+            )),
+        )];
+        let rule = latency_rule(&fine, &timed_out);
+        assert_eq!(rule.verdict, Verdict::Fail);
+        assert!(
+            rule.measured.contains("1 got no answer within 2 s"),
+            "{}",
+            rule.measured
+        );
+        assert_eq!(stable_rule(&fine, &timed_out).verdict, Verdict::Fail);
+        let sick = [pinged(1, Ok(503))];
+        let rule = stable_rule(&sick, &[]);
+        assert_eq!(rule.verdict, Verdict::Fail);
+        assert!(rule.measured.contains("HTTP 503"), "{}", rule.measured);
+        let refused = [pinged(
+            250,
+            Err(PingFailure::Connect(
+                "connect: no answer within 250 ms".into(),
+            )),
+        )];
+        assert_eq!(connect_rule(&fine, &refused).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn execution_parameters_absent_offered_or_wrong() {
+        assert_eq!(batch_rule(Asked::Absent(404)).verdict, Verdict::Pass);
+        let offered = batch_rule(Asked::Offered {
+            offered: Offered {
+                concurrency: Some(2),
+                max_payload_mb: Some(6),
+                strategy: Some(BatchStrategy::SingleRecord),
+            },
+            problems: vec![],
+        });
+        assert_eq!(offered.verdict, Verdict::Pass);
+        assert!(
+            offered.measured.contains("BatchStrategy SINGLE_RECORD"),
+            "{}",
+            offered.measured
+        );
+        let wrong = batch_rule(Asked::Offered {
+            offered: Offered::default(),
+            problems: vec!["BatchStrategy \"Lines\" is not MultiRecord or SingleRecord".into()],
+        });
+        assert_eq!(wrong.verdict, Verdict::Warn);
+        assert_eq!(
+            batch_rule(Asked::NotJson("not JSON".into())).verdict,
+            Verdict::Warn
+        );
+    }
+
+    #[test]
+    fn the_last_ping_is_taken_from_a_health_timeout() {
+        let text = "container c did not answer GET /ping with 200 within 10s; last /ping: connect 1.2.3.4:8081: Connection refused; last log lines:\n  x";
+        assert_eq!(
+            last_ping(text),
+            "; last /ping: connect 1.2.3.4:8081: Connection refused"
+        );
+        assert_eq!(last_ping("exited"), "");
     }
 }

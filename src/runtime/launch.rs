@@ -214,7 +214,10 @@ pub async fn wait_until_healthy(
     loop {
         let asked = Instant::now();
         let answer = ping(addr).await;
-        if answer.as_ref().map_or_else(PingFailure::connected, |_| true) {
+        if answer
+            .as_ref()
+            .map_or_else(PingFailure::connected, |_| true)
+        {
             listening.get_or_insert(asked);
         }
         match answer {

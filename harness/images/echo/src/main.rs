@@ -292,11 +292,19 @@ fn main() {
 /// container that installs or downloads at start does without a network).
 fn connect_at_start(target: &str) {
     use std::net::ToSocketAddrs;
-    let addr = target
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .unwrap_or_else(|| die(2, &format!("ECHO_CONNECT_AT_START={target:?} is not HOST:PORT")));
+    // Name resolution with no DNS server can take tens of seconds: give it 3.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = target.to_string();
+    thread::spawn(move || {
+        let _ = tx.send(name.to_socket_addrs().map(|mut a| a.next()));
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(3)) {
+        Ok(Ok(Some(addr))) => addr,
+        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => die(
+            1,
+            &format!("cannot resolve {target} at start (ECHO_CONNECT_AT_START)"),
+        ),
+    };
     match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
         Ok(_) => println!("echo: connected to {target} at start (ECHO_CONNECT_AT_START)"),
         Err(e) => die(
