@@ -14,6 +14,10 @@
 //! print (the CLI's) or turn a report into JUnit cases (`ci`'s).
 
 pub mod image;
+mod invoke;
+mod lifecycle;
+mod limits;
+mod ping;
 mod probe;
 
 use std::collections::BTreeMap;
@@ -204,4 +208,12 @@ pub async fn check(deployer: &Deployer, options: &Options) -> Result<Report, Che
         instance_type: options.instance_type.to_string(),
         rules,
     })
+}
+
+pub(super) fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+pub(super) fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
