@@ -157,6 +157,10 @@ fn echo_knobs_break_their_rules() {
             "1s",
             "--stop-timeout",
             "2s",
+            "--health-timeout",
+            "8s",
+            "-e",
+            "ECHO_STARTUP_DELAY_MS=4500",
             "-e",
             "ECHO_IGNORE_SIGTERM=1",
             "-e",
@@ -174,7 +178,7 @@ fn echo_knobs_break_their_rules() {
         &report,
         &[
             ("start.listen", "pass"),
-            ("start.health", "pass"),
+            ("start.health", "warn"),
             ("invoke.answer", "pass"),
             ("invoke.content-type", "warn"),
             ("invoke.unknown-headers", "fail"),
@@ -223,6 +227,8 @@ fn a_server_busy_with_invocations_fails_its_health_checks() {
             "2s",
             "-e",
             "ECHO_SERIAL=1",
+            "-e",
+            "ECHO_IGNORE_BIND_TO_PORT=1",
         ],
     );
     assert_eq!(code, Some(1), "{report:#}");
@@ -230,6 +236,8 @@ fn a_server_busy_with_invocations_fails_its_health_checks() {
         &report,
         &[
             ("image.architecture", "fail"),
+            ("image.bind-to-port", "fail"),
+            ("ping.stable", "fail"),
             ("ping.latency", "fail"),
             ("invoke.answer", "pass"),
             ("limits.survives", "pass"),
@@ -239,6 +247,82 @@ fn a_server_busy_with_invocations_fails_its_health_checks() {
     assert!(arch.contains("runs arm64"), "{arch}");
     let (_, latency) = rule(&report, "ping.latency");
     assert!(latency.contains("no answer within 2 s"), "{latency}");
+    let (_, bind) = rule(&report, "image.bind-to-port");
+    assert!(bind.contains("8081: Connection refused"), "{bind}");
+}
+
+#[test]
+fn a_sample_that_outgrows_the_instance_is_killed() {
+    if !ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write("request.json", b"{}");
+    // ml.t2.medium has 4 GiB; the request makes the echo server touch 4.2 GiB.
+    let (code, report) = check(
+        &sb,
+        &[
+            "sagedock/echo:latest",
+            "--instance-type",
+            "ml.t2.medium",
+            "--request",
+            "request.json",
+            "--custom-attributes",
+            "alloc_mb=4300",
+        ],
+    );
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_verdicts(
+        &report,
+        &[
+            ("invoke.answer", "fail"),
+            ("invoke.warm-up", "skip"),
+            ("limits.memory", "fail"),
+            ("limits.survives", "fail"),
+            ("stop.sigterm", "skip"),
+        ],
+    );
+    let (_, memory) = rule(&report, "limits.memory");
+    assert!(memory.contains("OOM-killed"), "{memory}");
+}
+
+#[test]
+fn execution_parameters_are_read_as_transform_jobs_read_them() {
+    if !ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write("request.csv", b"1,2,3\n");
+    let args = |parameters: &str| {
+        [
+            "sagedock/byo-train:latest".to_string(),
+            "--request".into(),
+            "request.csv".into(),
+            "--content-type".into(),
+            "text/csv".into(),
+            "--load-duration".into(),
+            "1s".into(),
+            "-e".into(),
+            format!("BYO_EXECUTION_PARAMETERS={parameters}"),
+        ]
+    };
+    let good = args(
+        r#"{"MaxConcurrentTransforms": 4, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 2}"#,
+    );
+    let good: Vec<&str> = good.iter().map(String::as_str).collect();
+    let (code, report) = check(&sb, &good);
+    assert_eq!(code, Some(0), "{report:#}");
+    let (verdict, measured) = rule(&report, "batch.execution-parameters");
+    assert_eq!(verdict, "pass", "{measured}");
+    assert!(
+        measured
+            .contains("MaxConcurrentTransforms 4, BatchStrategy SINGLE_RECORD, MaxPayloadInMB 2"),
+        "{measured}"
+    );
+    let bad = args(r#"{"BatchStrategy": "Lines"}"#);
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let (_, report) = check(&sb, &bad);
+    assert_verdicts(&report, &[("batch.execution-parameters", "warn")]);
 }
 
 #[test]

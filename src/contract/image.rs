@@ -162,10 +162,15 @@ fn init(f: &ImageFacts) -> Rule {
 
 fn cmd(f: &ImageFacts) -> Rule {
     const CODE: &str = "image.cmd";
-    if f.cmd.is_empty() || f.cmd == ["serve"] {
+    // `train` is the other argument SageMaker passes: an image that trains and serves
+    // loses nothing either.
+    if f.cmd.is_empty() || f.cmd == ["serve"] || f.cmd == ["train"] {
         return Rule::pass(
             CODE,
-            "CMD is empty or `serve`: nothing is lost when SageMaker passes `serve`",
+            format!(
+                "CMD {}: nothing is lost when SageMaker passes `serve`",
+                json(&f.cmd)
+            ),
         );
     }
     Rule::warn(

@@ -54,7 +54,7 @@ async fn invoke(
         let response = client::client()
             .request(request)
             .await
-            .map_err(|e| format!("no answer: {e}"))?;
+            .map_err(|e| format!("no answer: {}", causes(&e)))?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -78,6 +78,19 @@ async fn invoke(
         latency: t0.elapsed(),
         body,
     })
+}
+
+/// An error with its causes: hyper's own message alone ("client error (SendRequest)")
+/// does not say that the connection was closed.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn shown(body: &[u8]) -> String {

@@ -143,7 +143,7 @@ pub(super) fn batch_rule(asked: Asked) -> Rule {
         ),
         Asked::Offered { problems, .. } => Rule::warn(
             CODE,
-            format!("answered 200, but: {}; transform jobs ignore those values", problems.join("; ")),
+            format!("answered 200, but: {}; transform jobs ignore the values they cannot read", problems.join("; ")),
             "answer {\"MaxConcurrentTransforms\": N, \"BatchStrategy\": \"MULTI_RECORD\" or \"SINGLE_RECORD\", \"MaxPayloadInMB\": N}",
         ),
         Asked::NotJson(why) => Rule::warn(

@@ -212,6 +212,10 @@ async fn measure(engine: &Engine, instance: &Instance, options: &Options) -> Mea
     let batch = lifecycle::batch_rule(execution::ask(addr).await);
     let invoked = invoke::run(addr, options).await;
     let after = ping(addr).await;
+    // One more figure from the engine after the load (and time for the engine to have
+    // seen an exit, an OOM kill above all), then stop following.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    follower.abort();
     let state = engine
         .docker
         .inspect_container(&instance.guard.id, None)
@@ -221,11 +225,6 @@ async fn measure(engine: &Engine, instance: &Instance, options: &Options) -> Mea
     let running = state.as_ref().and_then(|s| s.running).unwrap_or(false);
     let oom = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
     let exit_code = state.as_ref().and_then(|s| s.exit_code).unwrap_or(-1);
-    // One more figure from the engine after the load, then stop following.
-    if running {
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-    }
-    follower.abort();
     let usage = *locked(&usage);
 
     let mut rules = vec![
