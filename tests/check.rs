@@ -351,6 +351,54 @@ fn a_start_that_needs_the_network_warns_or_fails_under_isolation() {
 }
 
 #[test]
+fn a_requirements_install_at_start_needs_the_network() {
+    if !ready() {
+        return;
+    }
+    // The scikit-learn fixture with a `code/requirements.txt`: the container pip-installs
+    // it at start, as SageMaker's scikit-learn container does, from PyPI.
+    let sb = Sandbox::new();
+    crate::util::copy_tree(&fixture("models/sklearn"), &sb.join("model"));
+    sb.write("model/code/requirements.txt", b"tabulate==0.9.0\n");
+    sb.write("request.json", b"[[1, 2, 3, 4]]");
+    let (code, report) = check(
+        &sb,
+        &[
+            "sagedock/sklearn:latest",
+            "--model",
+            "model",
+            "--request",
+            "request.json",
+            "--load-duration",
+            "1s",
+            "-e",
+            "SAGEMAKER_PROGRAM=inference.py",
+            "-e",
+            "SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code",
+            // pip gives up at once without a network instead of retrying for a minute.
+            "-e",
+            "PIP_RETRIES=0",
+            "-e",
+            "PIP_DEFAULT_TIMEOUT=3",
+        ],
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_verdicts(
+        &report,
+        &[
+            ("env.network-isolation", "warn"),
+            ("start.health", "pass"),
+            ("invoke.answer", "pass"),
+        ],
+    );
+    let (_, why) = rule(&report, "env.network-isolation");
+    assert!(
+        why.contains("No matching distribution found for tabulate==0.9.0"),
+        "{why}"
+    );
+}
+
+#[test]
 fn a_write_into_the_model_fails() {
     if !ready() {
         return;

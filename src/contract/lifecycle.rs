@@ -74,9 +74,9 @@ pub(super) fn isolation_rule(options: &Options, needed_network: Option<&str>) ->
             "started and served with no route outside this machine (as under EnableNetworkIsolation)",
         );
     };
-    let first = why.lines().take(6).collect::<Vec<_>>().join("\n");
     let measured = format!(
-        "without a network the container exited at start, with one it started: it fetches something at start (a `code/requirements.txt` install, a download).\n{first}"
+        "without a network the container exited at start, with one it started: it fetches something at start (a `code/requirements.txt` install, a download).\n{}",
+        network_lines(why)
     );
     let fix = "put what it fetches into the image or the model artifact (pip wheels in the image, files under /opt/ml/model)";
     if options.network_isolation {
@@ -88,6 +88,38 @@ pub(super) fn isolation_rule(options: &Options, needed_network: Option<&str>) ->
             fix,
         )
     }
+}
+
+/// What the log of a start without a network says went wrong: its lines that name a
+/// network failure (the last three), else its first lines.
+fn network_lines(error: &str) -> String {
+    const SIGNS: [&str; 10] = [
+        "name resolution",
+        "No matching distribution found",
+        "Name or service not known",
+        "resolve",
+        "Network is unreachable",
+        "No route to host",
+        "Failed to establish a new connection",
+        "timed out",
+        "cannot connect",
+        "ConnectionError",
+    ];
+    let lines: Vec<&str> = error.lines().collect();
+    let signs: Vec<&str> = lines
+        .iter()
+        .filter(|l| SIGNS.iter().any(|s| l.contains(s)))
+        .copied()
+        .collect();
+    let shown = if signs.is_empty() {
+        &lines[..lines.len().min(6)]
+    } else {
+        &signs[signs.len().saturating_sub(3)..]
+    };
+    let first = lines.first().copied().unwrap_or_default();
+    let mut out = vec![first];
+    out.extend(shown.iter().filter(|l| **l != first));
+    out.join("\n")
 }
 
 pub(super) async fn stop_rule(engine: &Engine, instance: &Instance, timeout: Duration) -> Rule {
@@ -201,6 +233,22 @@ mod tests {
             batch_rule(Asked::NotJson("not JSON".into())).verdict,
             Verdict::Warn
         );
+    }
+
+    #[test]
+    fn a_start_without_network_is_explained_by_its_network_lines() {
+        let log = "container c exited with code 1 while starting; last log lines:\n  nginx noise\n  WARNING: Retrying after connection broken by 'NewConnectionError: Failed to establish a new connection: [Errno -3] Temporary failure in name resolution'\n  ERROR: No matching distribution found for tabulate==0.9.0\n  more noise";
+        let shown = network_lines(log);
+        assert!(
+            shown.starts_with("container c exited with code 1"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("Temporary failure in name resolution"),
+            "{shown}"
+        );
+        assert!(!shown.contains("noise"), "{shown}");
+        assert_eq!(network_lines("a\nb"), "a\nb");
     }
 
     #[test]

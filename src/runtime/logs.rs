@@ -7,27 +7,39 @@ use tokio::io::AsyncWriteExt;
 
 use super::Engine;
 
-/// The last `lines` lines of stdout and stderr, as text ("(no output)" when empty).
+/// The last `lines` lines of stdout and stderr, as text ("(no output)" when empty),
+/// leaving out the lines that log sagedock's own `GET /ping` polling (an nginx in front
+/// of a server that never started writes one or two per poll, and they would bury the
+/// lines that say why).
 pub async fn tail(engine: &Engine, id: &str, lines: usize) -> String {
     let options = LogsOptionsBuilder::default()
         .stdout(true)
         .stderr(true)
-        .tail(&lines.to_string())
+        .tail(&(lines * 4).to_string())
         .build();
     let mut stream = engine.docker.logs(id, Some(options));
     let mut text = String::new();
     while let Some(Ok(item)) = stream.next().await {
         text.push_str(&String::from_utf8_lossy(item.as_ref()));
     }
-    let text = text.trim_end();
-    if text.is_empty() {
-        "  (no output)".to_string()
-    } else {
-        text.lines()
-            .map(|l| format!("  {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
+    last_lines(&text, lines)
+}
+
+/// The last `lines` lines of `text` but the health-check polling's, indented.
+fn last_lines(text: &str, lines: usize) -> String {
+    let kept: Vec<&str> = text
+        .trim_end()
+        .lines()
+        .filter(|l| !l.contains("GET /ping "))
+        .collect();
+    if kept.iter().all(|l| l.trim().is_empty()) {
+        return "  (no output)".to_string();
     }
+    kept[kept.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Copies a container's output to stdout, each line prefixed (unless `prefix` is empty),
@@ -69,4 +81,23 @@ pub async fn follow(engine: Engine, id: String, prefix: String, tail: String, fo
             .await;
     }
     let _ = out.flush().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_leaves_out_the_health_polling() {
+        let log = "ERROR: No matching distribution found for tabulate\n\
+            2026/11/30 [crit] connect() to unix:/tmp/gunicorn.sock failed, request: \"GET /ping HTTP/1.1\"\n\
+            172.20.0.1 - - \"GET /ping HTTP/1.1\" 502 157\n\
+            exiting 1\n";
+        assert_eq!(
+            last_lines(log, 50),
+            "  ERROR: No matching distribution found for tabulate\n  exiting 1"
+        );
+        assert_eq!(last_lines(log, 1), "  exiting 1");
+        assert_eq!(last_lines("", 5), "  (no output)");
+    }
 }
