@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::util::docker::ready;
-use crate::util::{fixture, Sandbox};
+use crate::util::{fixture, junit_counts, Sandbox};
 
 /// Runs `sagedock check ARGS --json`: the exit code and the report.
 fn check(sb: &Sandbox, args: &[&str]) -> (Option<i32>, Value) {
@@ -73,31 +73,6 @@ fn seconds_in(text: &str) -> f64 {
         }
     }
     panic!("no duration in {text:?}")
-}
-
-/// (tests, failures, skipped) of a JUnit file, read by Python's XML parser.
-fn junit_counts(path: &Path) -> (u64, u64, u64) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.argv[1]).getroot(); \
-              cases = r.findall('./testsuite/testcase'); \
-              print(len(cases), sum(c.find('failure') is not None for c in cases), \
-                    sum(c.find('skipped') is not None for c in cases))",
-        )
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let n: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(|v| v.parse().unwrap())
-        .collect();
-    (n[0], n[1], n[2])
 }
 
 #[test]

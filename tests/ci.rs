@@ -2,39 +2,8 @@
 //! artifact, a wrong expectation and a missing image fails each check that should fail,
 //! skips what cannot run, and says so in JUnit XML that a real XML parser reads.
 
-use std::path::Path;
-use std::process::Command;
-
 use crate::util::docker::{labelled_containers, ready};
-use crate::util::{fixture, Sandbox};
-
-/// (tests, failures, skipped) of a JUnit file, read by Python's XML parser.
-fn junit_counts(path: &Path) -> (u64, u64, u64) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.argv[1]).getroot(); \
-              cases = r.findall('./testsuite/testcase'); \
-              print(len(cases), sum(c.find('failure') is not None for c in cases), \
-                    sum(c.find('skipped') is not None for c in cases), \
-                    r.get('tests'), r.get('failures'), r.get('skipped'))",
-        )
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let n: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(|v| v.parse().unwrap())
-        .collect();
-    // The totals on <testsuites> agree with the cases.
-    assert_eq!(n[..3], n[3..], "{n:?}");
-    (n[0], n[1], n[2])
-}
+use crate::util::{fixture, junit_counts, Sandbox};
 
 /// Runs `sagedock ci SPEC ARGS` and returns its stdout, asserting every check passed.
 fn passing_run(sb: &Sandbox, spec: &str, args: &[&str]) -> String {

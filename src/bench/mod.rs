@@ -31,7 +31,10 @@ use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
+mod invocation;
 mod render;
+
+pub use invocation::{InvalidHeader, Invocation};
 
 /// Why a load could not start.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::header::HeaderMap;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
@@ -22,7 +22,7 @@ use super::expect::Answer;
 use super::junit::{Case, Outcome, Suite};
 use super::{ContractSpec, EndpointSpec, LoadSpec, RequestSpec, Spec, SpecError};
 use crate::artifact::{Limits, ModelDir, Severity};
-use crate::bench::{self, Load};
+use crate::bench::{self, Invocation, Load};
 use crate::contract::{self, Verdict};
 use crate::deploy::{
     ContainerPlan, Deployer, EndpointPlan, Fleet, LiveFleet, ModelSource, VariantPlan,
@@ -529,25 +529,18 @@ pub fn contract_suite(name: &str, report: &contract::Report) -> Suite {
 
 /// The headers and body of a sample request.
 fn payload(r: &RequestSpec) -> Result<(HeaderMap, Bytes), SpecError> {
-    let mut headers = HeaderMap::new();
-    let pairs = [
-        (CONTENT_TYPE, Some(&r.content_type)),
-        (ACCEPT, r.accept.as_ref()),
-        (
-            HeaderName::from_static("x-amzn-sagemaker-custom-attributes"),
-            r.custom_attributes.as_ref(),
-        ),
-    ];
-    for (name, value) in pairs {
-        if let Some(value) = value {
-            let value = HeaderValue::from_str(value).map_err(|_| SpecError::Header {
-                request: r.name.clone(),
-                header: name.to_string(),
-                value: value.clone(),
-            })?;
-            headers.insert(name, value);
-        }
+    let headers = Invocation {
+        content_type: Some(&r.content_type),
+        accept: r.accept.as_deref(),
+        custom_attributes: r.custom_attributes.as_deref(),
+        ..Invocation::default()
     }
+    .headers()
+    .map_err(|e| SpecError::Header {
+        request: r.name.clone(),
+        header: e.header,
+        value: e.value,
+    })?;
     Ok((headers, r.body_bytes()?))
 }
 

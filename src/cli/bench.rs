@@ -4,10 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use bytes::Bytes;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 
 use super::BenchArgs;
-use crate::bench::{self, Load};
+use crate::bench::{self, Invocation, Load};
 use crate::error::{Error, Result};
 
 pub async fn bench(args: &BenchArgs) -> Result<ExitCode> {
@@ -51,31 +50,15 @@ fn load(args: &BenchArgs) -> Result<Load> {
         (None, Some(text)) => Bytes::from(text.clone()),
         (None, None) => Bytes::new(),
     };
-    let mut headers = HeaderMap::new();
-    let mut set = |name: HeaderName, value: &str| -> Result<()> {
-        let value = HeaderValue::from_str(value).map_err(|_| {
-            Error::Argument(format!("{name}: {value:?} is not a valid header value"))
-        })?;
-        headers.insert(name, value);
-        Ok(())
-    };
-    set(CONTENT_TYPE, &args.content_type)?;
-    if let Some(accept) = &args.accept {
-        set(ACCEPT, accept)?;
+    let headers = Invocation {
+        content_type: Some(&args.request.content_type),
+        accept: args.request.accept.as_deref(),
+        custom_attributes: args.request.custom_attributes.as_deref(),
+        target_variant: args.target_variant.as_deref(),
+        target_model: args.target_model.as_deref(),
     }
-    let optional = [
-        (
-            "x-amzn-sagemaker-custom-attributes",
-            &args.custom_attributes,
-        ),
-        ("x-amzn-sagemaker-target-variant", &args.target_variant),
-        ("x-amzn-sagemaker-target-model", &args.target_model),
-    ];
-    for (name, value) in optional {
-        if let Some(value) = value {
-            set(HeaderName::from_static(name), value)?;
-        }
-    }
+    .headers()
+    .map_err(|e| Error::Argument(e.to_string()))?;
     if args.concurrency == 0 {
         return Err(Error::Argument("--concurrency must be at least 1".into()));
     }

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
-
 use super::ci::{check_writable, write_atomically};
 use super::process::{finish, shutdown_signal};
 use super::serve::{parse_env, prepare_model};
 use super::CheckArgs;
 use crate::artifact::Cache;
+use crate::bench::Invocation;
 use crate::ci::junit;
 use crate::contract::{self, Options, Report, Sample, Verdict};
 use crate::deploy::{DeployOptions, Deployer, ModelSource};
@@ -26,23 +25,14 @@ fn sample(args: &CheckArgs) -> Result<Option<Sample>> {
     };
     let body = std::fs::read(path)
         .map_err(|e| Error::Argument(format!("--request {}: {e}", path.display())))?;
-    let mut headers = HeaderMap::new();
-    let pairs = [
-        (CONTENT_TYPE, Some(&args.content_type)),
-        (ACCEPT, args.accept.as_ref()),
-        (
-            HeaderName::from_static("x-amzn-sagemaker-custom-attributes"),
-            args.custom_attributes.as_ref(),
-        ),
-    ];
-    for (name, value) in pairs {
-        if let Some(value) = value {
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                Error::Argument(format!("--{name} {value:?} is not a valid header value"))
-            })?;
-            headers.insert(name, value);
-        }
+    let headers = Invocation {
+        content_type: Some(&args.request_headers.content_type),
+        accept: args.request_headers.accept.as_deref(),
+        custom_attributes: args.request_headers.custom_attributes.as_deref(),
+        ..Invocation::default()
     }
+    .headers()
+    .map_err(|e| Error::Argument(e.to_string()))?;
     Ok(Some(Sample {
         headers,
         body: body.into(),

@@ -130,15 +130,8 @@ pub struct CheckArgs {
     /// skipped).
     #[arg(long, value_name = "FILE")]
     pub request: Option<PathBuf>,
-    /// The sample request's Content-Type.
-    #[arg(long, default_value = "application/json")]
-    pub content_type: String,
-    /// The sample request's Accept.
-    #[arg(long)]
-    pub accept: Option<String>,
-    /// The sample request's X-Amzn-SageMaker-Custom-Attributes.
-    #[arg(long, value_name = "TEXT")]
-    pub custom_attributes: Option<String>,
+    #[command(flatten)]
+    pub request_headers: RequestArgs,
     /// The instance type whose vCPUs, memory and architecture apply (`local`: none).
     #[arg(long, default_value = "ml.m5.large")]
     pub instance_type: String,
@@ -239,15 +232,8 @@ pub struct BenchArgs {
     /// The request body, given inline.
     #[arg(long, value_name = "TEXT")]
     pub body_text: Option<String>,
-    /// The request's Content-Type.
-    #[arg(long, default_value = "application/json")]
-    pub content_type: String,
-    /// The request's Accept.
-    #[arg(long)]
-    pub accept: Option<String>,
-    /// X-Amzn-SageMaker-Custom-Attributes.
-    #[arg(long, value_name = "TEXT")]
-    pub custom_attributes: Option<String>,
+    #[command(flatten)]
+    pub request: RequestArgs,
     /// X-Amzn-SageMaker-Target-Variant.
     #[arg(long, value_name = "VARIANT")]
     pub target_variant: Option<String>,
@@ -278,6 +264,20 @@ pub struct BenchArgs {
     /// Print the report as JSON (schema: fixtures/bench/report.schema.json).
     #[arg(long)]
     pub json: bool,
+}
+
+/// The headers of the request `bench` and `check` send.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The request's Content-Type.
+    #[arg(long, default_value = "application/json")]
+    pub content_type: String,
+    /// The request's Accept.
+    #[arg(long)]
+    pub accept: Option<String>,
+    /// The request's X-Amzn-SageMaker-Custom-Attributes.
+    #[arg(long, value_name = "TEXT")]
+    pub custom_attributes: Option<String>,
 }
 
 #[derive(Debug, Args)]

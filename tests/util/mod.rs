@@ -166,3 +166,31 @@ pub fn json(output: &std::process::Output) -> serde_json::Value {
         )
     })
 }
+
+/// (tests, failures, skipped) of a JUnit file, read by Python's XML parser.
+pub fn junit_counts(path: &Path) -> (u64, u64, u64) {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.argv[1]).getroot(); \
+              cases = r.findall('./testsuite/testcase'); \
+              print(len(cases), sum(c.find('failure') is not None for c in cases), \
+                    sum(c.find('skipped') is not None for c in cases), \
+                    r.get('tests'), r.get('failures'), r.get('skipped'))",
+        )
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    // The totals on <testsuites> agree with the cases.
+    assert_eq!(n[..3], n[3..], "{n:?}");
+    (n[0], n[1], n[2])
+}
