@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 use super::ci::{check_writable, write_atomically};
 use super::process::{finish, shutdown_signal};
-use super::serve::{parse_env, prepare_model};
+use super::serve::{model_source, parse_env};
 use super::CheckArgs;
 use crate::artifact::Cache;
 use crate::bench::Invocation;
 use crate::ci::junit;
 use crate::contract::{self, Options, Report, Sample, Verdict};
-use crate::deploy::{DeployOptions, Deployer, ModelSource};
+use crate::deploy::{DeployOptions, Deployer};
 use crate::error::{Error, Result};
 use crate::runtime::{instance, owner, Engine};
 use crate::storage::Storage;
@@ -41,20 +41,22 @@ fn sample(args: &CheckArgs) -> Result<Option<Sample>> {
 
 pub async fn check(args: &CheckArgs) -> Result<ExitCode> {
     // Arguments first: nothing starts for a bad one.
-    let instance_type = instance::lookup(&args.instance_type).map_err(Error::Argument)?;
-    let environment: BTreeMap<String, String> = parse_env(&args.env)?;
+    let instance_type = instance::lookup(&args.container.instance_type).map_err(Error::Argument)?;
+    let environment: BTreeMap<String, String> = parse_env(&args.container.env)?;
     let sample = sample(args)?;
     if let Some(junit) = &args.junit {
         check_writable(junit)?;
     }
     let engine = Engine::connect().await?;
-    engine.ensure_image(&args.image, args.pull).await?;
-    let model = match &args.model {
-        Some(path) => {
-            ModelSource::Folder(prepare_model(path, &args.image, args.limits.limits()).await?)
-        }
-        None => ModelSource::None,
-    };
+    engine
+        .ensure_image(&args.image, args.container.pull)
+        .await?;
+    let model = model_source(
+        args.container.model.as_deref(),
+        &args.image,
+        args.limits.limits(),
+    )
+    .await?;
     let options = Options {
         image: args.image.clone(),
         environment,
@@ -67,8 +69,8 @@ pub async fn check(args: &CheckArgs) -> Result<ExitCode> {
         load: args.load_duration,
     };
     let deploy_options = DeployOptions {
-        pull: args.pull,
-        cpu_only: args.cpu_only,
+        pull: args.container.pull,
+        cpu_only: args.container.cpu_only,
         ..DeployOptions::with_capacity(args.capacity.capacity(engine.memory_bytes))
     };
     let deployer = Deployer::new(
@@ -76,7 +78,7 @@ pub async fn check(args: &CheckArgs) -> Result<ExitCode> {
         Cache::from_env()?,
         Storage::None,
         owner::current(),
-        args.region.clone(),
+        args.container.region.clone(),
         deploy_options,
     );
     if !args.json {

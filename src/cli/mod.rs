@@ -122,22 +122,12 @@ pub enum Command {
 pub struct CheckArgs {
     /// The image to check (it must answer `serve`).
     pub image: String,
-    /// The model: a model.tar.gz (unpacked through the cache) or a directory; mounted
-    /// read-only at /opt/ml/model.
-    #[arg(long, value_name = "ARTIFACT")]
-    pub model: Option<PathBuf>,
     /// A sample request's body, read from FILE (without one the invocation rules are
     /// skipped).
     #[arg(long, value_name = "FILE")]
     pub request: Option<PathBuf>,
     #[command(flatten)]
     pub request_headers: RequestArgs,
-    /// The instance type whose vCPUs, memory and architecture apply (`local`: none).
-    #[arg(long, default_value = "ml.m5.large")]
-    pub instance_type: String,
-    /// An environment variable for the container, NAME=VALUE; repeatable.
-    #[arg(long, short = 'e', value_name = "NAME=VALUE")]
-    pub env: Vec<String>,
     /// The endpoint will run with EnableNetworkIsolation: a container that needs the
     /// network at start fails the check instead of warning.
     #[arg(long)]
@@ -152,21 +142,14 @@ pub struct CheckArgs {
     /// How long the sample request is sent under load.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub load_duration: std::time::Duration,
-    /// Pull the image if the engine does not have it.
-    #[arg(long)]
-    pub pull: bool,
-    /// Run GPU and Inferentia instance types without their accelerators.
-    #[arg(long)]
-    pub cpu_only: bool,
-    /// The region the container sees in AWS_REGION.
-    #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
-    pub region: String,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
     /// Write the rules as JUnit XML to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub container: ContainerArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -358,25 +341,15 @@ pub struct ServeArgs {
     /// The serving image (it must answer `serve`, see the SageMaker container contract).
     #[arg(long)]
     pub image: String,
-    /// The model: a model.tar.gz (unpacked through the cache) or a directory; mounted
-    /// read-only at /opt/ml/model.
-    #[arg(long, value_name = "ARTIFACT")]
-    pub model: Option<PathBuf>,
     /// The endpoint name (used in container names and labels).
     #[arg(long, default_value = "local")]
     pub name: String,
     /// The production variant name.
     #[arg(long, default_value = "AllTraffic")]
     pub variant: String,
-    /// The instance type whose vCPUs and memory become container limits (`local`: none).
-    #[arg(long, default_value = "ml.m5.large")]
-    pub instance_type: String,
     /// How many containers to run.
     #[arg(long, default_value_t = 1)]
     pub instance_count: u32,
-    /// An environment variable for the containers, NAME=VALUE; repeatable.
-    #[arg(long, short = 'e', value_name = "NAME=VALUE")]
-    pub env: Vec<String>,
     /// The local port that forwards to the containers (0: any free port).
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
@@ -393,6 +366,28 @@ pub struct ServeArgs {
     /// EnableNetworkIsolation: the containers get no route outside this machine.
     #[arg(long)]
     pub network_isolation: bool,
+    #[command(flatten)]
+    pub container: ContainerArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub capacity: CapacityArgs,
+}
+
+/// How one image runs under `serve` and `check`.
+#[derive(Debug, Args)]
+pub struct ContainerArgs {
+    /// The model: a model.tar.gz (unpacked through the cache) or a directory; mounted
+    /// read-only at /opt/ml/model.
+    #[arg(long, value_name = "ARTIFACT")]
+    pub model: Option<PathBuf>,
+    /// The instance type whose vCPUs and memory become container limits and whose CPU
+    /// architecture the image must have (`local`: none).
+    #[arg(long, default_value = "ml.m5.large")]
+    pub instance_type: String,
+    /// An environment variable for the containers, NAME=VALUE; repeatable.
+    #[arg(long, short = 'e', value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
     /// Pull the image if the engine does not have it.
     #[arg(long)]
     pub pull: bool,
@@ -402,10 +397,6 @@ pub struct ServeArgs {
     /// The region containers see in AWS_REGION.
     #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
     pub region: String,
-    #[command(flatten)]
-    pub limits: LimitArgs,
-    #[command(flatten)]
-    pub capacity: CapacityArgs,
 }
 
 #[derive(Debug, Args)]

@@ -41,7 +41,7 @@ pub(super) fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
 /// Checks `--model` with the rules of the image's stack (the generic ones for an image of
 /// your own) and prints its errors and warnings; they do not stop the start, as SageMaker
 /// would not stop either.
-pub(super) async fn prepare_model(
+async fn prepare_model(
     path: &Path,
     image: &str,
     limits: crate::artifact::Limits,
@@ -79,14 +79,26 @@ pub(super) async fn prepare_model(
     })
 }
 
+/// `--model`, checked and unpacked (see [`prepare_model`]), or no model.
+pub(super) async fn model_source(
+    path: Option<&Path>,
+    image: &str,
+    limits: crate::artifact::Limits,
+) -> Result<ModelSource> {
+    Ok(match path {
+        Some(path) => ModelSource::Folder(prepare_model(path, image, limits).await?),
+        None => ModelSource::None,
+    })
+}
+
 /// The arguments `serve` checks before anything starts: the instance type, and the
 /// environment within SageMaker's limits (with the variables sagedock adds).
 fn checked_arguments(args: &ServeArgs) -> Result<(InstanceType, BTreeMap<String, String>)> {
-    let instance_type = instance::lookup(&args.instance_type).map_err(Error::Argument)?;
-    let environment = parse_env(&args.env)?;
+    let instance_type = instance::lookup(&args.container.instance_type).map_err(Error::Argument)?;
+    let environment = parse_env(&args.container.env)?;
     let mut checked_env = environment.clone();
-    checked_env.insert("AWS_REGION".into(), args.region.clone());
-    checked_env.insert("AWS_DEFAULT_REGION".into(), args.region.clone());
+    checked_env.insert("AWS_REGION".into(), args.container.region.clone());
+    checked_env.insert("AWS_DEFAULT_REGION".into(), args.container.region.clone());
     runtime::spec::validate_env(&checked_env)?;
     if args.instance_count == 0 {
         return Err(Error::Argument(
@@ -119,17 +131,19 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     let (instance_type, environment) = checked_arguments(args)?;
     let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
     let local = listener.local_addr()?;
-    engine.ensure_image(&args.image, args.pull).await?;
-    let model = match &args.model {
-        Some(path) => {
-            ModelSource::Folder(prepare_model(path, &args.image, args.limits.limits()).await?)
-        }
-        None => ModelSource::None,
-    };
+    engine
+        .ensure_image(&args.image, args.container.pull)
+        .await?;
+    let model = model_source(
+        args.container.model.as_deref(),
+        &args.image,
+        args.limits.limits(),
+    )
+    .await?;
     let plan = plan(args, instance_type, environment, model);
     let options = DeployOptions {
-        pull: args.pull,
-        cpu_only: args.cpu_only,
+        pull: args.container.pull,
+        cpu_only: args.container.cpu_only,
         capacity: args.capacity.capacity(engine.memory_bytes),
         health_check_interval: args.health_check_interval,
         serverless_idle: DeployOptions::SERVERLESS_IDLE,
@@ -140,7 +154,7 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         Cache::from_env()?,
         Storage::None,
         owner::current(),
-        args.region.clone(),
+        args.container.region.clone(),
         options,
     ));
     let t0 = Instant::now();
@@ -157,7 +171,7 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     for (i, inst) in fleet.containers().enumerate() {
         follow_log(&engine, &inst.guard.id, format!("{prefix}/{i}"));
     }
-    let router = Arc::new(Router::new(ACCOUNT, &args.region));
+    let router = Arc::new(Router::new(ACCOUNT, &args.container.region));
     let live = LiveFleet::start(deployer.clone(), router.clone(), plan, fleet);
     tokio::spawn(report_changes(live.changes(), engine.clone(), prefix));
     let app = App::new(router.clone(), None);
