@@ -121,14 +121,20 @@ impl Metrics {
 /// The Prometheus metric the training metrics are exposed as.
 pub const RENDERED: &str = "sagedock_training_metric";
 
-/// The first capture group (else the whole match) as a finite number.
+/// The first capture group (else the whole match) as a finite number: the number it
+/// starts with. A capture like `(\S+)` runs on into what follows when fields are joined
+/// by tabs read as `#011` (XGBoost's `[3]#011train-rmse:1.5#011validation-rmse:2.25`);
+/// the metric is still the leading number, as SageMaker reports `train:rmse` for it.
 fn first_number(regex: &Regex, text: &str) -> Option<f64> {
     let captures = regex.captures(text)?;
-    let text = captures.get(1).or_else(|| captures.get(0))?.as_str();
-    text.trim()
-        .trim_end_matches([';', ',', '%'])
-        .parse::<f64>()
-        .ok()
+    let text = captures.get(1).or_else(|| captures.get(0))?.as_str().trim();
+    let end = text
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
+        .unwrap_or(text.len());
+    // The longest prefix that is a number ("1.5e" is "1.5").
+    (1..=end)
+        .rev()
+        .find_map(|n| text[..n].parse::<f64>().ok())
         .filter(|v| v.is_finite())
 }
 
@@ -180,6 +186,22 @@ mod tests {
         .unwrap();
         m.observe(&[line(5, "[3]\ttrain-rmse:1.5\tvalidation-rmse:2.25")]);
         assert_eq!(m.final_values()[0].value, 2.25);
+    }
+
+    #[test]
+    fn a_capture_that_runs_into_the_next_field_keeps_its_leading_number() {
+        let mut m = Metrics::new(&[
+            def("train:rmse", r".*\[[0-9]+\]#011train-rmse:(\S+)"),
+            def("loss", r"loss=(\S+)"),
+        ])
+        .unwrap();
+        m.observe(&[
+            line(5, "[3]\ttrain-rmse:1.5\tvalidation-rmse:2.25"),
+            line(6, "loss=2.5e-3;"),
+        ]);
+        let finals = m.final_values();
+        assert_eq!(finals[0].value, 0.0025);
+        assert_eq!(finals[1].value, 1.5);
     }
 
     #[test]
