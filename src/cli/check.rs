@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use super::ci::{check_writable, write_atomically};
 use super::process::{finish, shutdown_signal};
-use super::serve::{model_source, parse_env};
+use super::serve::{image_and_model, parse_env};
 use super::CheckArgs;
 use crate::artifact::Cache;
 use crate::bench::Invocation;
@@ -48,15 +48,8 @@ pub async fn check(args: &CheckArgs) -> Result<ExitCode> {
         check_writable(junit)?;
     }
     let engine = Engine::connect().await?;
-    engine
-        .ensure_image(&args.image, args.container.pull)
-        .await?;
-    let model = model_source(
-        args.container.model.as_deref(),
-        &args.image,
-        args.limits.limits(),
-    )
-    .await?;
+    let model =
+        image_and_model(&engine, &args.image, &args.container, args.limits.limits()).await?;
     let options = Options {
         image: args.image.clone(),
         environment,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::process::{finish, listen_and_connect, shutdown_signal};
-use super::ServeArgs;
+use super::{ContainerArgs, ServeArgs};
 use crate::artifact::{Cache, ModelDir, Severity};
 use crate::deploy::{
     Change, ContainerPlan, DeployOptions, Deployer, EndpointPlan, Fleet, LiveFleet, ModelSource,
@@ -79,13 +79,16 @@ async fn prepare_model(
     })
 }
 
-/// `--model`, checked and unpacked (see [`prepare_model`]), or no model.
-pub(super) async fn model_source(
-    path: Option<&Path>,
+/// The image made present (pulled with `--pull`) and `--model` checked and unpacked (see
+/// [`prepare_model`]), or no model: what `serve` and `check` do before a start.
+pub(super) async fn image_and_model(
+    engine: &Engine,
     image: &str,
+    container: &ContainerArgs,
     limits: crate::artifact::Limits,
 ) -> Result<ModelSource> {
-    Ok(match path {
+    engine.ensure_image(image, container.pull).await?;
+    Ok(match container.model.as_deref() {
         Some(path) => ModelSource::Folder(prepare_model(path, image, limits).await?),
         None => ModelSource::None,
     })
@@ -131,15 +134,8 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     let (instance_type, environment) = checked_arguments(args)?;
     let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
     let local = listener.local_addr()?;
-    engine
-        .ensure_image(&args.image, args.container.pull)
-        .await?;
-    let model = model_source(
-        args.container.model.as_deref(),
-        &args.image,
-        args.limits.limits(),
-    )
-    .await?;
+    let model =
+        image_and_model(&engine, &args.image, &args.container, args.limits.limits()).await?;
     let plan = plan(args, instance_type, environment, model);
     let options = DeployOptions {
         pull: args.container.pull,
