@@ -114,9 +114,10 @@ impl Jobs {
     /// A tuning job's trials pass the tuning job's ARN.
     pub fn accept(
         &self,
-        spec: TrainingJobSpec,
+        mut spec: TrainingJobSpec,
         tuning_job_arn: Option<String>,
     ) -> Result<TrainingJob, AwsError> {
+        crate::training::algorithm::add_metric_definitions(&mut spec.algorithm_specification);
         self.check(&spec)?;
         let name = spec.training_job_name.clone();
         let arn = self.settings.arn("training-job", &name);

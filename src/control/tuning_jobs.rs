@@ -278,6 +278,7 @@ impl ControlPlane {
                 "HyperParameterTuningJobConfig.HyperParameterTuningJobObjective is required.",
             ));
         };
+        crate::training::algorithm::add_metric_definitions(&mut definition.algorithm_specification);
         let defined: Vec<&str> = definition
             .algorithm_specification
             .metric_definitions

@@ -87,6 +87,7 @@ impl Framework {
             "pytorch-inference" | "sagemaker-pytorch" => Framework::Pytorch,
             "sagemaker-scikit-learn" => Framework::Sklearn,
             "sklearn" if sagedock => Framework::Sklearn,
+            "pytorch" if sagedock => Framework::Pytorch,
             "sagemaker-xgboost" | "xgboost" => Framework::Xgboost,
             "mms" if sagedock => Framework::Mms,
             _ => Framework::Custom,

@@ -14,12 +14,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The built-in map: AWS's repositories and the local images that stand in for them.
-pub const BUILT_IN: [(&str, &str); 5] = [
+pub const BUILT_IN: [(&str, &str); 6] = [
     ("tensorflow-training", "sagedock/tensorflow-training:latest"),
     ("tensorflow-inference", "sagedock/tensorflow:latest"),
     ("sagemaker-scikit-learn", "sagedock/sklearn:latest"),
     ("mxnet-inference", "sagedock/mxnet:latest"),
     ("sagemaker-mxnet-serving", "sagedock/mxnet:latest"),
+    ("sagemaker-xgboost", "sagedock/xgboost:latest"),
 ];
 
 /// ECR repository (optionally `:tag`) → local image.
@@ -85,7 +86,7 @@ impl ImageMap {
 }
 
 /// `(repository, tag)` of an ECR image URI, else None.
-fn ecr_repository(image: &str) -> Option<(&str, &str)> {
+pub fn ecr_repository(image: &str) -> Option<(&str, &str)> {
     let (host, rest) = image.split_once('/')?;
     let mut parts = host.split('.');
     let account = parts.next()?;
@@ -126,6 +127,10 @@ mod tests {
             ),
             "sagedock/sklearn:latest"
         );
+        assert_eq!(
+            map.resolve("246618743249.dkr.ecr.us-west-2.amazonaws.com/sagemaker-xgboost:1.7-1"),
+            "sagedock/xgboost:latest"
+        );
         assert_eq!(map.resolve("sagedock/echo:latest"), "sagedock/echo:latest");
         assert_eq!(
             map.resolve("123.dkr.ecr.us-east-1.amazonaws.com/my-own:1"),
@@ -157,7 +162,8 @@ mod tests {
         );
         assert_eq!(
             map.resolve("1.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"),
-            "1.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"
+            "sagedock/xgboost:latest",
+            "another tag falls back to the repository's entry"
         );
         std::fs::write(&path, "[1]").unwrap();
         let err = ImageMap::load(&path).unwrap_err().to_string();

@@ -13,6 +13,7 @@
 //! Does not: know the SageMaker API (the control plane checks requests and makes the
 //! record), or resume a job after sagedock stopped: such a job is marked Failed.
 
+pub mod algorithm;
 pub mod channels;
 pub mod metrics;
 pub mod output;
