@@ -496,3 +496,48 @@ fn the_aws_style_stacks_pass() {
         }
     }
 }
+
+#[test]
+fn the_xgboost_stack_passes_with_a_booster_it_trained() {
+    if !ready() {
+        return;
+    }
+    // A booster trained by XGBoost 1.7.4 in the image itself, saved as the built-in
+    // algorithm saves it (`xgboost-model`, XGBoost's own binary format).
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.join("model")).unwrap();
+    let trained = Command::new("docker")
+        .args(["run", "--rm", "-v"])
+        .arg(format!("{}:/out", sb.join("model").display()))
+        .args(["--entrypoint", "python3", "sagedock/xgboost:latest", "-c"])
+        .arg(
+            "import numpy as np, xgboost as xgb\n\
+             x = np.random.default_rng(0).uniform(size=(200, 3))\n\
+             d = xgb.DMatrix(x, label=x @ [3.0, 2.0, -1.0])\n\
+             xgb.train({'max_depth': 3}, d, 20).save_model('/out/xgboost-model')",
+        )
+        .status()
+        .unwrap();
+    assert!(trained.success());
+    sb.write("rows.csv", b"0.5,0.5,0.5\n1,0,0");
+    let (code, report) = check(
+        &sb,
+        &[
+            "sagedock/xgboost:latest",
+            "--model",
+            "model",
+            "--request",
+            "rows.csv",
+            "--content-type",
+            "text/csv",
+            "--load-duration",
+            "1s",
+        ],
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+    assert!(with_verdict(&report, "skip").is_empty(), "{report:#}");
+    assert!(with_verdict(&report, "fail").is_empty(), "{report:#}");
+    // The built-in algorithm declares batch transform's limits, as AWS's container does.
+    let (_, batch) = rule(&report, "batch.execution-parameters");
+    assert!(batch.contains("MULTI_RECORD"), "{batch}");
+}
