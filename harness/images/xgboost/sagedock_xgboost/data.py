@@ -128,14 +128,26 @@ def _libsvm_rows(text, file=None):
     return np.array(labels), csr_matrix((values, (rows, cols)), shape=(len(labels), width))
 
 
+def _is_libsvm_line(line):
+    """`label index:value ...`: a number, then integer:number pairs."""
+    tokens = line.split("#", 1)[0].split()
+    try:
+        float(tokens[0])
+        for token in tokens[1:]:
+            index, value = token.split(":", 1)
+            int(index), float(value)
+    except (IndexError, ValueError):
+        return False
+    return True
+
+
 def _read_libsvm(files):
     labels, blocks = [], []
     for file in files:
         first = _first_line(file)
         if not first:
             continue
-        tokens = first.split()
-        if not all(":" in t for t in tokens[1:]) or ":" in tokens[0]:
+        if not _is_libsvm_line(first):
             raise UserError("First line '{}...' of file '{}' is not 'LIBSVM' format. Please "
                             "ensure the file is in 'LIBSVM' format.".format(first[:50], os.path.basename(file)))
         with open(file) as f:
