@@ -107,3 +107,62 @@ def test_libsvm_channels_train_and_the_log_has_the_evaluation_lines(tmp_path):
     assert p.returncode == 1, p.stdout + p.stderr
     failure = (ml / "output/failure").read_text()
     assert "First line '1,0.5,0.25...' of file 'part-0.libsvm' is not 'LIBSVM' format." in failure, failure
+
+
+SERVE = r'''
+import json, os, sys
+import numpy as np, xgboost as xgb
+os.makedirs("/tmp/model")
+x = np.random.default_rng(0).uniform(size=(200, 2))
+xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=(x[:, 0] > x[:, 1]).astype(float)),
+          10).save_model("/tmp/model/xgboost-model")
+from sagedock_xgboost.serving import AlgorithmApp
+app = AlgorithmApp("/tmp/model")
+def ask(body, content_type, accept):
+    r = app.invocations(body, content_type, accept)
+    return [r.status, r.content_type, r.body.decode("utf-8", "replace")]
+out = {
+    "csv": ask(b"0.9,0.1\n0.1,0.9", "text/csv", None),
+    "json": ask(b"0.9,0.1", "text/csv", "application/json"),
+    "libsvm_default": ask(b"0:0.9 1:0.1", None, "text/csv"),
+    "json_body": ask(b"[[0.9, 0.1]]", "application/json", "text/csv"),
+    "bad_accept": ask(b"0.9,0.1", "text/csv", "text/html"),
+    "empty": ask(b"", "text/csv", None),
+}
+os.environ["SAGEMAKER_INFERENCE_OUTPUT"] = "predicted_label, probabilities,predicted_score"
+out["selected_csv"] = ask(b"0.9,0.1\n0.1,0.9", "text/csv", "text/csv")
+out["selected_jsonlines"] = ask(b"0.9,0.1", "text/csv", "application/jsonlines")
+app.batch = True
+del os.environ["SAGEMAKER_INFERENCE_OUTPUT"]
+out["batch"] = ask(b"0.9,0.1\n0.1,0.9", "text/csv", "application/json")
+print(json.dumps(out))
+'''
+
+
+def test_the_algorithms_server_answers_as_the_container_does():
+    require_image(IMAGE)
+    p = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python3", IMAGE, "-c", SERVE],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    status, content_type, body = got["csv"]
+    assert (status, content_type) == (200, "text/csv")
+    high, low = (float(v) for v in body.split())
+    assert high > 0.5 > low, body
+    status, _, body = got["json"]
+    assert status == 200 and list(json.loads(body)["predictions"][0]) == ["score"], body
+    assert got["libsvm_default"][0] == 200, "no Content-Type reads as LIBSVM"
+    assert got["json_body"][0] == 415 and "is not an accepted ContentType" in got["json_body"][2]
+    assert got["bad_accept"][0] == 406 and got["bad_accept"][2].startswith(
+        "Accept type text/html is not supported.")
+    assert got["empty"][0] == 204
+    # Selectable output: the keys in the order asked, a list quoted, a key the objective
+    # lacks answered NaN.
+    rows = got["selected_csv"][2].split("\n")
+    assert rows[0].startswith('1,"[0.') and rows[0].endswith(']",nan'), rows
+    assert rows[1].startswith("0,"), rows
+    line = json.loads(got["selected_jsonlines"][2].replace("NaN", "null"))
+    assert line["predicted_label"] == 1 and len(line["probabilities"]) == 2, line
+    # Under batch transform: one line per record whatever the Accept.
+    status, content_type, body = got["batch"]
+    assert content_type == "application/json" and len(body.splitlines()) == 2 and body.endswith("\n")

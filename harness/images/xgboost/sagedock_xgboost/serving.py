@@ -12,6 +12,7 @@ ensemble whose predictions are averaged.
   default text/csv): text/csv answers one prediction per line, application/json
   {"predictions": [{"score": p}, ...]}; another type is 406. Under batch transform
   (SAGEMAKER_BATCH) the answer is one line per record whatever the Accept.
+  SAGEMAKER_INFERENCE_OUTPUT selects what each prediction carries (selectable.py).
 
 Script mode (SAGEMAKER_PROGRAM, from XGBoost(entry_point=...)): the entry point's
 model_fn (required), input_fn, predict_fn and output_fn (or transform_fn); the defaults
@@ -27,7 +28,7 @@ import numpy as np
 import xgboost as xgb
 from sagemaker_containers.beta.framework import encoders, env, transformer, worker
 
-from . import UserError, data
+from . import UserError, data, selectable
 
 SUPPORTED_ACCEPTS = ["application/json", "application/jsonlines",
                      "application/x-recordio-protobuf", "text/csv"]
@@ -113,6 +114,15 @@ class AlgorithmApp:
         elif accept not in SUPPORTED_ACCEPTS:
             return _Response("Accept type {} is not supported. Please use supported accept "
                              "types: {}.".format(accept, SUPPORTED_ACCEPTS), 406)
+        keys = selectable.selected_keys()
+        if keys is not None:
+            try:
+                config = json.loads(self.boosters[0].save_config())["learner"]
+                selected = selectable.select(preds, keys, config["objective"]["name"],
+                                             config["learner_model_param"].get("num_class", ""))
+                return _Response(selectable.encode(selected, keys, accept, self.batch), 200, accept)
+            except Exception as e:
+                return _Response(str(e), 500)
         values = preds.tolist()
         if self.batch:
             return _Response("\n".join(map(str, values)) + "\n", 200, accept)
