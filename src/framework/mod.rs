@@ -171,6 +171,12 @@ mod tests {
             ("sagedock/sklearn", Framework::Sklearn),
             ("sagedock/mxnet@sha256:0123", Framework::Mxnet),
             ("localhost:5000/pytorch-inference:2.1", Framework::Pytorch),
+            ("sagedock/pytorch:latest", Framework::Pytorch),
+            ("sagedock/xgboost:latest", Framework::Xgboost),
+            (
+                "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+                Framework::Xgboost,
+            ),
             ("sagedock/mms:latest", Framework::Mms),
             ("my-team/decision-trees:1", Framework::Custom),
             ("tensorflow", Framework::Custom),
