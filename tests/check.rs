@@ -541,3 +541,50 @@ fn the_xgboost_stack_passes_with_a_booster_it_trained() {
     let (_, batch) = rule(&report, "batch.execution-parameters");
     assert!(batch.contains("MULTI_RECORD"), "{batch}");
 }
+
+#[test]
+fn the_pytorch_stack_passes_with_a_torchscript_model() {
+    if !ready() {
+        return;
+    }
+    // TorchScript written by the image's own torch (harness/images/pytorch/make_model.py),
+    // served by the toolkit's default handlers on TorchServe.
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.join("model")).unwrap();
+    let made = Command::new("docker")
+        .args(["run", "--rm", "-v"])
+        .arg(format!("{}:/out", sb.join("model").display()))
+        .args([
+            "sagedock/pytorch:latest",
+            "sagedock-pytorch-make-model",
+            "/out",
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    sb.write("rows.json", b"[[1, 1, 1], [0, 0, 0]]");
+    let (code, report) = check(
+        &sb,
+        &[
+            "sagedock/pytorch:latest",
+            "--model",
+            "model",
+            "--request",
+            "rows.json",
+            "--content-type",
+            "application/json",
+            "--load-duration",
+            "1s",
+        ],
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+    assert!(with_verdict(&report, "fail").is_empty(), "{report:#}");
+    assert_verdicts(
+        &report,
+        &[
+            ("invoke.answer", "pass"),
+            ("stop.sigterm", "pass"),
+            ("image.bind-to-port", "pass"),
+        ],
+    );
+}

@@ -14,13 +14,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The built-in map: AWS's repositories and the local images that stand in for them.
-pub const BUILT_IN: [(&str, &str); 6] = [
+pub const BUILT_IN: [(&str, &str); 7] = [
     ("tensorflow-training", "sagedock/tensorflow-training:latest"),
     ("tensorflow-inference", "sagedock/tensorflow:latest"),
     ("sagemaker-scikit-learn", "sagedock/sklearn:latest"),
     ("mxnet-inference", "sagedock/mxnet:latest"),
     ("sagemaker-mxnet-serving", "sagedock/mxnet:latest"),
     ("sagemaker-xgboost", "sagedock/xgboost:latest"),
+    ("pytorch-inference", "sagedock/pytorch:latest"),
 ];
 
 /// ECR repository (optionally `:tag`) → local image.
@@ -130,6 +131,12 @@ mod tests {
         assert_eq!(
             map.resolve("246618743249.dkr.ecr.us-west-2.amazonaws.com/sagemaker-xgboost:1.7-1"),
             "sagedock/xgboost:latest"
+        );
+        assert_eq!(
+            map.resolve(
+                "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:1.13-cpu-py39"
+            ),
+            "sagedock/pytorch:latest"
         );
         assert_eq!(map.resolve("sagedock/echo:latest"), "sagedock/echo:latest");
         assert_eq!(
