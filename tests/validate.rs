@@ -527,3 +527,25 @@ fn exit_status_two_when_the_command_cannot_run() {
         .assert()
         .code(2);
 }
+
+/// The PyTorch toolkit's default model_fn loads `model.pt` (TorchScript) at the root and,
+/// in practice, nothing else: a lone `model.pth` still needs code/inference.py.
+#[test]
+fn a_torchscript_model_pt_needs_no_code() {
+    let sb = Sandbox::new();
+    sb.write("ts/model.pt", "torchscript");
+    let (code, report) = validate(&sb, "ts", &["--framework", "pytorch"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(finding(&report, "model.torchscript")["path"], "model.pt");
+    sb.write("pth/model.pth", "state dict");
+    let (code, report) = validate(&sb, "pth", &["--framework", "pytorch"]);
+    assert_eq!(code, 1, "{report:#}");
+    let message = finding(&report, "code.missing")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("loads model.pt (TorchScript) only"),
+        "{message}"
+    );
+}

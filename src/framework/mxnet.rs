@@ -44,7 +44,7 @@ pub fn lint(cx: &Context) -> Vec<Finding> {
             .with_fix("add code/inference.py (it may define nothing), or deploy with the SageMaker SDK's MXNetModel(entry_point=...), which puts the entry point in code/"),
         );
     }
-    out.extend(super::python::hook_rules(cx, false));
+    out.extend(super::python::hook_rules(cx, None));
     out
 }
 

@@ -8,6 +8,8 @@ use crate::artifact::Finding;
 use super::Framework;
 
 const ENTRY: &str = "code/inference.py";
+/// What the PyTorch toolkit's default model_fn loads.
+const TORCHSCRIPT: &str = "model.pt";
 
 pub fn lint(framework: Framework, cx: &Context) -> Vec<Finding> {
     let tree = cx.tree;
@@ -31,15 +33,34 @@ pub fn lint(framework: Framework, cx: &Context) -> Vec<Finding> {
             format!("{} model file", framework.title()),
         ));
     }
-    // PyTorch and scikit-learn have no default model_fn (outside the Elastic Inference
-    // images); the XGBoost container loads the booster files itself in algorithm mode.
-    let needs_model_fn = matches!(framework, Framework::Pytorch | Framework::Sklearn);
+    // scikit-learn has no default model_fn; the XGBoost container loads the booster files
+    // itself in algorithm mode. The PyTorch toolkit's default (2.x, on TorchServe)
+    // `torch.jit.load`s `model.pt` at the root: its other branch, "exactly one .pt or .pth
+    // file", tests each name against the server's working directory instead of the model
+    // directory and so never finds one.
+    let torchscript = framework == Framework::Pytorch && tree.is_file(TORCHSCRIPT);
+    let needs_model_fn = match framework {
+        Framework::Sklearn => Some("this container has no default model_fn"),
+        Framework::Pytorch if !torchscript => Some(
+            "the container's default model_fn loads model.pt (TorchScript) only, and there is none",
+        ),
+        _ => None,
+    };
+    if torchscript && !tree.is_file(ENTRY) {
+        out.push(Finding::info(
+            "model.torchscript",
+            TORCHSCRIPT,
+            "loaded by the toolkit's default model_fn with torch.jit.load: it must be TorchScript (torch.jit.save), not a pickled model or state_dict",
+        ));
+    }
     out.extend(hook_rules(cx, needs_model_fn));
     out
 }
 
 /// Rules on `code/inference.py` shared by every toolkit-based framework.
-pub fn hook_rules(cx: &Context, needs_model_fn: bool) -> Vec<Finding> {
+/// `needs_model_fn`: why the container cannot load the model without the entry point's
+/// `model_fn`, when it cannot.
+pub fn hook_rules(cx: &Context, needs_model_fn: Option<&str>) -> Vec<Finding> {
     let tree = cx.tree;
     let mut out = Vec::new();
     if tree.is_file("code/requirements.txt") {
@@ -60,16 +81,25 @@ pub fn hook_rules(cx: &Context, needs_model_fn: bool) -> Vec<Finding> {
                 Finding::warning("code.no-inference-py", "code", format!("code/ has {} but no inference.py, the toolkit's default entry point", others.join(", ")))
                     .with_fix(format!("set SAGEMAKER_PROGRAM={first} in the model's Environment, or rename it to inference.py")),
             );
-        } else if needs_model_fn {
+        } else if let Some(why) = needs_model_fn {
             out.push(
-                Finding::error("code.missing", ENTRY, "missing: this container has no default model_fn, so it cannot load the model without code/inference.py")
-                    .with_fix(format!("add code/inference.py defining model_fn(model_dir), then {}", cx.repack("", ""))),
+                Finding::error(
+                    "code.missing",
+                    ENTRY,
+                    format!(
+                        "missing: {why}, so it cannot load the model without code/inference.py"
+                    ),
+                )
+                .with_fix(format!(
+                    "add code/inference.py defining model_fn(model_dir), then {}",
+                    cx.repack("", "")
+                )),
             );
         }
         return out;
     };
     let defs = python_defs(&source);
-    if needs_model_fn && !defs.contains("model_fn") {
+    if needs_model_fn.is_some() && !defs.contains("model_fn") {
         out.push(
             Finding::error(
                 "code.no-model-fn",
