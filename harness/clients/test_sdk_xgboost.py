@@ -180,14 +180,17 @@ estimator = XGBoost(entry_point="xgb_train.py", framework_version="1.7-1", py_ve
                     instance_type="ml.m5.large", instance_count=1,
                     role="arn:aws:iam::123456789012:role/SageMakerRole",
                     hyperparameters={"num_round": 30, "max_depth": 4})
-estimator.fit({"train": uri})
+estimator.fit({"train": uri}, logs=False)
+job = estimator.latest_training_job.name
+log = boto3.client("logs").filter_log_events(
+    logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=job + "/")
 predictor = estimator.deploy(initial_instance_count=1, instance_type="ml.m5.large", wait=False,
                              serializer=CSVSerializer())
 boto3.client("sagemaker").get_waiter("endpoint_in_service").wait(
     EndpointName=predictor.endpoint_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
 answer = predictor.predict("1.0,0.0\n0.0,1.0")
 predictor.delete_endpoint()
-print(json.dumps({"answer": answer}, default=str))
+print(json.dumps({"answer": answer, "log": [e["message"] for e in log["events"]]}, default=str))
 '''
 
 
@@ -199,8 +202,9 @@ def test_script_mode_trains_the_entry_point_and_serves_its_model_fn(up, proxy, t
     p = subprocess.run([sys.executable, str(tmp_path / "notebook.py")], capture_output=True, text=True,
                        timeout=900, cwd=tmp_path, env=offline_env(exports, proxy, tmp_path))
     assert p.returncode == 0, f"stdout:\n{p.stdout[-5000:]}\nstderr:\n{p.stderr[-8000:]}"
-    assert "script mode trained 30 rounds with xgboost 1.7.4" in p.stdout, "fit() printed the job's log"
-    answer = json.loads(p.stdout.strip().splitlines()[-1])["answer"]
+    result = json.loads(p.stdout.strip().splitlines()[-1])
+    assert "script mode trained 30 rounds with xgboost 1.7.4" in result["log"], result["log"][-20:]
+    answer = result["answer"]
     # XGBoostPredictor asks for text/csv: the default output_fn's one value per line.
     assert len(answer) == 2 and all(len(row) == 1 for row in answer), answer
     first, second = (float(row[0]) for row in answer)

@@ -129,6 +129,11 @@ out = {
     "bad_accept": ask(b"0.9,0.1", "text/csv", "text/html"),
     "empty": ask(b"", "text/csv", None),
 }
+import io
+from sagemaker_containers import _recordio
+records = io.BytesIO()
+_recordio._write_numpy_to_dense_tensor(records, np.array([[0.9, 0.1], [0.1, 0.9]]))
+out["recordio"] = ask(records.getvalue(), "application/x-recordio-protobuf", "text/csv")
 os.environ["SAGEMAKER_INFERENCE_OUTPUT"] = "predicted_label, probabilities,predicted_score"
 out["selected_csv"] = ask(b"0.9,0.1\n0.1,0.9", "text/csv", "text/csv")
 out["selected_jsonlines"] = ask(b"0.9,0.1", "text/csv", "application/jsonlines")
@@ -152,6 +157,8 @@ def test_the_algorithms_server_answers_as_the_container_does():
     status, _, body = got["json"]
     assert status == 200 and list(json.loads(body)["predictions"][0]) == ["score"], body
     assert got["libsvm_default"][0] == 200, "no Content-Type reads as LIBSVM"
+    status, _, body = got["recordio"]
+    assert status == 200 and body == got["csv"][2], (status, body)
     assert got["json_body"][0] == 415 and "is not an accepted ContentType" in got["json_body"][2]
     assert got["bad_accept"][0] == 406 and got["bad_accept"][2].startswith(
         "Accept type text/html is not supported.")
