@@ -75,6 +75,44 @@ fn seconds_in(text: &str) -> f64 {
     panic!("no duration in {text:?}")
 }
 
+/// Runs `sagedock check IMAGE --model model --request REQUEST --content-type T` with a
+/// one-second load, as the stacks built here are checked.
+fn check_stack(
+    sb: &Sandbox,
+    image: &str,
+    model: &str,
+    request: &str,
+    content_type: &str,
+) -> (Option<i32>, Value) {
+    check(
+        sb,
+        &[
+            image,
+            "--model",
+            model,
+            "--request",
+            request,
+            "--content-type",
+            content_type,
+            "--load-duration",
+            "1s",
+        ],
+    )
+}
+
+/// Makes `model/` in the sandbox with the image's own framework: `docker run` with it
+/// mounted at /out and `args` after the volume.
+fn make_model_with(sb: &Sandbox, args: &[&str]) {
+    std::fs::create_dir_all(sb.join("model")).unwrap();
+    let made = Command::new("docker")
+        .args(["run", "--rm", "-v"])
+        .arg(format!("{}:/out", sb.join("model").display()))
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(made.success(), "docker run {args:?}");
+}
+
 #[test]
 fn the_echo_image_passes_every_rule() {
     if !ready() {
@@ -470,20 +508,8 @@ fn the_aws_style_stacks_pass() {
     ];
     for (image, model, request, content_type) in stacks {
         let model = fixture(&format!("models/{model}"));
-        let (code, report) = check(
-            &sb,
-            &[
-                image,
-                "--model",
-                model.to_str().unwrap(),
-                "--request",
-                request,
-                "--content-type",
-                content_type,
-                "--load-duration",
-                "1s",
-            ],
-        );
+        let (code, report) =
+            check_stack(&sb, image, model.to_str().unwrap(), request, content_type);
         assert_eq!(code, Some(0), "{image}: {report:#}");
         assert!(with_verdict(&report, "skip").is_empty(), "{report:#}");
         // What passing takes, said: each of these stacks listens only once its server
@@ -505,34 +531,26 @@ fn the_xgboost_stack_passes_with_a_booster_it_trained() {
     // A booster trained by XGBoost 1.7.4 in the image itself, saved as the built-in
     // algorithm saves it (`xgboost-model`, XGBoost's own binary format).
     let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.join("model")).unwrap();
-    let trained = Command::new("docker")
-        .args(["run", "--rm", "-v"])
-        .arg(format!("{}:/out", sb.join("model").display()))
-        .args(["--entrypoint", "python3", "sagedock/xgboost:latest", "-c"])
-        .arg(
+    make_model_with(
+        &sb,
+        &[
+            "--entrypoint",
+            "python3",
+            "sagedock/xgboost:latest",
+            "-c",
             "import numpy as np, xgboost as xgb\n\
              x = np.random.default_rng(0).uniform(size=(200, 3))\n\
              d = xgb.DMatrix(x, label=x @ [3.0, 2.0, -1.0])\n\
              xgb.train({'max_depth': 3}, d, 20).save_model('/out/xgboost-model')",
-        )
-        .status()
-        .unwrap();
-    assert!(trained.success());
-    sb.write("rows.csv", b"0.5,0.5,0.5\n1,0,0");
-    let (code, report) = check(
-        &sb,
-        &[
-            "sagedock/xgboost:latest",
-            "--model",
-            "model",
-            "--request",
-            "rows.csv",
-            "--content-type",
-            "text/csv",
-            "--load-duration",
-            "1s",
         ],
+    );
+    sb.write("rows.csv", b"0.5,0.5,0.5\n1,0,0");
+    let (code, report) = check_stack(
+        &sb,
+        "sagedock/xgboost:latest",
+        "model",
+        "rows.csv",
+        "text/csv",
     );
     assert_eq!(code, Some(0), "{report:#}");
     assert!(with_verdict(&report, "skip").is_empty(), "{report:#}");
@@ -550,32 +568,21 @@ fn the_pytorch_stack_passes_with_a_torchscript_model() {
     // TorchScript written by the image's own torch (harness/images/pytorch/make_model.py),
     // served by the toolkit's default handlers on TorchServe.
     let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.join("model")).unwrap();
-    let made = Command::new("docker")
-        .args(["run", "--rm", "-v"])
-        .arg(format!("{}:/out", sb.join("model").display()))
-        .args([
-            "sagedock/pytorch:latest",
-            "sagedock-pytorch-make-model",
-            "/out",
-        ])
-        .status()
-        .unwrap();
-    assert!(made.success());
-    sb.write("rows.json", b"[[1, 1, 1], [0, 0, 0]]");
-    let (code, report) = check(
+    make_model_with(
         &sb,
         &[
             "sagedock/pytorch:latest",
-            "--model",
-            "model",
-            "--request",
-            "rows.json",
-            "--content-type",
-            "application/json",
-            "--load-duration",
-            "1s",
+            "sagedock-pytorch-make-model",
+            "/out",
         ],
+    );
+    sb.write("rows.json", b"[[1, 1, 1], [0, 0, 0]]");
+    let (code, report) = check_stack(
+        &sb,
+        "sagedock/pytorch:latest",
+        "model",
+        "rows.json",
+        "application/json",
     );
     assert_eq!(code, Some(0), "{report:#}");
     assert!(with_verdict(&report, "fail").is_empty(), "{report:#}");

@@ -144,6 +144,18 @@ def offline_env(exports, proxy, home):
     return env
 
 
+def run_notebook(exports, proxy, work, text, *args, timeout=900):  # noqa: F811
+    """Runs `text` as work/notebook.py (with `args`) under offline_env; returns the JSON
+    object its last line prints, and its whole stdout."""
+    (work / "notebook.py").write_text(text)
+    p = subprocess.run([sys.executable, str(work / "notebook.py"), *args], capture_output=True,
+                       text=True, timeout=timeout, cwd=work, env=offline_env(exports, proxy, work))
+    assert p.returncode == 0, f"stdout:\n{p.stdout[-5000:]}\nstderr:\n{p.stderr[-8000:]}"
+    last = p.stdout.strip().splitlines()[-1]
+    # deploy() prints its progress ("-----!") without a newline.
+    return json.loads(last[last.index("{"):]), p.stdout
+
+
 @pytest.fixture(scope="module")
 def notebook(up, proxy, tmp_path_factory):
     """Runs the notebook once; returns its printed result."""
@@ -153,12 +165,8 @@ def notebook(up, proxy, tmp_path_factory):
     (work / "model" / "model.txt").write_text("a model\n")
     subprocess.run(["tar", "czf", str(work / "model.tar.gz"), "-C", str(work / "model"), "."],
                    check=True)
-    (work / "notebook.py").write_text(NOTEBOOK)
-    p = subprocess.run([sys.executable, str(work / "notebook.py"), str(work / "model.tar.gz")],
-                       capture_output=True, text=True, timeout=600, cwd=work,
-                       env=offline_env(exports, proxy, work))
-    assert p.returncode == 0, f"stdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-5000:]}"
-    return json.loads(p.stdout.strip().splitlines()[-1]), work
+    result, _ = run_notebook(exports, proxy, work, NOTEBOOK, str(work / "model.tar.gz"), timeout=600)
+    return result, work
 
 
 def test_the_banner_prints_one_endpoint_for_every_service_and_an_sdk_config(up):

@@ -12,6 +12,15 @@ from support import require_image
 
 IMAGE = "sagedock/xgboost:latest"
 
+
+def run_in_image(script):
+    """Runs a Python script in the image; returns the JSON its last line prints."""
+    require_image(IMAGE)
+    p = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python3", IMAGE, "-c", script],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
 CASES = r'''
 import json
 from sagedock_xgboost import UserError, hyperparameters, training
@@ -49,11 +58,7 @@ print(json.dumps(out))
 
 
 def test_hyperparameters_and_channels_are_refused_with_the_containers_messages():
-    require_image(IMAGE)
-    p = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python3", IMAGE, "-c", CASES],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    got = json.loads(p.stdout.strip().splitlines()[-1])
+    got = run_in_image(CASES)
     errors = {name: result.get("error") for name, result in got.items()}
     assert errors["missing"] == "Missing required hyperparameter: num_round"
     assert errors["extraneous"] == "Extraneous hyperparameter found: silent"
@@ -145,11 +150,7 @@ print(json.dumps(out))
 
 
 def test_the_algorithms_server_answers_as_the_container_does():
-    require_image(IMAGE)
-    p = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python3", IMAGE, "-c", SERVE],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    got = json.loads(p.stdout.strip().splitlines()[-1])
+    got = run_in_image(SERVE)
     status, content_type, body = got["csv"]
     assert (status, content_type) == (200, "text/csv")
     high, low = (float(v) for v in body.split())

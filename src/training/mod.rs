@@ -8,7 +8,8 @@
 //! streams, and the MetricDefinitions read it ([`metrics`]). At the end `/opt/ml/model` is
 //! packed and uploaded ([`output`]), and the record says Completed, Failed (with the
 //! container's `/opt/ml/output/failure`) or Stopped. The record moves through the
-//! secondary statuses as the job does ([`run`]).
+//! secondary statuses as the job does ([`run`]). A job that names a built-in algorithm's
+//! image gets its metric definitions ([`algorithm`]).
 //!
 //! Does not: know the SageMaker API (the control plane checks requests and makes the
 //! record), or resume a job after sagedock stopped: such a job is marked Failed.
