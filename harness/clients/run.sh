@@ -74,7 +74,8 @@ fi
 
 cd "$repo"
 set +e
-"$venv/bin/python" -m pytest -q harness/clients "$@"
+# --durations: the slowest tests, for keeping CI within its time.
+"$venv/bin/python" -m pytest -q --durations=15 harness/clients "$@"
 rc=$?
 set -e
 if [[ $rc == 5 ]]; then

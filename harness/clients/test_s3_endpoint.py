@@ -183,8 +183,11 @@ def test_the_mxnet_walkthrough_through_the_sdk(sagedock_s3, bucket, mxnet_image,
                        sagemaker_session=session)
     sm = session.sagemaker_client
     try:
+        # wait=False and boto3's waiter: deploy(wait=True) sleeps 30 s before its first poll.
         predictor = model.deploy(initial_instance_count=1, instance_type="ml.m4.xlarge",
-                                 endpoint_name=endpoint)
+                                 endpoint_name=endpoint, wait=False)
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName=endpoint, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
         probabilities = predictor.predict([[6.4, 3.2, 4.5, 1.5]])
         assert [round(p, 4) for p in probabilities[0]] == [0.033, 0.663, 0.3039], probabilities
 
@@ -231,8 +234,11 @@ def test_a_scikit_learn_model_through_the_sdk(sagedock_s3, bucket, sklearn_image
                          sagemaker_session=session)
     sm = session.sagemaker_client
     try:
+        # wait=False and boto3's waiter: deploy(wait=True) sleeps 30 s before its first poll.
         predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large",
-                                 endpoint_name=endpoint)
+                                 endpoint_name=endpoint, wait=False)
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName=endpoint, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
         # SKLearnPredictor speaks NPY both ways.
         prediction = predictor.predict([[6.4, 3.2, 4.5, 1.5], [0, 0, 0, 0]])
         assert [round(float(v), 4) for v in prediction] == [9.8, 2.0], prediction

@@ -8,14 +8,11 @@ served by the toolkit's default handlers. The model is made by the image's own t
 0.5, so [a, b, c] predicts a + 2b + 3c + 0.5.
 """
 
-import json
 import subprocess
-import sys
 
-import pytest
 
 from support import require_image
-from test_env_only import offline_env, proxy, up  # noqa: F401 (fixtures)
+from test_env_only import proxy, run_notebook, up  # noqa: F401 (fixtures)
 
 IMAGE = "sagedock/pytorch:latest"
 
@@ -61,11 +58,7 @@ def test_a_pytorch_model_deploys_with_its_script_and_with_the_default_handlers(u
     made.mkdir()
     subprocess.run(["docker", "run", "--rm", "-v", f"{made}:/out", IMAGE,
                     "sagedock-pytorch-make-model", "/out", "--code"], check=True, timeout=120)
-    (tmp_path / "notebook.py").write_text(NOTEBOOK)
-    p = subprocess.run([sys.executable, str(tmp_path / "notebook.py")], capture_output=True, text=True,
-                       timeout=900, cwd=tmp_path, env=offline_env(exports, proxy, tmp_path))
-    assert p.returncode == 0, f"stdout:\n{p.stdout[-5000:]}\nstderr:\n{p.stderr[-8000:]}"
-    result = json.loads(p.stdout.strip().splitlines()[-1])
+    result, _ = run_notebook(exports, proxy, tmp_path, NOTEBOOK)
     assert result["image"].endswith("/pytorch-inference:1.13-cpu-py39"), result["image"]
     # The entry point's own functions answered (its output_fn names itself)...
     assert result["custom"] == {"predictions": [6.5, 0.5], "handler": "inference.py"}, result

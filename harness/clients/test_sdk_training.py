@@ -16,14 +16,11 @@ TensorFlow, real containers; every child process goes through the recording prox
 must see nothing.
 """
 
-import json
-import subprocess
-import sys
 
 import pytest
 
 from support import require_image
-from test_env_only import offline_env, proxy, up  # noqa: F401 (fixtures)
+from test_env_only import proxy, run_notebook, up  # noqa: F401 (fixtures)
 
 TRAIN_SCRIPT = r'''
 import argparse, os
@@ -143,11 +140,7 @@ def notebook(up, proxy, images, tmp_path_factory):  # noqa: F811
     exports, _ = up
     work = tmp_path_factory.mktemp("keras")
     (work / "keras_train.py").write_text(TRAIN_SCRIPT)
-    (work / "notebook.py").write_text(NOTEBOOK)
-    p = subprocess.run([sys.executable, str(work / "notebook.py")], capture_output=True, text=True,
-                       timeout=1500, cwd=work, env=offline_env(exports, proxy, work))
-    assert p.returncode == 0, f"stdout:\n{p.stdout[-5000:]}\nstderr:\n{p.stderr[-8000:]}"
-    return json.loads(p.stdout.strip().splitlines()[-1]), p.stdout
+    return run_notebook(exports, proxy, work, NOTEBOOK, timeout=1500)
 
 
 def test_fit_prints_the_job_log_live_and_deploy_predicts(notebook, proxy):  # noqa: F811
@@ -216,14 +209,17 @@ estimator = SKLearn(entry_point="sk_train.py", framework_version="1.2-1", py_ver
                     instance_type="ml.m5.large", role="arn:aws:iam::123456789012:role/SageMakerRole",
                     hyperparameters={"C": 10.0},
                     metric_definitions=[{"Name": "train:accuracy", "Regex": "train accuracy: ([0-9.]+)"}])
-estimator.fit({"train": uri})
+estimator.fit({"train": uri}, logs=False)  # the Keras flow above checks the live log
 job = boto3.client("sagemaker").describe_training_job(TrainingJobName=estimator.latest_training_job.name)
+log = boto3.client("logs").filter_log_events(
+    logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=job["TrainingJobName"] + "/")
 predictor = estimator.deploy(initial_instance_count=1, instance_type="ml.m5.large", wait=False)
 boto3.client("sagemaker").get_waiter("endpoint_in_service").wait(
     EndpointName=predictor.endpoint_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
 answer = predictor.predict(np.array([[3.0, -3.0], [-3.0, 3.0]]))
 predictor.delete_endpoint()
 print(json.dumps({"image": job["AlgorithmSpecification"]["TrainingImage"],
+                  "log": [e["message"] for e in log["events"]],
                   "metrics": job["FinalMetricDataList"], "answer": np.asarray(answer).tolist()}, default=str))
 '''
 
@@ -232,14 +228,10 @@ def test_scikit_learn_trains_and_serves_from_one_image(up, proxy, tmp_path):  # 
     require_image("sagedock/sklearn:latest")
     exports, _ = up
     (tmp_path / "sk_train.py").write_text(SKLEARN_SCRIPT)
-    (tmp_path / "notebook.py").write_text(SKLEARN_NOTEBOOK)
-    p = subprocess.run([sys.executable, str(tmp_path / "notebook.py")], capture_output=True, text=True,
-                       timeout=900, cwd=tmp_path, env=offline_env(exports, proxy, tmp_path))
-    assert p.returncode == 0, f"stdout:\n{p.stdout[-5000:]}\nstderr:\n{p.stderr[-8000:]}"
-    result = json.loads(p.stdout.strip().splitlines()[-1])
+    result, _ = run_notebook(exports, proxy, tmp_path, SKLEARN_NOTEBOOK)
     assert result["image"].endswith("/sagemaker-scikit-learn:1.2-1-cpu-py3"), result["image"]
     assert result["metrics"][0]["MetricName"] == "train:accuracy"
     assert result["metrics"][0]["Value"] > 0.9
     assert result["answer"] == [1.0, 0.0]
-    assert "train accuracy: " in p.stdout, "fit() printed the job's log"
+    assert any(line.startswith("train accuracy: ") for line in result["log"]), result["log"][-20:]
     assert proxy.seen == [], f"requests tried to leave the machine: {proxy.seen}"

@@ -12,14 +12,11 @@ environment lines `sagedock up` prints:
 Real scikit-learn and TensorFlow in real containers; the recording proxy must see nothing.
 """
 
-import json
-import subprocess
-import sys
 
 import pytest
 
 from support import TENSORFLOW_FIXTURE, pack, require_image
-from test_env_only import offline_env, proxy, up  # noqa: F401 (fixtures)
+from test_env_only import proxy, run_notebook, up  # noqa: F401 (fixtures)
 
 SKLEARN_SCRIPT = r'''
 import argparse, os
@@ -43,6 +40,13 @@ from sagemaker.sklearn import SKLearn, SKLearnModel
 
 role = "arn:aws:iam::123456789012:role/SageMakerRole"
 session = sagemaker.Session()
+def deploy(model):
+    """deploy(wait=True) sleeps 30 s before its first poll: boto3's waiter instead."""
+    predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large", wait=False)
+    boto3.client("sagemaker").get_waiter("endpoint_in_service").wait(
+        EndpointName=predictor.endpoint_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    return predictor
+
 rng = np.random.default_rng(7)
 x = rng.normal(size=(200, 2))
 y = (x[:, 0] - x[:, 1] > 0).astype(float)
@@ -50,7 +54,7 @@ os.makedirs("data", exist_ok=True)
 np.savetxt("data/train.csv", np.column_stack([y, x]), delimiter=",")
 estimator = SKLearn(entry_point="sk_train.py", framework_version="1.2-1", py_version="py3",
                     instance_type="ml.m5.large", role=role)
-estimator.fit({"train": session.upload_data("data", key_prefix="sk-transform/train")})
+estimator.fit({"train": session.upload_data("data", key_prefix="sk-transform/train")}, logs=False)
 
 # Two input files of records to score.
 os.makedirs("batch", exist_ok=True)
@@ -77,7 +81,7 @@ for name in records:
                          Key=f"sk-transform/output/{name}.out")["Body"].read().decode()
     outputs[name] = [line.split(",") for line in body.splitlines()]
 
-predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large")
+predictor = deploy(model)
 direct = {name: np.asarray(predictor.predict(rows)).tolist() for name, rows in records.items()}
 predictor.delete_endpoint()
 print(json.dumps({"status": job["TransformJobStatus"], "reason": job.get("FailureReason"),
@@ -92,6 +96,13 @@ from sagemaker.tensorflow import TensorFlowModel
 
 role = "arn:aws:iam::123456789012:role/SageMakerRole"
 session = sagemaker.Session()
+def deploy(model):
+    """deploy(wait=True) sleeps 30 s before its first poll: boto3's waiter instead."""
+    predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large", wait=False)
+    boto3.client("sagemaker").get_waiter("endpoint_in_service").wait(
+        EndpointName=predictor.endpoint_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    return predictor
+
 model_data = session.upload_data(sys.argv[1], key_prefix="tf-transform/model")
 rows = [[6.4, 3.2, 4.5, 1.5], [0, 0, 0, 0], [1, 2, 3, 4]]
 with open("records.jsonl", "w") as f:
@@ -105,29 +116,19 @@ transformer = model.transformer(instance_count=1, instance_type="ml.m5.large",
                                 output_path=output_uri, accept="application/json",
                                 assemble_with="Line", strategy="SingleRecord")
 transformer.transform(input_uri, content_type="application/jsonlines", split_type="Line",
-                      join_source="Input", wait=True, logs=True)
+                      join_source="Input", wait=True, logs=False)
 job = boto3.client("sagemaker").describe_transform_job(
     TransformJobName=transformer.latest_transform_job.name)
 body = boto3.client("s3").get_object(Bucket=session.default_bucket(),
                                      Key="tf-transform/output/records.jsonl.out")["Body"].read()
 
-predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large")
+predictor = deploy(model)
 direct = [predictor.predict({"instances": [row]}) for row in rows]
 predictor.delete_endpoint()
 print(json.dumps({"status": job["TransformJobStatus"], "reason": job.get("FailureReason"),
                   "rows": rows, "lines": [json.loads(l) for l in body.decode().splitlines()],
                   "direct": direct}))
 '''
-
-
-def run_notebook(exports, proxy, work, text, *args):  # noqa: F811
-    (work / "notebook.py").write_text(text)
-    p = subprocess.run([sys.executable, str(work / "notebook.py"), *args], capture_output=True,
-                       text=True, timeout=900, cwd=work, env=offline_env(exports, proxy, work))
-    assert p.returncode == 0, f"stdout:\n{p.stdout[-5000:]}\nstderr:\n{p.stderr[-8000:]}"
-    last = p.stdout.strip().splitlines()[-1]
-    # deploy() prints its progress ("-----!") without a newline.
-    return json.loads(last[last.index("{"):]), p.stdout
 
 
 def test_scikit_learn_transform_joins_each_record_with_its_prediction(up, proxy, tmp_path):  # noqa: F811

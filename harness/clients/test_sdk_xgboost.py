@@ -9,14 +9,11 @@ container's message. Script mode: `XGBoost(entry_point=..., framework_version="1
 trains through the training toolkit and serves the entry point's model_fn.
 """
 
-import json
-import subprocess
-import sys
 
 import pytest
 
 from support import require_image
-from test_env_only import offline_env, proxy, up  # noqa: F401 (fixtures)
+from test_env_only import proxy, run_notebook, up  # noqa: F401 (fixtures)
 
 NOTEBOOK = r'''
 import json, time
@@ -99,11 +96,7 @@ def notebook(up, proxy, tmp_path_factory):  # noqa: F811
     require_image("sagedock/xgboost:latest")
     exports, _ = up
     work = tmp_path_factory.mktemp("xgboost")
-    (work / "notebook.py").write_text(NOTEBOOK)
-    p = subprocess.run([sys.executable, str(work / "notebook.py")], capture_output=True, text=True,
-                       timeout=1200, cwd=work, env=offline_env(exports, proxy, work))
-    assert p.returncode == 0, f"stdout:\n{p.stdout[-5000:]}\nstderr:\n{p.stderr[-8000:]}"
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return run_notebook(exports, proxy, work, NOTEBOOK, timeout=1200)[0]
 
 
 def test_the_tuner_optimises_the_algorithms_own_metric(notebook):
@@ -198,11 +191,7 @@ def test_script_mode_trains_the_entry_point_and_serves_its_model_fn(up, proxy, t
     require_image("sagedock/xgboost:latest")
     exports, _ = up
     (tmp_path / "xgb_train.py").write_text(SCRIPT)
-    (tmp_path / "notebook.py").write_text(SCRIPT_NOTEBOOK)
-    p = subprocess.run([sys.executable, str(tmp_path / "notebook.py")], capture_output=True, text=True,
-                       timeout=900, cwd=tmp_path, env=offline_env(exports, proxy, tmp_path))
-    assert p.returncode == 0, f"stdout:\n{p.stdout[-5000:]}\nstderr:\n{p.stderr[-8000:]}"
-    result = json.loads(p.stdout.strip().splitlines()[-1])
+    result, _ = run_notebook(exports, proxy, tmp_path, SCRIPT_NOTEBOOK)
     assert "script mode trained 30 rounds with xgboost 1.7.4" in result["log"], result["log"][-20:]
     answer = result["answer"]
     # XGBoostPredictor asks for text/csv: the default output_fn's one value per line.
