@@ -2,20 +2,28 @@
 # Builds a serving image FROM sagedock/debian:bookworm whose Dockerfile installs packages
 # from PyPI: the shared body of mms/build.sh, tensorflow/build.sh and mxnet/build.sh.
 #
-# Usage: pip-image.sh NAME IMAGE SOURCE... -- [--force] [--no-cache]
+# Usage: pip-image.sh NAME IMAGE [--base FOLDER BASE_IMAGE] SOURCE... -- [--force] [--no-cache]
 #   NAME     the folder (mms, tensorflow) and the label's middle part
 #   IMAGE    the tag to build
+#   --base   the image is FROM BASE_IMAGE, another sagedock image: FOLDER/build.sh builds
+#            it first, and IMAGE is rebuilt when that base changed (its image ID is hashed
+#            with the sources)
 #   SOURCE   the folder's files whose hash decides whether the image is up to date
 #   Exits 0 at once when IMAGE exists and its label sagedock.NAME.source-sha256 matches the
-#   sources' hash (and SAGEDOCK_IMAGE_BASE_ID, the image ID of a base the caller built,
-#   when set: an image FROM another sagedock image is rebuilt when that base changed),
-#   unless --force is given (--force rebuilds this image, not the base; use
-#   debian/build.sh --force for that). --force reuses Docker's layer cache; --no-cache
-#   (implies --force) rebuilds every layer, re-downloading packages.
+#   sources' hash (and the base's image ID), unless --force is given (--force rebuilds
+#   this image, not the base; use the base's build.sh --force for that). --force reuses
+#   Docker's layer cache; --no-cache (implies --force) rebuilds every layer,
+#   re-downloading packages.
 set -euo pipefail
 
 IMAGES="$(cd "$(dirname "$0")" && pwd)"
 NAME="$1"; IMAGE="$2"; shift 2
+BASE_ID=""
+if [ "${1:-}" = "--base" ]; then
+    bash "$IMAGES/$2/build.sh"
+    BASE_ID="$(docker image inspect -f '{{.Id}}' "$3")"
+    shift 3
+fi
 SOURCES=()
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do SOURCES+=("$1"); shift; done
 [ "$#" -gt 0 ] && shift
@@ -38,7 +46,7 @@ elapsed() { echo "$(( $(date +%s) - start )) s"; }
 LABEL="sagedock.$NAME.source-sha256"
 HASH="$(cd "$HERE" && {
     sha256sum "${SOURCES[@]}"
-    [ -z "${SAGEDOCK_IMAGE_BASE_ID:-}" ] || echo "base $SAGEDOCK_IMAGE_BASE_ID"
+    [ -z "$BASE_ID" ] || echo "base $BASE_ID"
 } | sha256sum | cut -d' ' -f1)"
 if [ "$FORCE" = 0 ] \
     && [ "$(docker image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$IMAGE" 2>/dev/null)" = "$HASH" ]; then

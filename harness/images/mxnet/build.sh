@@ -10,7 +10,5 @@
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,9p' "$0"; exit 0 ;; esac
 here="$(dirname "$0")"
-bash "$here/../mms/build.sh"
-SAGEDOCK_IMAGE_BASE_ID="$(docker image inspect -f '{{.Id}}' sagedock/mms:latest)" \
-    exec bash "$here/../pip-image.sh" mxnet "${SAGEDOCK_MXNET_IMAGE:-sagedock/mxnet:latest}" \
-    Dockerfile entrypoint.py -- "$@"
+exec bash "$here/../pip-image.sh" mxnet "${SAGEDOCK_MXNET_IMAGE:-sagedock/mxnet:latest}" \
+    --base mms sagedock/mms:latest Dockerfile entrypoint.py -- "$@"

@@ -10,7 +10,6 @@
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,9p' "$0"; exit 0 ;; esac
 here="$(dirname "$0")"
-bash "$here/../tensorflow/build.sh"
-SAGEDOCK_IMAGE_BASE_ID="$(docker image inspect -f '{{.Id}}' sagedock/tensorflow:latest)" \
-    exec bash "$here/../pip-image.sh" tensorflow-training \
-    "${SAGEDOCK_TF_TRAINING_IMAGE:-sagedock/tensorflow-training:latest}" Dockerfile -- "$@"
+exec bash "$here/../pip-image.sh" tensorflow-training \
+    "${SAGEDOCK_TF_TRAINING_IMAGE:-sagedock/tensorflow-training:latest}" \
+    --base tensorflow sagedock/tensorflow:latest Dockerfile -- "$@"

@@ -10,9 +10,7 @@
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,9p' "$0"; exit 0 ;; esac
 here="$(dirname "$0")"
-bash "$here/../sklearn/build.sh"
-SAGEDOCK_IMAGE_BASE_ID="$(docker image inspect -f '{{.Id}}' sagedock/sklearn:latest)" \
-    exec bash "$here/../pip-image.sh" xgboost "${SAGEDOCK_XGBOOST_IMAGE:-sagedock/xgboost:latest}" \
-    Dockerfile entrypoint.py sagedock_xgboost/__init__.py sagedock_xgboost/data.py \
+exec bash "$here/../pip-image.sh" xgboost "${SAGEDOCK_XGBOOST_IMAGE:-sagedock/xgboost:latest}" \
+    --base sklearn sagedock/sklearn:latest Dockerfile entrypoint.py sagedock_xgboost/__init__.py sagedock_xgboost/data.py \
     sagedock_xgboost/hyperparameters.py sagedock_xgboost/selectable.py sagedock_xgboost/serving.py sagedock_xgboost/training.py \
     -- "$@"
