@@ -3,15 +3,13 @@
 //! container is still running and healthy after the load.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use bollard::query_parameters::StatsOptionsBuilder;
 use futures_util::StreamExt;
 
 use super::ping::PingSample;
 use super::{Options, Rule};
 use crate::bench;
-use crate::runtime::Engine;
+use crate::runtime::{stats, Engine};
 use crate::sync::locked;
 
 /// The engine's memory and CPU figures for the container, their peaks.
@@ -29,40 +27,21 @@ pub(super) fn follow_usage(
     id: &str,
 ) -> (Arc<Mutex<Usage>>, tokio::task::JoinHandle<()>) {
     let usage = Arc::new(Mutex::new(Usage::default()));
-    let (docker, id, shared) = (engine.docker.clone(), id.to_string(), usage.clone());
+    let (figures, shared) = (stats::follow(engine, id), usage.clone());
     let task = tokio::spawn(async move {
-        let options = StatsOptionsBuilder::default().stream(true).build();
-        let mut stream = docker.stats(&id, Some(options));
-        let mut last: Option<(u64, Instant)> = None;
-        while let Some(Ok(stats)) = stream.next().await {
-            let now = Instant::now();
-            let memory = stats.memory_stats.as_ref().and_then(|m| {
-                let usage = m.usage?;
-                let inactive = m.stats.as_ref().and_then(|s| {
-                    s.get("inactive_file")
-                        .or_else(|| s.get("total_inactive_file"))
-                        .copied()
-                });
-                Some(usage.saturating_sub(inactive.unwrap_or(0)))
-            });
-            let cpu = stats
-                .cpu_stats
-                .as_ref()
-                .and_then(|c| c.cpu_usage.as_ref()?.total_usage);
+        let mut figures = std::pin::pin!(figures);
+        let mut last: Option<stats::Usage> = None;
+        while let Some(figure) = figures.next().await {
             let mut u = locked(&shared);
-            if let Some(memory) = memory {
+            if let Some(memory) = figure.memory_bytes {
                 u.samples += 1;
                 u.peak_memory = u.peak_memory.max(memory);
             }
-            if let Some(total) = cpu {
-                if let Some((before, then)) = last {
-                    let wall = now.duration_since(then).as_nanos() as f64;
-                    if wall > 0.0 {
-                        let cpus = total.saturating_sub(before) as f64 / wall;
-                        u.peak_cpus = u.peak_cpus.max(cpus);
-                    }
-                }
-                last = Some((total, now));
+            if let Some(cpus) = last.and_then(|earlier| figure.cpus_since(&earlier)) {
+                u.peak_cpus = u.peak_cpus.max(cpus);
+            }
+            if figure.cpu_total_ns.is_some() {
+                last = Some(figure);
             }
         }
     });

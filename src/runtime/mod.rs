@@ -23,6 +23,7 @@ pub mod network;
 pub mod owner;
 pub mod removal;
 pub mod spec;
+pub mod stats;
 
 pub use engine::Engine;
 pub use guard::ContainerGuard;
