@@ -29,6 +29,7 @@ pub mod cli;
 pub mod contract;
 pub mod control;
 pub mod credentials;
+pub mod dashboard;
 pub mod deploy;
 pub mod endpoint;
 mod error;

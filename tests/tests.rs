@@ -10,6 +10,7 @@ mod cache;
 mod check;
 mod ci;
 mod connections;
+mod dashboard;
 mod faults;
 mod multimodel;
 mod mxnet;

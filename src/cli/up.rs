@@ -11,6 +11,7 @@ use super::UpArgs;
 use crate::artifact::Cache;
 use crate::control::{ControlPlane, Options, Settings};
 use crate::credentials::{Credentials, DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY};
+use crate::dashboard::Dashboard;
 use crate::deploy::DeployOptions;
 use crate::error::{Error, Result};
 use crate::logs::{self, LogRecord};
@@ -121,20 +122,30 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         region: &args.region,
         sdk_config: &sdk_config,
     };
+    let cache = Cache::from_env()?;
     let (control, router) = ControlPlane::open(
         settings,
         &data_dir,
         lock.owner.clone(),
-        engine,
-        Cache::from_env()?,
+        engine.clone(),
+        cache.clone(),
         storage.clone(),
         record.clone(),
         options,
     )?;
     control.restore().await?;
+    let dashboard = Dashboard::new(
+        engine,
+        lock.owner.clone(),
+        router.clone(),
+        control.clone(),
+        storage.clone(),
+        cache,
+    );
     let services = Services {
         s3,
         logs: Some(record),
+        dashboard: Some(dashboard),
     };
     let app = App::with_services(router, Some(control.clone()), services);
     banner.print()?;
@@ -161,6 +172,7 @@ impl Banner<'_> {
         let url = &self.url;
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {url}")?;
+        writeln!(out, "  the dashboard: {url}/ in a browser")?;
         let s3 = match self.storage {
             Storage::Root(root) => format!("S3 (s3://BUCKET/KEY is {}/BUCKET/KEY)", root.display()),
             Storage::Remote(endpoint) => format!("S3 on {endpoint}"),

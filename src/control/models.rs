@@ -31,7 +31,7 @@ impl ControlPlane {
         })
     }
 
-    pub(super) fn model(&self, name: &str) -> Result<Model, AwsError> {
+    pub fn model(&self, name: &str) -> Result<Model, AwsError> {
         self.store
             .get(name)?
             .ok_or_else(|| self.not_found("model", "model", name))

@@ -43,6 +43,14 @@ impl Histogram {
         self.sum_us.fetch_add(us, Relaxed);
     }
 
+    fn counts(&self) -> HistogramCounts {
+        HistogramCounts {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Relaxed)),
+            count: self.count.load(Relaxed),
+            sum_us: self.sum_us.load(Relaxed),
+        }
+    }
+
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (bound, n) in BUCKETS_US.iter().zip(&self.buckets) {
@@ -53,6 +61,80 @@ impl Histogram {
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us.load(Relaxed));
         let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// A histogram's counts at one moment: what `/metrics` shows of it, as numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistogramCounts {
+    /// Observations per bucket (not cumulative), by [`BUCKETS_US`].
+    buckets: [u64; BUCKETS_US.len()],
+    count: u64,
+    sum_us: u64,
+}
+
+impl HistogramCounts {
+    /// What was observed after `earlier` (counts of the same histogram, taken before).
+    pub fn since(&self, earlier: &HistogramCounts) -> HistogramCounts {
+        HistogramCounts {
+            buckets: std::array::from_fn(|i| self.buckets[i].saturating_sub(earlier.buckets[i])),
+            count: self.count.saturating_sub(earlier.count),
+            sum_us: self.sum_us.saturating_sub(earlier.sum_us),
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn mean_us(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum_us as f64 / self.count as f64)
+    }
+
+    /// The `q` quantile (0 to 1) in microseconds, interpolated linearly inside the bucket
+    /// it falls in, as Prometheus's `histogram_quantile` does: an estimate as coarse as the
+    /// buckets. Past the last bucket it is the last bound.
+    pub fn quantile_us(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * self.count as f64;
+        let mut below = 0u64;
+        let mut lower = 0u64;
+        for (&upper, &n) in BUCKETS_US.iter().zip(&self.buckets) {
+            if n > 0 && (below + n) as f64 >= rank {
+                let within = (rank - below as f64) / n as f64;
+                return Some(lower as f64 + (upper - lower) as f64 * within);
+            }
+            below += n;
+            lower = upper;
+        }
+        Some(lower as f64)
+    }
+}
+
+/// One variant's counters and latency histograms at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeriesCounts {
+    pub invocations: u64,
+    pub errors_4xx: u64,
+    pub errors_5xx: u64,
+    pub model_errors: u64,
+    pub model_latency: HistogramCounts,
+    pub overhead_latency: HistogramCounts,
+}
+
+impl SeriesCounts {
+    /// What happened after `earlier` (the same series' counts, taken before).
+    pub fn since(&self, earlier: &SeriesCounts) -> SeriesCounts {
+        SeriesCounts {
+            invocations: self.invocations.saturating_sub(earlier.invocations),
+            errors_4xx: self.errors_4xx.saturating_sub(earlier.errors_4xx),
+            errors_5xx: self.errors_5xx.saturating_sub(earlier.errors_5xx),
+            model_errors: self.model_errors.saturating_sub(earlier.model_errors),
+            model_latency: self.model_latency.since(&earlier.model_latency),
+            overhead_latency: self.overhead_latency.since(&earlier.overhead_latency),
+        }
     }
 }
 
@@ -238,6 +320,25 @@ impl Metrics {
         locked(&self.table).retain(|(e, _), _| e != endpoint);
     }
 
+    /// Every variant's counts now, by endpoint and variant name.
+    pub fn counts(&self) -> BTreeMap<(String, String), SeriesCounts> {
+        let table = locked(&self.table).clone();
+        table
+            .into_iter()
+            .map(|(key, s)| {
+                let counts = SeriesCounts {
+                    invocations: s.invocations.load(Relaxed),
+                    errors_4xx: s.errors_4xx.load(Relaxed),
+                    errors_5xx: s.errors_5xx.load(Relaxed),
+                    model_errors: s.model_errors.load(Relaxed),
+                    model_latency: s.model_latency.counts(),
+                    overhead_latency: s.overhead_latency.counts(),
+                };
+                (key, counts)
+            })
+            .collect()
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let table = locked(&self.table).clone();
@@ -319,5 +420,39 @@ mod tests {
         )));
         m.forget("ep");
         assert!(!m.render().contains("AllTraffic"));
+    }
+
+    #[test]
+    fn counts_give_rates_and_bucket_quantiles_between_two_moments() {
+        let m = Metrics::default();
+        let series = m.series("ep", "AllTraffic");
+        series.record(200, Duration::from_micros(40), Duration::from_micros(45));
+        let before = m.counts()[&("ep".to_string(), "AllTraffic".to_string())];
+        // 98 answers in (500, 1000] µs, 2 in (5, 10] ms.
+        for _ in 0..98 {
+            series.record(200, Duration::from_micros(800), Duration::from_micros(820));
+        }
+        for _ in 0..2 {
+            series.record(500, Duration::from_millis(7), Duration::from_millis(7));
+        }
+        let after = m.counts()[&("ep".to_string(), "AllTraffic".to_string())];
+        let window = after.since(&before);
+        assert_eq!(window.invocations, 100);
+        assert_eq!(window.errors_5xx, 2);
+        assert_eq!(window.model_latency.count(), 100);
+        // The median falls in the (500, 1000] bucket: 500 + 500 * 50/98.
+        let p50 = window.model_latency.quantile_us(0.5).unwrap();
+        assert!((p50 - (500.0 + 500.0 * 50.0 / 98.0)).abs() < 1e-6, "{p50}");
+        // The 99th in (5000, 10000]: one of its two observations in.
+        let p99 = window.model_latency.quantile_us(0.99).unwrap();
+        assert!((p99 - 7_500.0).abs() < 1e-6, "{p99}");
+        let mean = window.model_latency.mean_us().unwrap();
+        assert!((mean - (98.0 * 800.0 + 2.0 * 7000.0) / 100.0).abs() < 1e-6);
+        // Nothing in a window: no latency.
+        assert_eq!(after.since(&after).model_latency.quantile_us(0.5), None);
+        // Past the last bucket: its bound.
+        series.record(200, Duration::from_secs(120), Duration::from_secs(120));
+        let slow = m.counts()[&("ep".to_string(), "AllTraffic".to_string())].since(&after);
+        assert_eq!(slow.model_latency.quantile_us(0.5), Some(60_000_000.0));
     }
 }

@@ -56,7 +56,7 @@ pub fn start(engine: Engine, owner: String, record: Arc<LogRecord>) {
 
 /// Where a container's output goes, from its labels: None for containers that are not
 /// an endpoint's or a transform job's (a training job follows its own).
-fn destination(name: &str, labels: &HashMap<String, String>) -> Option<(String, String)> {
+pub fn destination(name: &str, labels: &HashMap<String, String>) -> Option<(String, String)> {
     if let Some(job) = labels.get(labels::TRANSFORM_JOB).filter(|j| !j.is_empty()) {
         return Some((
             TRANSFORM_JOBS_GROUP.to_string(),

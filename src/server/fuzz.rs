@@ -73,6 +73,7 @@ fn app() -> Arc<App> {
     let services = Services {
         s3: S3::Served(S3Api::new(&dir.path().join("s3"), Credentials::with(None)).unwrap()),
         logs: Some(Arc::new(LogRecord::open(&dir.path().join("logs")).unwrap())),
+        dashboard: None,
     };
     App::with_services(router, None, services)
 }
@@ -169,10 +170,10 @@ fn requests_never_panic_the_server() {
 fn path_decoding_never_panics() {
     for raw in corpus("path") {
         let text = String::from_utf8_lossy(&raw);
-        let _ = super::percent_decode(text.trim_end());
+        let _ = crate::http::percent_decode(text.trim_end());
     }
     proptest!(|(s in "\\PC{0,40}")| {
-        let decoded = super::percent_decode(&s);
+        let decoded = crate::http::percent_decode(&s);
         if !s.contains('%') {
             prop_assert_eq!(decoded.as_ref(), s.as_str());
         }

@@ -1,8 +1,9 @@
 //! The one HTTP port sagedock serves. A request goes to the service its signature names
 //! ([`service`]): S3 to the S3 API over the S3 root, STS to [`sts`], CloudWatch Logs to
 //! the log record's API; SageMaker's are `POST /` with `X-Amz-Target: SageMaker.<Operation>`
-//! for the control plane (AWS JSON 1.1) and `/endpoints/<name>/…` for the runtime API; and
-//! `GET /ping` and `GET /metrics` are answered here. So boto3, the AWS CLI and the
+//! for the control plane (AWS JSON 1.1) and `/endpoints/<name>/…` for the runtime API;
+//! `GET /ping` and `GET /metrics` are answered here, and `GET /` (with `/_sagedock/…`) by
+//! the [`dashboard`] when the run has one. So boto3, the AWS CLI and the
 //! SageMaker SDK need one `AWS_ENDPOINT_URL`.
 //!
 //! [`App`] is the service: tests call [`App::handle`] with a request in hand, no socket
@@ -16,7 +17,6 @@ pub mod listener;
 pub mod service;
 pub mod sts;
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,6 +29,7 @@ use hyper::{Method, Request, Response, StatusCode};
 pub use listener::{serve, Limits};
 
 use crate::control::{AwsError, ControlPlane};
+use crate::dashboard::{self, Dashboard};
 use crate::endpoint::{uuid_like, ApiError, Router};
 use crate::http::{full, Body, RequestBody};
 use crate::logs::api::LogsError;
@@ -45,6 +46,8 @@ const MAX_CONTROL_BODY: usize = 16 << 20;
 pub struct Services {
     pub s3: S3,
     pub logs: Option<Arc<LogRecord>>,
+    /// The page at `/` and its routes under `/_sagedock/`.
+    pub dashboard: Option<Arc<Dashboard>>,
 }
 
 /// Where S3 requests on the port go.
@@ -149,7 +152,7 @@ impl App {
                 let Some((name, action)) = rest.split_once('/') else {
                     return not_found(path);
                 };
-                let name = percent_decode(name);
+                let name = crate::http::percent_decode(name);
                 match action {
                     "invocations" => self.router.invoke(&name, req, request_id).await,
                     "async-invocations" => {
@@ -169,6 +172,13 @@ impl App {
                 None => not_found(path),
             },
             (&Method::GET, "/ping") => plain(StatusCode::OK, "ok\n"),
+            (&Method::GET, p) if p == "/" || p.starts_with(dashboard::PREFIX) => {
+                let page = match &self.services.dashboard {
+                    Some(dashboard) => dashboard.get(p).await,
+                    None => None,
+                };
+                page.unwrap_or_else(|| not_found(path))
+            }
             (&Method::GET, "/metrics") => {
                 let mut text = self.router.render_metrics();
                 if let Some(control) = &self.control {
@@ -359,7 +369,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 /// A path sagedock does not serve.
 fn not_found(path: &str) -> Response<Body> {
     let body = serde_json::json!({
-        "message": format!("sagedock serves POST / (SageMaker API, X-Amz-Target), POST /endpoints/NAME/invocations, POST /endpoints/NAME/async-invocations, POST /endpoints/NAME/invocations-response-stream, GET /ping and GET /metrics; not {path}")
+        "message": format!("sagedock serves POST / (SageMaker API, X-Amz-Target), POST /endpoints/NAME/invocations, POST /endpoints/NAME/async-invocations, POST /endpoints/NAME/invocations-response-stream, GET /ping, GET /metrics and (`sagedock up`) the dashboard at GET /; not {path}")
     });
     let mut response = Response::new(full(body.to_string()));
     *response.status_mut() = StatusCode::NOT_FOUND;
@@ -370,39 +380,6 @@ fn not_found(path: &str) -> Response<Body> {
         HeaderValue::from_static("UnknownOperationException"),
     );
     response
-}
-
-/// Decodes `%XX` escapes in a path segment; a `%` not followed by two hex digits stays as
-/// it is, and bytes that are not UTF-8 become U+FFFD.
-fn percent_decode(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
-        return Cow::Borrowed(s);
-    }
-    let hex = |b: u8| match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    };
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let pair = bytes
-                .get(i + 1)
-                .and_then(|&h| hex(h))
-                .zip(bytes.get(i + 2).and_then(|&l| hex(l)));
-            if let Some((high, low)) = pair {
-                out.push(high << 4 | low);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Logs a panic as one line (no backtrace, whatever RUST_BACKTRACE says): a request that
@@ -427,21 +404,3 @@ pub fn log_panics_in_one_line() {
 mod fuzz;
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod decoding {
-    use super::*;
-
-    #[test]
-    fn percent_escapes_are_decoded() {
-        assert_eq!(percent_decode("my%2Dendpoint"), "my-endpoint");
-        assert_eq!(percent_decode("plain"), "plain");
-        assert_eq!(percent_decode("bad%zz"), "bad%zz");
-        assert_eq!(percent_decode("end%4"), "end%4");
-        assert_eq!(percent_decode("%"), "%");
-        // Raw UTF-8 after '%' (this panicked once: a slice inside a character).
-        assert_eq!(percent_decode("%\u{20ac}"), "%\u{20ac}");
-        assert_eq!(percent_decode("%e2%82%ac"), "\u{20ac}");
-        assert_eq!(percent_decode("%ff"), "\u{fffd}");
-    }
-}

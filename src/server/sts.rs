@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 
-use super::percent_decode;
+use crate::http::percent_decode;
 use crate::http::{full, Body, RequestBody};
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";

@@ -34,6 +34,7 @@ async fn a_request_signed_for_s3_is_s3s_even_on_sagedocks_own_paths() {
     let app = app_with(Services {
         s3: S3::Served(api),
         logs: None,
+        dashboard: None,
     });
     // Signed for S3 (with a signature that does not match): S3 checks it and refuses, in
     // S3's XML shape; the health check never sees it.
@@ -68,6 +69,7 @@ async fn s3_requests_a_run_cannot_serve_say_where_s3_is() {
     let app = app_with(Services {
         s3: S3::Elsewhere("http://127.0.0.1:5000".into()),
         logs: None,
+        dashboard: None,
     });
     let req = Request::get("/bucket/key")
         .header("authorization", scope("s3"))
@@ -127,6 +129,7 @@ async fn logs_answer_signed_or_not_in_the_json_shape() {
     let app = app_with(Services {
         s3: S3::None,
         logs: Some(record),
+        dashboard: None,
     });
     for signed in [true, false] {
         let mut req = Request::post("/")
