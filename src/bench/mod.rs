@@ -1,9 +1,13 @@
-//! Load generation for `sagedock bench`: one request sent over and over on keep-alive
-//! connections, closed or open loop, with latency histograms and a report.
+//! Load generation for `sagedock bench`: requests sent over and over on keep-alive
+//! connections (one body, or several in turn), closed or open loop, with latency
+//! histograms, a second-by-second timeline and a report; the search for the highest rate
+//! that meets a latency objective ([`find_max`]); the report as a page with plots
+//! ([`html`]).
 //!
 //! Owns: connections (plain HTTP/1.1, one task each, reconnecting after errors), the two
-//! schedules, the histogram (HdrHistogram, 3 significant digits, 1 µs to 1 h) and the
-//! report. Does not: know SageMaker — the caller supplies the URL, headers and body.
+//! schedules, the histogram (HdrHistogram, 3 significant digits, 1 µs to 1 h), the
+//! timeline ([`timeline`]), the running totals a progress line reads ([`Live`]) and the
+//! report. Does not: know SageMaker — the caller supplies the URL, headers and bodies.
 //!
 //! Closed loop (no rate): each connection sends its next request when the last one is
 //! answered, so the load adapts to the target and latency is measured from each send.
@@ -31,10 +35,18 @@ use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
+pub mod find_max;
+pub mod html;
 mod invocation;
+mod live;
 mod render;
+mod svg;
+pub mod timeline;
 
+pub use find_max::{find_max, Objective, Search, Slo};
 pub use invocation::{InvalidHeader, Invocation};
+pub use live::{Live, LiveFigures};
+use timeline::{Outcome, Samples};
 
 /// Why a load could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +63,8 @@ pub struct Load {
     /// An `http://` URL; every request is a POST to it.
     pub url: Uri,
     pub headers: HeaderMap,
-    pub body: Bytes,
+    /// The request bodies, sent in turn (at least one).
+    pub bodies: Vec<Bytes>,
     /// Keep-alive connections (at most this many requests in flight).
     pub connections: usize,
     /// Open loop at this many requests per second; `None`: closed loop.
@@ -62,6 +75,8 @@ pub struct Load {
     pub warmup: Duration,
     /// How long one request may take before it counts as failed.
     pub timeout: Duration,
+    /// Running totals to update as answers come (for a progress line); `None`: none kept.
+    pub live: Option<Arc<Live>>,
 }
 
 /// The outcome of a run. Latencies are in milliseconds.
@@ -92,6 +107,17 @@ pub struct Report {
     /// The 2xx answers by the production variant that served them
     /// (`x-amzn-Invoked-Production-Variant`); empty when the target does not say.
     pub variants: BTreeMap<String, VariantStats>,
+    /// How many different bodies were sent in turn.
+    pub bodies: usize,
+    /// The measured window second by second.
+    pub timeline: Vec<timeline::Second>,
+    /// The timeline stopped short: a connection kept [`timeline::MAX_SAMPLES`] answers.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub timeline_truncated: bool,
+    /// The same load sent straight to one of the endpoint's containers in the same run
+    /// (`--compare-direct`): what sagedock and the endpoint add.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct: Option<Box<Report>>,
 }
 
 /// The answers one production variant served.
@@ -125,10 +151,18 @@ pub async fn run(load: Load) -> Result<Report> {
     let target = Target::parse(&load.url)?;
     let connections = load.connections.max(1);
     let start = Instant::now();
+    if load.bodies.is_empty() {
+        return Err(BenchError::Url {
+            url: load.url.to_string(),
+            why: "no request body to send".into(),
+        });
+    }
     let shared = Arc::new(Shared {
         target,
         headers: load.headers.clone(),
-        body: load.body.clone(),
+        bodies: load.bodies.clone(),
+        next_body: AtomicU64::new(0),
+        live: load.live.clone(),
         interval: load
             .rate
             .map(|r| Duration::from_secs_f64(1.0 / r.max(1e-3))),
@@ -142,9 +176,13 @@ pub async fn run(load: Load) -> Result<Report> {
         .map(|_| tokio::spawn(connection(shared.clone())))
         .collect();
     let mut tally = Tally::new();
+    let mut samples = Vec::with_capacity(connections);
     for task in tasks {
         match task.await {
-            Ok(t) => tally.merge(t),
+            Ok(mut t) => {
+                samples.push(std::mem::take(&mut t.samples));
+                tally.merge(t);
+            }
             Err(e) => *tally.failures.entry(format!("internal: {e}")).or_default() += 1,
         }
     }
@@ -155,7 +193,11 @@ pub async fn run(load: Load) -> Result<Report> {
         }
         None => 0,
     };
-    Ok(tally.report(&load, connections, unsent))
+    let (seconds, truncated) = timeline::seconds(samples, load.duration);
+    let mut report = tally.report(&load, connections, unsent);
+    report.timeline = seconds;
+    report.timeline_truncated = truncated;
+    Ok(report)
 }
 
 /// Where requests go.
@@ -198,7 +240,10 @@ impl Target {
 struct Shared {
     target: Target,
     headers: HeaderMap,
-    body: Bytes,
+    bodies: Vec<Bytes>,
+    /// Which body the next request sends.
+    next_body: AtomicU64,
+    live: Option<Arc<Live>>,
     interval: Option<Duration>,
     start: Instant,
     measure_from: Instant,
@@ -230,7 +275,14 @@ impl Shared {
     }
 
     fn request(&self) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(self.body.clone()));
+        let body = match self.bodies.as_slice() {
+            [only] => only.clone(),
+            many => {
+                let n = self.next_body.fetch_add(1, Ordering::Relaxed);
+                many[usize::try_from(n % many.len() as u64).unwrap_or(0)].clone()
+            }
+        };
+        let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.target.path.clone();
         *request.headers_mut() = self.headers.clone();
@@ -249,6 +301,7 @@ struct Tally {
     ok: u64,
     failures: BTreeMap<String, u64>,
     sent_in_window: u64,
+    samples: Samples,
 }
 
 impl Tally {
@@ -259,6 +312,7 @@ impl Tally {
             ok: 0,
             failures: BTreeMap::new(),
             sent_in_window: 0,
+            samples: Samples::default(),
         }
     }
 
@@ -275,7 +329,17 @@ impl Tally {
         }
     }
 
-    fn fail(&mut self, kind: String) {
+    /// A request of the measured window, sent at `from`, failed now.
+    fn failed(&mut self, shared: &Shared, kind: String, from: Instant) {
+        let now = Instant::now();
+        self.samples.record(
+            now.saturating_duration_since(shared.measure_from),
+            now.saturating_duration_since(from),
+            Outcome::Failed,
+        );
+        if let Some(live) = &shared.live {
+            live.failed();
+        }
         *self.failures.entry(kind).or_default() += 1;
     }
 
@@ -349,6 +413,10 @@ impl Tally {
             throughput: self.ok as f64 / load.duration.as_secs_f64().max(1e-9),
             latency_ms,
             variants,
+            bodies: load.bodies.len(),
+            timeline: Vec::new(),
+            timeline_truncated: false,
+            direct: None,
         }
     }
 }
@@ -383,7 +451,7 @@ async fn connection(shared: Arc<Shared>) -> Tally {
                     if counted {
                         // Sent as far as the schedule goes: it failed, it is not unsent.
                         tally.sent_in_window += 1;
-                        tally.fail(format!("connection: {e}"));
+                        tally.failed(&shared, format!("connection: {e}"), free_at);
                     }
                     // Do not spin on a refused connection.
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -402,30 +470,34 @@ async fn connection(shared: Arc<Shared>) -> Tally {
         if counted {
             tally.sent_in_window += 1;
         }
-        match outcome {
+        let failure = match outcome {
             Ok(Ok(Ok(variant))) => {
                 if counted {
-                    tally.succeed(done.duration_since(from), variant);
+                    let latency = done.duration_since(from);
+                    let end = done.duration_since(shared.measure_from);
+                    tally
+                        .samples
+                        .record(end, latency, Outcome::Ok(variant.as_deref()));
+                    if let Some(live) = &shared.live {
+                        live.answered(latency);
+                    }
+                    tally.succeed(latency, variant);
                 }
+                None
             }
-            Ok(Ok(Err(kind))) => {
-                if counted {
-                    tally.fail(kind);
-                }
-            }
+            Ok(Ok(Err(kind))) => Some(kind),
             Ok(Err(e)) => {
                 sender = None;
-                if counted {
-                    tally.fail(format!("connection: {e}"));
-                }
+                Some(format!("connection: {e}"))
             }
             Err(_) => {
                 // The answer may still come; this connection cannot be reused for the next.
                 sender = None;
-                if counted {
-                    tally.fail(format!("timeout ({}s)", shared.timeout.as_secs_f64()));
-                }
+                Some(format!("timeout ({}s)", shared.timeout.as_secs_f64()))
             }
+        };
+        if let (Some(kind), true) = (failure, counted) {
+            tally.failed(&shared, kind, from);
         }
     }
     tally

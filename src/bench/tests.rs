@@ -65,12 +65,13 @@ fn load(url: Uri, connections: usize, rate: Option<f64>, duration_ms: u64) -> Lo
     Load {
         url,
         headers: HeaderMap::new(),
-        body: Bytes::from_static(b"{\"x\": 1}"),
+        bodies: vec![Bytes::from_static(b"{\"x\": 1}")],
         connections,
         rate,
         duration: Duration::from_millis(duration_ms),
         warmup: Duration::from_millis(100),
         timeout: Duration::from_secs(5),
+        live: None,
     }
 }
 

@@ -445,12 +445,13 @@ impl Runner {
         let load = Load {
             url,
             headers,
-            body,
+            bodies: vec![body],
             connections: spec.concurrency,
             rate: spec.rate,
             duration: spec.duration,
             warmup: spec.warmup,
             timeout: Duration::from_secs(60),
+            live: None,
         };
         let report = match bench::run(load).await {
             Ok(report) => report,

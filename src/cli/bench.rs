@@ -1,32 +1,257 @@
-//! `sagedock bench`: turns the arguments into a [`Load`], runs it and prints the report.
+//! `sagedock bench`: turns the arguments into a [`Load`], runs it (or searches for the
+//! highest rate meeting an objective) and prints the report; a progress line on the
+//! terminal while it runs.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
 
+use super::ci::{check_writable, write_atomically};
 use super::BenchArgs;
-use crate::bench::{self, Invocation, Load};
+use crate::bench::{self, html, Invocation, Live, Load, Report, Slo};
 use crate::error::{Error, Result};
+use crate::runtime::{self, gc, Engine};
 
 pub async fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let load = load(args)?;
+    if let Some(path) = &args.html {
+        check_writable("--html", path)?;
+    }
+    if let (true, Some(slo)) = (args.find_max, &args.slo) {
+        return find_max(args, load, slo).await;
+    }
     if !args.json {
         println!("{}", describe(&load));
     }
-    let report = bench::run(load).await?;
+    let mut report = run_with_progress(load.clone(), args.quiet, "").await?;
+    if args.compare_direct {
+        let direct = direct_load(args, &load).await?;
+        if !args.json {
+            println!("then straight to the container: POST {}", direct.url);
+        }
+        report.direct = Some(Box::new(
+            run_with_progress(direct, args.quiet, "direct ").await?,
+        ));
+    }
     let broken = report.broken_budgets(args.max_p50, args.max_p99);
+    if let Some(path) = &args.html {
+        write_page(path, &html::report_page(&report))?;
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from)?;
         writeln!(out)?;
     } else {
         report.render(&mut out, &broken)?;
+        if let Some(direct) = &report.direct {
+            writeln!(out, "straight to the container:")?;
+            direct.render(&mut out, &[])?;
+        }
+        if let Some(path) = &args.html {
+            writeln!(out, "report    {}", path.display())?;
+        }
     }
     Ok(if report.passed(&broken) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// `--find-max`: the search, a line per step, the highest rate that met the objective.
+async fn find_max(args: &BenchArgs, load: Load, slo: &Slo) -> Result<ExitCode> {
+    if !args.json {
+        println!(
+            "{}\nfinding the highest rate that meets {slo}: a closed-loop probe, then steps of {}",
+            describe(&load),
+            humantime::format_duration(load.duration)
+        );
+    }
+    let live = progress_live(args.quiet);
+    let bar = live.as_ref().map(|_| progress_bar());
+    let load = Load {
+        live: live.clone(),
+        ..load
+    };
+    let json = args.json;
+    let each = |step: &bench::find_max::Step| {
+        if json {
+            return;
+        }
+        let line = format!(
+            "rate {:>9.1}/s  2xx {:>9.1}/s  p50 {}  p99 {}  {}",
+            step.rate,
+            step.throughput,
+            ms(step.p50),
+            ms(step.p99),
+            step.why.as_deref().unwrap_or("met")
+        );
+        match &bar {
+            Some(bar) => bar.println(line),
+            None => println!("{line}"),
+        }
+    };
+    let ticker = live
+        .clone()
+        .zip(bar.clone())
+        .map(|(live, bar)| tokio::spawn(tick(live, bar, String::new())));
+    let search = bench::find_max(load, slo, each).await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let search = search?;
+    if let Some(path) = &args.html {
+        write_page(path, &html::search_page(&search))?;
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &search).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+    } else {
+        match search.max_rate {
+            Some(rate) => writeln!(out, "max rate  {rate:.1} requests/s meets {slo}")?,
+            None => writeln!(out, "max rate  none: no rate tried met {slo}")?,
+        }
+        if let Some(path) = &args.html {
+            writeln!(out, "report    {}", path.display())?;
+        }
+    }
+    Ok(if search.max_rate.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{v:.2} ms"))
+}
+
+/// Running totals to show, when there is a terminal to show them on.
+fn progress_live(quiet: bool) -> Option<Arc<Live>> {
+    use std::io::IsTerminal;
+    (!quiet && std::io::stderr().is_terminal()).then(|| Arc::new(Live::default()))
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar
+}
+
+/// Updates the progress line twice a second until aborted.
+async fn tick(live: Arc<Live>, bar: ProgressBar, prefix: String) {
+    let mut last = live.read();
+    let mut then = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = live.read();
+        let rate = (now.ok - last.ok.min(now.ok)) as f64 / then.elapsed().as_secs_f64();
+        then = std::time::Instant::now();
+        bar.set_message(format!(
+            "{prefix}{} answered, {rate:.0}/s  p50 {}  p99 {}  {} failed",
+            now.ok,
+            ms(now.p50),
+            ms(now.p99),
+            now.failed
+        ));
+        bar.tick();
+        last = now;
+    }
+}
+
+/// Runs `load` with a progress line on the terminal (unless `quiet`).
+async fn run_with_progress(load: Load, quiet: bool, prefix: &str) -> Result<Report> {
+    let Some(live) = progress_live(quiet) else {
+        return Ok(bench::run(load).await?);
+    };
+    let bar = progress_bar();
+    let ticker = tokio::spawn(tick(live.clone(), bar.clone(), prefix.to_string()));
+    let report = bench::run(Load {
+        live: Some(live),
+        ..load
+    })
+    .await;
+    ticker.abort();
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
+fn write_page(path: &Path, page: &str) -> Result<()> {
+    write_atomically(path, page.as_bytes())
+}
+
+/// The same load, straight to the serving container of the endpoint's first instance
+/// (of --target-variant's, when given) at the address sagedock itself sends to.
+async fn direct_load(args: &BenchArgs, load: &Load) -> Result<Load> {
+    let Some(endpoint) = &args.endpoint else {
+        return Err(Error::Argument("--compare-direct needs --endpoint".into()));
+    };
+    let engine = Engine::connect().await?;
+    let found = gc::list(&engine).await?;
+    let mut candidates: Vec<&gc::Managed> = found
+        .iter()
+        .filter(|c| c.endpoint == *endpoint && c.state == "running" && c.owner_alive)
+        .filter(|c| args.target_variant.as_ref().is_none_or(|v| c.variant == *v))
+        .collect();
+    candidates.sort_by(|a, b| {
+        (&a.variant, &a.instance, &a.name).cmp(&(&b.variant, &b.instance, &b.name))
+    });
+    let Some(first) = candidates.first() else {
+        return Err(Error::Argument(format!(
+            "--compare-direct: no running container of endpoint {endpoint}{} (is it InService? `sagedock ps` lists them)",
+            args.target_variant
+                .as_ref()
+                .map(|v| format!(" variant {v}"))
+                .unwrap_or_default()
+        )));
+    };
+    if candidates
+        .iter()
+        .any(|c| c.instance == first.instance && c.position().unwrap_or(0) > 0)
+    {
+        return Err(Error::Argument(format!(
+            "--compare-direct: endpoint {endpoint}'s instances run a pipeline of containers; there is no one container to send the whole request to"
+        )));
+    }
+    let info = engine
+        .docker
+        .inspect_container(&first.id, None)
+        .await
+        .map_err(|e| Error::Argument(format!("--compare-direct: {}: {e}", first.name)))?;
+    let (address, _) = runtime::launch::address(
+        &engine,
+        &info,
+        false,
+        &first.name,
+        runtime::spec::SERVING_PORT,
+    )?;
+    let url = format!("http://{address}/invocations");
+    let headers = Invocation {
+        content_type: Some(&args.request.content_type),
+        accept: args.request.accept.as_deref(),
+        custom_attributes: args.request.custom_attributes.as_deref(),
+        ..Invocation::default()
+    }
+    .headers()
+    .map_err(|e| Error::Argument(e.to_string()))?;
+    Ok(Load {
+        url: url
+            .parse()
+            .map_err(|e| Error::Argument(format!("{url}: {e}")))?,
+        headers,
+        ..load.clone()
     })
 }
 
@@ -42,14 +267,7 @@ fn load(args: &BenchArgs) -> Result<Load> {
     let url = url
         .parse()
         .map_err(|e| Error::Argument(format!("bench URL {url}: {e}")))?;
-    let body = match (&args.body, &args.body_text) {
-        (Some(path), _) => Bytes::from(std::fs::read(path).map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
-        })?),
-        (None, Some(text)) => Bytes::from(text.clone()),
-        (None, None) => Bytes::new(),
-    };
+    let bodies = bodies(args)?;
     let headers = Invocation {
         content_type: Some(&args.request.content_type),
         accept: args.request.accept.as_deref(),
@@ -75,13 +293,73 @@ fn load(args: &BenchArgs) -> Result<Load> {
     Ok(Load {
         url,
         headers,
-        body,
+        bodies,
         connections: args.concurrency,
         rate: args.rate,
         duration: args.duration,
         warmup: args.warmup,
         timeout: args.timeout,
+        live: None,
     })
+}
+
+/// The bodies to send in turn: one (a file, inline text, or none), every file of a
+/// folder, or every line of a JSON Lines file.
+fn bodies(args: &BenchArgs) -> Result<Vec<Bytes>> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    if let Some(path) = &args.body {
+        return Ok(vec![Bytes::from(read(path)?)]);
+    }
+    if let Some(text) = &args.body_text {
+        return Ok(vec![Bytes::from(text.clone())]);
+    }
+    if let Some(dir) = &args.bodies {
+        let entries = std::fs::read_dir(dir).map_err(|source| Error::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            // Regular files only: a folder or a link out of DIR is not a body.
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                files.push(entry.path());
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::Argument(format!(
+                "--bodies {}: the folder has no files; put one request body in each file",
+                dir.display()
+            )));
+        }
+        return files.iter().map(|f| Ok(Bytes::from(read(f)?))).collect();
+    }
+    if let Some(path) = &args.jsonl {
+        let text = read(path)?;
+        let lines: Vec<Bytes> = text
+            .split(|&b| b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(Bytes::copy_from_slice)
+            .collect();
+        if lines.is_empty() {
+            return Err(Error::Argument(format!(
+                "--jsonl {}: the file has no lines; write one request body per line",
+                path.display()
+            )));
+        }
+        return Ok(lines);
+    }
+    Ok(vec![Bytes::new()])
 }
 
 fn describe(load: &Load) -> String {
@@ -89,10 +367,13 @@ fn describe(load: &Load) -> String {
         Some(rate) => format!("open loop at {rate} requests/s"),
         None => "closed loop".to_string(),
     };
+    let bodies = match load.bodies.as_slice() {
+        [one] => format!("{} bytes", one.len()),
+        many => format!("{} bodies in turn", many.len()),
+    };
     format!(
-        "POST {} ({} bytes): {schedule}, {} connection(s), {} measured after a {} warm-up",
+        "POST {} ({bodies}): {schedule}, {} connection(s), {} measured after a {} warm-up",
         load.url,
-        load.body.len(),
         load.connections,
         humantime::format_duration(load.duration),
         humantime::format_duration(load.warmup),

@@ -45,7 +45,7 @@ pub async fn check(args: &CheckArgs) -> Result<ExitCode> {
     let environment: BTreeMap<String, String> = parse_env(&args.container.env)?;
     let sample = sample(args)?;
     if let Some(junit) = &args.junit {
-        check_writable(junit)?;
+        check_writable("--junit", junit)?;
     }
     let engine = Engine::connect().await?;
     let model =

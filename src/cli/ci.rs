@@ -25,7 +25,7 @@ const ACCOUNT: &str = "123456789012";
 pub async fn ci(args: &CiArgs) -> Result<ExitCode> {
     let spec = Spec::load(&args.spec)?;
     if let Some(junit) = &args.junit {
-        check_writable(junit)?;
+        check_writable("--junit", junit)?;
     }
     let (listener, engine) = listen_and_connect("127.0.0.1", 0).await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -90,15 +90,15 @@ fn line(name: &str, time: Duration, outcome: &Outcome) -> String {
     }
 }
 
-/// Fails before anything starts when the report could not be written.
-pub(super) fn check_writable(path: &Path) -> Result<()> {
+/// Fails before anything starts when the report `flag` names could not be written.
+pub(super) fn check_writable(flag: &str, path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     if !dir.is_dir() {
         return Err(Error::Argument(format!(
-            "--junit {}: the directory {} does not exist; create it first",
+            "{flag} {}: the directory {} does not exist; create it first",
             path.display(),
             dir.display()
         )));

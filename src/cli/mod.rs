@@ -193,7 +193,7 @@ impl CapacityArgs {
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["endpoint", "url"])))]
-#[command(group(clap::ArgGroup::new("payload").args(["body", "body_text"])))]
+#[command(group(clap::ArgGroup::new("payload").args(["body", "body_text", "bodies", "jsonl"])))]
 pub struct BenchArgs {
     /// The endpoint to invoke (POST ENDPOINT_URL/endpoints/NAME/invocations).
     #[arg(long, value_name = "NAME")]
@@ -215,6 +215,13 @@ pub struct BenchArgs {
     /// The request body, given inline.
     #[arg(long, value_name = "TEXT")]
     pub body_text: Option<String>,
+    /// Request bodies: every file in DIR, sent in turn (sorted by name), so that caches
+    /// and shape-dependent latency show.
+    #[arg(long, value_name = "DIR")]
+    pub bodies: Option<PathBuf>,
+    /// Request bodies: each line of FILE (JSON Lines), sent in turn.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
     #[command(flatten)]
     pub request: RequestArgs,
     /// X-Amzn-SageMaker-Target-Variant.
@@ -247,6 +254,24 @@ pub struct BenchArgs {
     /// Print the report as JSON (schema: fixtures/bench/report.schema.json).
     #[arg(long)]
     pub json: bool,
+    /// Also write the report as one self-contained HTML page with plots to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Then send the same load straight to one of the endpoint's containers (the serving
+    /// container of --target-variant's or the first variant's first instance), and report
+    /// both: what sagedock and the endpoint add.
+    #[arg(long, requires = "endpoint", conflicts_with_all = ["url", "target_model", "find_max"])]
+    pub compare_direct: bool,
+    /// Find the highest open-loop rate that meets --slo: a closed-loop probe, then steps
+    /// of --duration each, up and bisected to within 5 %.
+    #[arg(long, requires = "slo", conflicts_with = "rate")]
+    pub find_max: bool,
+    /// The latency objective --find-max keeps to, e.g. p99=50ms or p50=10ms,p99=50ms.
+    #[arg(long, value_name = "OBJECTIVE", requires = "find_max")]
+    pub slo: Option<crate::bench::Slo>,
+    /// No progress line on the terminal.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// The headers of the request `bench` and `check` send.

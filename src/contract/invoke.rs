@@ -238,12 +238,13 @@ async fn load(
         bench::run(Load {
             url,
             headers: sample.headers.clone(),
-            body: sample.body.clone(),
+            bodies: vec![sample.body.clone()],
             connections,
             rate: None,
             duration: options.load,
             warmup: Duration::ZERO,
             timeout: INVOKE_TIMEOUT,
+            live: None,
         })
         .await
         .map_err(|e| e.to_string())
