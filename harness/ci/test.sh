@@ -4,13 +4,15 @@
 #   2. builds the test images (harness/images/build-all.sh, idempotent);
 #   3. runs the Rust tests with cargo-nextest (or cargo test where nextest is missing),
 #      the AWS SDK for Rust's included;
-#   4. runs the client suites (boto3, AWS CLI, SageMaker SDK) against `sagedock up`.
+#   4. runs the client suites (boto3, AWS CLI, SageMaker SDK, the dashboard in headless
+#      chromium) against `sagedock up`.
 # Safe to run again and again. Under CI=true a test that needs Docker fails when no
 # engine answers: nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 bash harness/ci/docker.sh
+bash harness/ci/browser.sh
 bash harness/images/build-all.sh
 
 # With the AWS SDK for Rust's tests (tests/aws_sdk.rs): its crates take minutes to compile,

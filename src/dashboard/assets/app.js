@@ -525,6 +525,8 @@ function jobLogPanel(ctx, group, jobName, isActive) {
 
 const CHART_COLORS = ["#2563eb", "#ea580c", "#059669", "#9333ea", "#0891b2", "#ca8a04", "#db2777"];
 const CHART_WINDOW_MS = 5 * 60 * 1000;
+// A page just opened shows its first minute across the whole width, not a sliver of five.
+const CHART_MIN_SPAN_MS = 60 * 1000;
 
 /** 1, 2 or 5 times a power of ten, at least value: a y-axis maximum that reads well. */
 function niceCeiling(value) {
@@ -551,6 +553,7 @@ class LiveChart {
     this.colors = new Map();
     this.samples = 0;
     this.endMs = null;
+    this.firstMs = null;
     this.readout = h("span", { class: "chart-readout" }, "—");
     this.canvas = h("canvas", { class: "chart", "data-chart": key, "data-samples": "0", "data-latest": "" });
     this.element = h("figure", { class: "chart-card" },
@@ -569,6 +572,7 @@ class LiveChart {
       this.series.get(label).push({ t: timeMs, v: value });
     }
     this.endMs = timeMs;
+    if (this.firstMs === null) this.firstMs = timeMs;
     const cutoff = timeMs - CHART_WINDOW_MS;
     for (const [label, points] of this.series) {
       while (points.length && points[0].t < cutoff) points.shift();
@@ -601,12 +605,19 @@ class LiveChart {
     for (const points of this.series.values()) for (const p of points) if (p.v !== null && p.v > max) max = p.v;
     const yMax = niceCeiling(Math.max(max, this.minimumMax));
     const end = this.endMs ?? Date.now();
-    const x = (t) => plot.left + ((t - (end - CHART_WINDOW_MS)) / CHART_WINDOW_MS) * (plot.right - plot.left);
+    const span = this.span();
+    const x = (t) => plot.left + ((t - (end - span)) / span) * (plot.right - plot.left);
     const y = (v) => plot.bottom - (v / yMax) * (plot.bottom - plot.top);
 
     this.drawGrid(ctx, plot, yMax);
     this.drawLines(ctx, x, y);
     this.drawLegend(ctx, plot);
+  }
+
+  /** The time across the chart: what has been seen, from one minute up to five. */
+  span() {
+    const seen = this.firstMs === null ? 0 : this.endMs - this.firstMs;
+    return Math.min(CHART_WINDOW_MS, Math.max(CHART_MIN_SPAN_MS, Math.ceil(seen / 60000) * 60000));
   }
 
   drawGrid(ctx, plot, yMax) {
@@ -625,7 +636,8 @@ class LiveChart {
     ctx.textAlign = "left";
     ctx.fillText(`${formatAxis(yMax)} ${this.unit}`, plot.left, plot.top - 2);
     ctx.textBaseline = "top";
-    ctx.fillText("−5 min", plot.left, plot.bottom + 3);
+    const seconds = Math.round(this.span() / 1000);
+    ctx.fillText(seconds % 60 === 0 ? `−${seconds / 60} min` : `−${seconds} s`, plot.left, plot.bottom + 3);
     ctx.textAlign = "right";
     ctx.fillText("now", plot.right, plot.bottom + 3);
   }
@@ -1069,7 +1081,7 @@ function endpointCharts(ctx, endpointName, knownVariants) {
   const live = h("span", { class: "live-indicator connecting" }, "connecting…");
   const element = h("section", { class: "card", id: "metrics" },
     h("h2", null, "Live metrics ", live),
-    h("p", { class: "hint" }, "Per second, over the last five minutes, from this run's traffic."),
+    h("p", { class: "hint" }, "Per second, up to the last five minutes, from the counters /metrics serves (latency quantiles are estimated from its histogram buckets)."),
     h("div", { class: "charts" }, Object.values(charts).map((c) => c.element)));
 
   // Every metrics event is a one-second sample for this endpoint: a second in which it had
