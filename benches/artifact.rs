@@ -160,7 +160,7 @@ fn main() {
                     .arg(&gnu_tgz))
             },
             || {
-                artifact::unpack(&gnu_tgz, &dest_ours, &Limits::default()).unwrap();
+                artifact::unpack(&gnu_tgz, &dest_ours, &Limits::default(), None).unwrap();
             },
         );
         unpack_gnu.push(gnu);

@@ -115,7 +115,7 @@ async fn main() {
         .unwrap_or(10);
     let engine = Engine::connect().await.expect("a Docker engine");
     engine
-        .ensure_image("sagedock/echo:latest", false)
+        .ensure_image("sagedock/echo:latest", false, None)
         .await
         .expect("sagedock/echo (harness/images/build-all.sh)");
     let itype = instance::lookup("ml.m5.large").unwrap();

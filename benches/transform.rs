@@ -150,7 +150,7 @@ async fn main() {
     let concurrency = env("SAGEDOCK_BENCH_CONCURRENCY", 4);
     let engine = Engine::connect().await.expect("a Docker engine");
     engine
-        .ensure_image("sagedock/echo:latest", false)
+        .ensure_image("sagedock/echo:latest", false, None)
         .await
         .expect("sagedock/echo (harness/images/build-all.sh)");
     let work = tempfile::tempdir().unwrap();

@@ -37,6 +37,7 @@ pub mod framework;
 pub mod http;
 pub mod jobs;
 pub mod logs;
+pub mod progress;
 pub mod runtime;
 pub mod server;
 pub mod state;

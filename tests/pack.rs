@@ -204,3 +204,55 @@ fn a_missing_directory_is_a_usage_error() {
         .code(2)
         .stderr(predicates::str::contains("nothing-here is not a directory"));
 }
+
+/// On a terminal (here `script`'s pseudo-terminal) a pack draws its progress in bytes on
+/// stderr; with `--quiet`, or when stderr is not a terminal, nothing is drawn.
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    let sb = Sandbox::new();
+    // 6 MiB that gzip cannot shrink (a 64 KiB block of noise, over gzip's 32 KiB window,
+    // repeated): a debug build takes seconds, drawn many times.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let block: Vec<u8> = (0..64 << 10)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect();
+    let noise = block.repeat(96);
+    sb.write("big/weights.bin", noise);
+    let bin = assert_cmd::cargo::cargo_bin("sagedock");
+    let on_terminal = |extra: &str, out: &str| {
+        let command = format!("{} pack big -o {out} {extra}", bin.display());
+        let done = Std::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(sb.path())
+            .env("SAGEDOCK_CACHE_DIR", sb.cache_dir())
+            .output()
+            .expect("script (util-linux) runs the command on a pseudo-terminal");
+        assert!(done.status.success(), "{done:?}");
+        String::from_utf8_lossy(&done.stdout).into_owned()
+    };
+    let drawn = on_terminal("", "a.tar.gz");
+    assert!(
+        drawn.contains("packing big") && drawn.contains("MiB"),
+        "{drawn}"
+    );
+    assert!(drawn.contains("packed 1 entries"), "{drawn}");
+    let quiet = on_terminal("--quiet", "b.tar.gz");
+    assert!(!quiet.contains("packing big"), "{quiet}");
+    assert!(quiet.contains("packed 1 entries"), "{quiet}");
+    let piped = sb
+        .cmd()
+        .args(["pack", "big", "-o", "c.tar.gz"])
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert!(
+        piped.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+}

@@ -21,6 +21,9 @@
 //! a half-written or half-deleted entry. Two processes unpacking the same archive at once
 //! both succeed; the second rename loses and its copy is discarded.
 
+use std::sync::Arc;
+
+use crate::progress::Meter;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -106,6 +109,8 @@ pub struct Pruned {
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Moved by the bytes of each archive unpacked, for a progress line.
+    meter: Option<Arc<Meter>>,
 }
 
 impl Cache {
@@ -120,7 +125,16 @@ impl Cache {
     }
 
     pub fn at(root: impl Into<PathBuf>) -> Cache {
-        Cache { root: root.into() }
+        Cache {
+            root: root.into(),
+            meter: None,
+        }
+    }
+
+    /// The same cache, its unpacking told to `meter`.
+    pub fn with_meter(mut self, meter: Option<Arc<Meter>>) -> Cache {
+        self.meter = meter;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -154,7 +168,7 @@ impl Cache {
             .map_err(io_err(&tmp))?;
         let model_dir = staging.path().join("model");
         fs::create_dir(&model_dir).map_err(io_err(&model_dir))?;
-        let unpacked = unpack_into(archive, &model_dir, limits)?;
+        let unpacked = unpack_into(archive, &model_dir, limits, self.meter.clone())?;
         let entry_meta = EntryMeta {
             sha256: unpacked.sha256.clone(),
             source: archive

@@ -10,6 +10,9 @@
 //! Refuses what a safe unpacker would refuse: symlinks leaving the directory and special
 //! files. The output is written to a temporary file beside it and renamed at the end.
 
+use std::sync::Arc;
+
+use crate::progress::{Meter, MeteredRead};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -31,6 +34,8 @@ pub struct PackOptions {
     pub exclude: Vec<String>,
     /// gzip level 0–9; 6 is gzip's own default.
     pub level: u32,
+    /// Moved by the bytes of the files packed, for a progress line.
+    pub meter: Option<Arc<Meter>>,
 }
 
 impl Default for PackOptions {
@@ -38,6 +43,7 @@ impl Default for PackOptions {
         PackOptions {
             exclude: Vec::new(),
             level: 6,
+            meter: None,
         }
     }
 }
@@ -105,6 +111,17 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
         source,
     };
     let tree = Tree::scan(dir).map_err(read_err)?;
+    if let Some(meter) = &options.meter {
+        let total = tree
+            .nodes
+            .iter()
+            .map(|n| match n.kind {
+                NodeKind::File { size, .. } => size,
+                _ => 0,
+            })
+            .sum();
+        meter.start(format!("packing {}", dir.display()), Some(total));
+    }
     let temp = temp_beside(output)?;
     let write_err = |path: &Path, source| PackError::Write {
         path: path.to_path_buf(),
@@ -147,7 +164,7 @@ pub fn pack(dir: &Path, output: &Path, options: &PackOptions) -> Result<Packed, 
         if full.canonicalize().is_ok_and(|c| skip.contains(&c)) {
             continue;
         }
-        bytes += append(&mut builder, &full, node, output)?;
+        bytes += append(&mut builder, &full, node, output, options.meter.as_ref())?;
         entries += 1;
     }
     let gz = builder.into_inner().map_err(|e| write_err(output, e))?;
@@ -202,6 +219,7 @@ fn append<W: Write>(
     full: &Path,
     node: &super::tree::Node,
     output: &Path,
+    meter: Option<&Arc<Meter>>,
 ) -> Result<u64, PackError> {
     let write_err = |source| PackError::Write {
         path: output.to_path_buf(),
@@ -228,6 +246,10 @@ fn append<W: Write>(
                 source,
             })?;
             bytes = *size;
+            let data = MeteredRead {
+                inner: data,
+                meter: meter.cloned(),
+            };
             builder.append_data(&mut header, &node.path, data)
         }
         NodeKind::Symlink { target } => {

@@ -10,7 +10,6 @@
 //! the thread's result, so the caller can name the root cause after the tar layer has
 //! wrapped it.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::{self, JoinHandle};
@@ -67,7 +66,9 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// Starts decompressing `file`. The thread's result is the lowercase hex sha256 of the
 /// whole file (every byte, including any trailing bytes after the gzip data).
-pub fn spawn_gunzip(file: File) -> (PipeReader, JoinHandle<io::Result<String>>) {
+pub fn spawn_gunzip(
+    file: impl Read + Send + 'static,
+) -> (PipeReader, JoinHandle<io::Result<String>>) {
     let (block_tx, block_rx) = mpsc::sync_channel(DEPTH);
     let (recycle_tx, recycle_rx) = mpsc::sync_channel(DEPTH + 2);
     let handle = thread::Builder::new()
@@ -84,7 +85,7 @@ pub fn spawn_gunzip(file: File) -> (PipeReader, JoinHandle<io::Result<String>>) 
 }
 
 fn produce(
-    file: File,
+    file: impl Read,
     blocks: SyncSender<io::Result<Vec<u8>>>,
     recycle: Receiver<Vec<u8>>,
 ) -> io::Result<String> {

@@ -17,6 +17,9 @@
 //!
 //! Does not: fetch archives, cache them (see `cache`), or judge the layout (see `inspect`).
 
+use std::sync::Arc;
+
+use crate::progress::{Meter, MeteredRead};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -104,7 +107,13 @@ impl UnpackErrorKind {
 
 /// Unpacks `archive` into `dest`, atomically. `dest` must not exist (or be an empty
 /// directory); its parent is created if needed.
-pub fn unpack(archive: &Path, dest: &Path, limits: &Limits) -> Result<Unpacked, UnpackError> {
+/// The archive's bytes read move `meter`.
+pub fn unpack(
+    archive: &Path,
+    dest: &Path,
+    limits: &Limits,
+    meter: Option<Arc<Meter>>,
+) -> Result<Unpacked, UnpackError> {
     let fail = |kind| UnpackError {
         archive: archive.to_path_buf(),
         kind,
@@ -131,7 +140,7 @@ pub fn unpack(archive: &Path, dest: &Path, limits: &Limits) -> Result<Unpacked, 
         .prefix(".sagedock-unpack-")
         .tempdir_in(parent)
         .map_err(|e| write_err(parent, e))?;
-    let unpacked = unpack_into(archive, staging.path(), limits)?;
+    let unpacked = unpack_into(archive, staging.path(), limits, meter)?;
     fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
         .map_err(|e| write_err(staging.path(), e))?;
     if let Err(e) = fs::rename(staging.path(), dest) {
@@ -142,8 +151,13 @@ pub fn unpack(archive: &Path, dest: &Path, limits: &Limits) -> Result<Unpacked, 
 }
 
 /// Extracts `archive` into `root`, an existing empty directory. On error, `root` holds a
-/// partial tree that the caller must discard.
-pub fn unpack_into(archive: &Path, root: &Path, limits: &Limits) -> Result<Unpacked, UnpackError> {
+/// partial tree that the caller must discard. The archive's bytes read move `meter`.
+pub fn unpack_into(
+    archive: &Path,
+    root: &Path,
+    limits: &Limits,
+    meter: Option<Arc<Meter>>,
+) -> Result<Unpacked, UnpackError> {
     let fail = |kind| UnpackError {
         archive: archive.to_path_buf(),
         kind,
@@ -154,7 +168,11 @@ pub fn unpack_into(archive: &Path, root: &Path, limits: &Limits) -> Result<Unpac
             "is a directory, not an archive",
         ))));
     }
-    let (mut reader, producer) = pipe::spawn_gunzip(file);
+    if let Some(meter) = &meter {
+        let size = file.metadata().map(|m| m.len()).ok();
+        meter.start(format!("unpacking {}", archive.display()), size);
+    }
+    let (mut reader, producer) = pipe::spawn_gunzip(MeteredRead { inner: file, meter });
     let mut extractor = Extractor::new(root, limits);
     let outcome = extractor.extract_all(&mut reader);
     // Drain what follows the tar end marker so the gzip trailer is checked too.

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::progress;
 use super::{CacheCommand, PackArgs, UnpackArgs, ValidateArgs};
 use crate::artifact::{self as art, Cache, PackOptions};
 use crate::error::{Error, Result};
@@ -18,11 +19,16 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 }
 
 pub fn pack(args: &PackArgs) -> Result<ExitCode> {
+    let meter = progress::meter();
     let options = PackOptions {
         exclude: args.exclude.clone(),
         level: args.level,
+        meter: meter.clone(),
     };
-    let packed = art::pack(&args.dir, &args.output, &options)?;
+    let line = progress::show(&meter);
+    let packed = art::pack(&args.dir, &args.output, &options);
+    drop(line);
+    let packed = packed?;
     if args.json {
         print_json(&packed)?;
     } else {
@@ -41,7 +47,11 @@ pub fn pack(args: &PackArgs) -> Result<ExitCode> {
 }
 
 pub fn unpack(args: &UnpackArgs) -> Result<ExitCode> {
-    let unpacked = art::unpack(&args.archive, &args.dest, &args.limits.limits())?;
+    let meter = progress::meter();
+    let line = progress::show(&meter);
+    let unpacked = art::unpack(&args.archive, &args.dest, &args.limits.limits(), meter);
+    drop(line);
+    let unpacked = unpacked?;
     if args.json {
         #[derive(serde::Serialize)]
         struct Out<'a> {
@@ -68,12 +78,16 @@ pub fn unpack(args: &UnpackArgs) -> Result<ExitCode> {
 }
 
 pub fn validate(args: &ValidateArgs) -> Result<ExitCode> {
+    let meter = progress::meter();
+    let line = progress::show(&meter);
     let checked = inspect::check(
         &args.artifact,
         args.framework,
         &args.limits.limits(),
-        &Cache::from_env()?,
-    )?;
+        &Cache::from_env()?.with_meter(meter),
+    );
+    drop(line);
+    let checked = checked?;
     let report = checked.report;
     if args.json {
         print_json(&report)?;

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ci::{check_writable, write_atomically};
+use super::progress;
 use super::BenchArgs;
 use crate::bench::{self, html, Invocation, Live, Load, Report, Slo};
 use crate::error::{Error, Result};
+use crate::progress::Meter;
 use crate::runtime::{self, gc, Engine};
 
 pub async fn bench(args: &BenchArgs) -> Result<ExitCode> {
@@ -28,15 +29,13 @@ pub async fn bench(args: &BenchArgs) -> Result<ExitCode> {
     if !args.json {
         println!("{}", describe(&load));
     }
-    let mut report = run_with_progress(load.clone(), args.quiet, "").await?;
+    let mut report = run_with_progress(load.clone(), "").await?;
     if args.compare_direct {
         let direct = direct_load(args, &load).await?;
         if !args.json {
             println!("then straight to the container: POST {}", direct.url);
         }
-        report.direct = Some(Box::new(
-            run_with_progress(direct, args.quiet, "direct ").await?,
-        ));
+        report.direct = Some(Box::new(run_with_progress(direct, "direct ").await?));
     }
     let broken = report.broken_budgets(args.max_p50, args.max_p99);
     if let Some(path) = &args.html {
@@ -72,10 +71,9 @@ async fn find_max(args: &BenchArgs, load: Load, slo: &Slo) -> Result<ExitCode> {
             humantime::format_duration(load.duration)
         );
     }
-    let live = progress_live(args.quiet);
-    let bar = live.as_ref().map(|_| progress_bar());
+    let watch = Watch::start("");
     let load = Load {
-        live: live.clone(),
+        live: watch.as_ref().map(|w| w.live.clone()),
         ..load
     };
     let json = args.json;
@@ -91,22 +89,13 @@ async fn find_max(args: &BenchArgs, load: Load, slo: &Slo) -> Result<ExitCode> {
             ms(step.p99),
             step.why.as_deref().unwrap_or("met")
         );
-        match &bar {
-            Some(bar) => bar.println(line),
+        match watch.as_ref().and_then(|w| w.line.as_ref()) {
+            Some(line_above) => line_above.println(line),
             None => println!("{line}"),
         }
     };
-    let ticker = live
-        .clone()
-        .zip(bar.clone())
-        .map(|(live, bar)| tokio::spawn(tick(live, bar, String::new())));
     let search = bench::find_max(load, slo, each).await;
-    if let Some(ticker) = ticker {
-        ticker.abort();
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    drop(watch);
     let search = search?;
     if let Some(path) = &args.html {
         write_page(path, &html::search_page(&search))?;
@@ -135,56 +124,59 @@ fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "-".into(), |v| format!("{v:.2} ms"))
 }
 
-/// Running totals to show, when there is a terminal to show them on.
-fn progress_live(quiet: bool) -> Option<Arc<Live>> {
-    use std::io::IsTerminal;
-    (!quiet && std::io::stderr().is_terminal()).then(|| Arc::new(Live::default()))
+/// A load's running totals said on the progress line twice a second, while a terminal
+/// shows it.
+struct Watch {
+    live: Arc<Live>,
+    line: Option<progress::Line>,
+    ticker: tokio::task::JoinHandle<()>,
 }
 
-fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar
+impl Watch {
+    /// `None` when no progress is drawn.
+    fn start(prefix: &str) -> Option<Watch> {
+        let meter = progress::meter()?;
+        let live = Arc::new(Live::default());
+        let line = progress::show(&Some(meter.clone()));
+        let ticker = tokio::spawn(tick(live.clone(), meter, prefix.to_string()));
+        Some(Watch { live, line, ticker })
+    }
 }
 
-/// Updates the progress line twice a second until aborted.
-async fn tick(live: Arc<Live>, bar: ProgressBar, prefix: String) {
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.ticker.abort();
+    }
+}
+
+async fn tick(live: Arc<Live>, meter: Arc<Meter>, prefix: String) {
     let mut last = live.read();
     let mut then = std::time::Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = live.read();
-        let rate = (now.ok - last.ok.min(now.ok)) as f64 / then.elapsed().as_secs_f64();
+        let rate = now.ok.saturating_sub(last.ok) as f64 / then.elapsed().as_secs_f64();
         then = std::time::Instant::now();
-        bar.set_message(format!(
+        meter.note(format!(
             "{prefix}{} answered, {rate:.0}/s  p50 {}  p99 {}  {} failed",
             now.ok,
             ms(now.p50),
             ms(now.p99),
             now.failed
         ));
-        bar.tick();
         last = now;
     }
 }
 
-/// Runs `load` with a progress line on the terminal (unless `quiet`).
-async fn run_with_progress(load: Load, quiet: bool, prefix: &str) -> Result<Report> {
-    let Some(live) = progress_live(quiet) else {
-        return Ok(bench::run(load).await?);
-    };
-    let bar = progress_bar();
-    let ticker = tokio::spawn(tick(live.clone(), bar.clone(), prefix.to_string()));
+/// Runs `load` with a progress line on the terminal.
+async fn run_with_progress(load: Load, prefix: &str) -> Result<Report> {
+    let watch = Watch::start(prefix);
     let report = bench::run(Load {
-        live: Some(live),
+        live: watch.as_ref().map(|w| w.live.clone()),
         ..load
     })
     .await;
-    ticker.abort();
-    bar.finish_and_clear();
+    drop(watch);
     Ok(report?)
 }
 

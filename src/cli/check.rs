@@ -48,8 +48,14 @@ pub async fn check(args: &CheckArgs) -> Result<ExitCode> {
         check_writable("--junit", junit)?;
     }
     let engine = Engine::connect().await?;
-    let model =
-        image_and_model(&engine, &args.image, &args.container, args.limits.limits()).await?;
+    let model = image_and_model(
+        &engine,
+        &args.image,
+        &args.container,
+        args.limits.limits(),
+        None,
+    )
+    .await?;
     let options = Options {
         image: args.image.clone(),
         environment,

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use super::progress;
 use super::DemoArgs;
 use crate::artifact::{self, Cache, PackOptions};
 use crate::control::{ControlPlane, Options, Settings};
@@ -44,7 +45,7 @@ fn repo_root() -> PathBuf {
 
 /// Builds the image with the repository's recipe when the engine lacks it.
 async fn ensure_image(engine: &Engine, image: &str, recipe: &str, how_long: &str) -> Result<()> {
-    if engine.ensure_image(image, false).await.is_ok() {
+    if engine.ensure_image(image, false, None).await.is_ok() {
         return Ok(());
     }
     let script = repo_root().join(recipe);
@@ -52,18 +53,75 @@ async fn ensure_image(engine: &Engine, image: &str, recipe: &str, how_long: &str
         "building {image} with {} (first run only; {how_long})",
         script.display()
     );
-    let status = tokio::process::Command::new("bash")
-        .arg(&script)
-        .status()
-        .await
-        .map_err(|e| Error::Demo(format!("cannot run {}: {e}", script.display())))?;
+    let mut build = tokio::process::Command::new("bash");
+    build.arg(&script);
+    // On a terminal the build's output goes to a log, its last line on the progress line;
+    // else it streams as it comes.
+    let meter = progress::meter();
+    let log = match &meter {
+        Some(_) => Some(
+            tempfile::Builder::new()
+                .prefix("sagedock-build-")
+                .suffix(".log")
+                .tempfile()?,
+        ),
+        None => None,
+    };
+    if let Some(log) = &log {
+        build.stdout(log.reopen()?).stderr(log.reopen()?);
+    }
+    let line = progress::show(&meter);
+    let follower = meter
+        .clone()
+        .zip(log.as_ref().map(|l| l.path().to_path_buf()))
+        .map(|(meter, path)| {
+            let image = image.to_string();
+            tokio::spawn(async move {
+                loop {
+                    let last = last_line(&path).unwrap_or_default();
+                    meter.note(format!("building {image}: {last}"));
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            })
+        });
+    let status = build.status().await;
+    if let Some(follower) = follower {
+        follower.abort();
+    }
+    drop(line);
+    let status =
+        status.map_err(|e| Error::Demo(format!("cannot run {}: {e}", script.display())))?;
     if !status.success() {
-        return Err(Error::Demo(format!(
-            "{} failed; see its output above",
-            script.display()
-        )));
+        return Err(Error::Demo(match log {
+            Some(log) => {
+                let (_, kept) = log.keep().map_err(|e| Error::Demo(e.to_string()))?;
+                format!(
+                    "{} failed; its output is in {}:\n{}",
+                    script.display(),
+                    kept.display(),
+                    tail(&kept, 30)
+                )
+            }
+            None => format!("{} failed; see its output above", script.display()),
+        }));
     }
     Ok(())
+}
+
+/// The last line of a file that is being written.
+fn last_line(path: &Path) -> Option<String> {
+    let text = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(&text);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    Some(line.chars().take(100).collect())
+}
+
+/// The last `n` lines of a file.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// One AWS JSON 1.1 call, as botocore makes it.
@@ -154,7 +212,8 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
         &packed.sha256[..16]
     );
 
-    let (url, control, _lock) = start_server(engine, work.path(), &s3).await?;
+    let meter = progress::meter();
+    let (url, control, _lock) = start_server(engine, work.path(), &s3, meter.clone()).await?;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
@@ -180,7 +239,10 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
         json!({"EndpointName": "demo-endpoint", "EndpointConfigName": "demo-config"}),
     )
     .await?;
-    let status = wait_for_status(&client, &url).await?;
+    let line = progress::show(&meter);
+    let status = wait_for_status(&client, &url).await;
+    drop(line);
+    let status = status?;
     println!(
         "CreateEndpoint       -> demo-endpoint {status} after {:.2} s",
         t0.elapsed().as_secs_f64()
@@ -268,13 +330,17 @@ async fn start_server(
     engine: Engine,
     work: &Path,
     s3: &Path,
+    meter: Option<Arc<crate::progress::Meter>>,
 ) -> Result<(String, Arc<ControlPlane>, DataDirLock)> {
     let data = work.join("data");
     let lock = owner::claim(&data)?;
     let options = Options {
         health_timeout: Duration::from_secs(120),
         model_load_wait: MODEL_LOAD_WAIT,
-        deploy: DeployOptions::with_capacity(Capacity::for_memory(engine.memory_bytes)),
+        deploy: DeployOptions {
+            meter,
+            ..DeployOptions::with_capacity(Capacity::for_memory(engine.memory_bytes))
+        },
     };
     let settings = Settings {
         region: REGION.into(),

@@ -10,6 +10,7 @@ mod ci;
 mod containers;
 mod demo;
 mod process;
+mod progress;
 mod serve;
 mod up;
 
@@ -34,6 +35,9 @@ use crate::framework::Framework;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// No progress lines on the terminal (they are never drawn when stderr is not one).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,9 +273,6 @@ pub struct BenchArgs {
     /// The latency objective --find-max keeps to, e.g. p99=50ms or p50=10ms,p99=50ms.
     #[arg(long, value_name = "OBJECTIVE", requires = "find_max")]
     pub slo: Option<crate::bench::Slo>,
-    /// No progress line on the terminal.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 /// The headers of the request `bench` and `check` send.
@@ -564,6 +565,7 @@ pub enum CacheCommand {
 
 /// Runs a parsed command line; the exit code reflects the outcome.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    progress::set_quiet(cli.quiet);
     match cli.command {
         Command::Pack(args) => artifact::pack(&args),
         Command::Unpack(args) => artifact::unpack(&args),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::process::{finish, listen_and_connect, shutdown_signal};
+use super::progress;
 use super::{ContainerArgs, ServeArgs};
 use crate::artifact::{Cache, ModelDir, Severity};
 use crate::deploy::{
@@ -19,6 +20,7 @@ use crate::endpoint::Router;
 use crate::error::{Error, Result};
 use crate::framework::inspect::{self, Choice};
 use crate::framework::Framework;
+use crate::progress::Meter;
 use crate::runtime::{self, instance, owner, Engine, InstanceType};
 use crate::server::{self, App};
 use crate::storage::Storage;
@@ -45,16 +47,20 @@ async fn prepare_model(
     path: &Path,
     image: &str,
     limits: crate::artifact::Limits,
+    meter: Option<Arc<Meter>>,
 ) -> Result<ModelDir> {
     let (path, choice) = (
         path.to_path_buf(),
         Choice::Named(Framework::of_image(image)),
     );
-    let cache = Cache::from_env()?;
+    let line = progress::show(&meter);
+    let cache = Cache::from_env()?.with_meter(meter);
     let checked =
         tokio::task::spawn_blocking(move || inspect::check(&path, choice, &limits, &cache))
             .await
-            .map_err(|e| Error::Argument(format!("checking the model failed: {e}")))??;
+            .map_err(|e| Error::Argument(format!("checking the model failed: {e}")))?;
+    drop(line);
+    let checked = checked?;
     for f in checked
         .report
         .findings
@@ -80,16 +86,23 @@ async fn prepare_model(
 }
 
 /// The image made present (pulled with `--pull`) and `--model` checked and unpacked (see
-/// [`prepare_model`]), or no model: what `serve` and `check` do before a start.
+/// [`prepare_model`]), or no model: what `serve` and `check` do before a start. The pull
+/// and the unpacking are told to `meter`.
 pub(super) async fn image_and_model(
     engine: &Engine,
     image: &str,
     container: &ContainerArgs,
     limits: crate::artifact::Limits,
+    meter: Option<Arc<Meter>>,
 ) -> Result<ModelSource> {
-    engine.ensure_image(image, container.pull).await?;
+    let line = progress::show(&meter);
+    let present = engine
+        .ensure_image(image, container.pull, meter.as_deref())
+        .await;
+    drop(line);
+    present?;
     Ok(match container.model.as_deref() {
-        Some(path) => ModelSource::Folder(prepare_model(path, image, limits).await?),
+        Some(path) => ModelSource::Folder(prepare_model(path, image, limits, meter).await?),
         None => ModelSource::None,
     })
 }
@@ -134,8 +147,15 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     let (instance_type, environment) = checked_arguments(args)?;
     let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
     let local = listener.local_addr()?;
-    let model =
-        image_and_model(&engine, &args.image, &args.container, args.limits.limits()).await?;
+    let meter = progress::meter();
+    let model = image_and_model(
+        &engine,
+        &args.image,
+        &args.container,
+        args.limits.limits(),
+        meter.clone(),
+    )
+    .await?;
     let plan = plan(args, instance_type, environment, model);
     let options = DeployOptions {
         pull: args.container.pull,
@@ -144,6 +164,7 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         health_check_interval: args.health_check_interval,
         serverless_idle: DeployOptions::SERVERLESS_IDLE,
         images: std::sync::Arc::default(),
+        meter: meter.clone(),
     };
     let deployer = Arc::new(Deployer::new(
         engine.clone(),
@@ -154,9 +175,14 @@ pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
         options,
     ));
     let t0 = Instant::now();
+    let line = progress::show(&meter);
     let fleet: Fleet = tokio::select! {
-        launched = deployer.launch(&plan) => launched?,
+        launched = deployer.launch(&plan) => {
+            drop(line);
+            launched?
+        }
         () = shutdown_signal() => {
+            drop(line);
             eprintln!("interrupted while starting: removing containers");
             finish(deployer.shut_down()).await;
             return Ok(ExitCode::from(130));

@@ -95,6 +95,8 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
                     .map_err(|e| Error::Argument(e.to_string()))?,
                 None => crate::runtime::ImageMap::default(),
             }),
+            // A server: its deployments go on in the background, told in its log.
+            meter: None,
         },
     };
     let storage = storage(args, &data_dir)?;

@@ -193,7 +193,7 @@ pub enum CheckError {
 pub async fn check(deployer: &Deployer, options: &Options) -> Result<Report, CheckError> {
     let engine = deployer.engine();
     engine
-        .ensure_image(&options.image, deployer.pulls())
+        .ensure_image(&options.image, deployer.pulls(), None)
         .await?;
     let inspected = engine
         .docker

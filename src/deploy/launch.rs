@@ -81,12 +81,13 @@ impl Deployer {
         }
         let policy = ReadyPolicy {
             deadline: variant.health_timeout,
+            meter: self.options.meter.clone(),
             ..Default::default()
         };
         let launched = try_join_all(
             specs
                 .iter()
-                .map(|s| runtime::launch(&self.engine, s, policy)),
+                .map(|s| runtime::launch(&self.engine, s, policy.clone())),
         )
         .await
         .map_err(|e| explain(e, &prepared))?;
@@ -122,7 +123,9 @@ impl Deployer {
             }
         };
         let image = self.options.images.resolve(&container.image).to_string();
-        self.engine.ensure_image(&image, self.options.pull).await?;
+        self.engine
+            .ensure_image(&image, self.options.pull, self.options.meter.as_deref())
+            .await?;
         let image_labels = self.engine.image_labels(&image).await;
         if multi_model && image_labels.get(MULTI_MODELS).is_none_or(|v| v != "true") {
             tracing::warn!(

@@ -126,6 +126,8 @@ pub struct DeployOptions {
     pub serverless_idle: Duration,
     /// Which local image runs for one of AWS's image URIs.
     pub images: Arc<crate::runtime::ImageMap>,
+    /// Told how pulls and health waits go, for a progress line (`serve`, `demo`).
+    pub meter: Option<Arc<crate::progress::Meter>>,
 }
 
 impl DeployOptions {
@@ -144,6 +146,7 @@ impl DeployOptions {
             health_check_interval: Self::HEALTH_CHECK_INTERVAL,
             serverless_idle: Self::SERVERLESS_IDLE,
             images: Arc::default(),
+            meter: None,
         }
     }
 }

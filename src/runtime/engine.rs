@@ -104,8 +104,14 @@ impl Engine {
         }
     }
 
-    /// Makes sure `image` is present; pulls it only when `pull` is set.
-    pub async fn ensure_image(&self, image: &str, pull: bool) -> Result<(), RuntimeError> {
+    /// Makes sure `image` is present; pulls it only when `pull` is set, its layers' bytes
+    /// told to `meter`.
+    pub async fn ensure_image(
+        &self,
+        image: &str,
+        pull: bool,
+        meter: Option<&crate::progress::Meter>,
+    ) -> Result<(), RuntimeError> {
         match self.docker.inspect_image(image).await {
             Ok(_) => return Ok(()),
             Err(e) if is_not_found(&e) => {}
@@ -121,12 +127,34 @@ impl Engine {
             .from_image(repo)
             .tag(tag)
             .build();
+        if let Some(meter) = meter {
+            meter.start(format!("pulling {image}"), None);
+        }
+        // Each layer's bytes downloaded and its size, by layer id.
+        let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
         let mut progress = self.docker.create_image(Some(options), None, None);
         while let Some(step) = progress.next().await {
-            step.map_err(|e| RuntimeError::Pull {
+            let step = step.map_err(|e| RuntimeError::Pull {
                 image: image.to_string(),
                 detail: e.to_string(),
             })?;
+            let Some(meter) = meter else { continue };
+            let detail = step.progress_detail.as_ref();
+            let (current, total) = (detail.and_then(|d| d.current), detail.and_then(|d| d.total));
+            if let (Some(id), Some(current), Some(total)) = (step.id.clone(), current, total) {
+                let layer = layers.entry(id).or_default();
+                *layer = (
+                    u64::try_from(current).unwrap_or(0),
+                    u64::try_from(total).unwrap_or(0),
+                );
+                let (done, all) = layers
+                    .values()
+                    .fold((0, 0), |(d, t), (c, s)| (d + c, t + s));
+                meter.set(done, all);
+            }
+            if let Some(status) = &step.status {
+                meter.note(format!("pulling {image}: {status}"));
+            }
         }
         Ok(())
     }

@@ -19,12 +19,14 @@ use super::guard::ContainerGuard;
 use super::spec::ContainerSpec;
 use super::{logs, Engine, RuntimeError};
 
-/// How long and how often to wait for health.
-#[derive(Debug, Clone, Copy)]
+/// How long and how often to wait for health, and where to tell how the wait goes.
+#[derive(Debug, Clone)]
 pub struct ReadyPolicy {
     pub deadline: Duration,
     pub first_interval: Duration,
     pub max_interval: Duration,
+    /// Told the last `/ping` answer while the wait lasts.
+    pub meter: Option<std::sync::Arc<crate::progress::Meter>>,
 }
 
 impl Default for ReadyPolicy {
@@ -33,6 +35,7 @@ impl Default for ReadyPolicy {
             deadline: Duration::from_secs(600),
             first_interval: Duration::from_millis(10),
             max_interval: Duration::from_millis(500),
+            meter: None,
         }
     }
 }
@@ -211,6 +214,10 @@ pub async fn wait_until_healthy(
     let mut interval = policy.first_interval;
     let deadline = tokio::time::Instant::now() + policy.deadline;
     let mut listening = None;
+    let waiting_since = Instant::now();
+    if let Some(meter) = &policy.meter {
+        meter.start(format!("waiting for {} to answer /ping", guard.name), None);
+    }
     loop {
         let asked = Instant::now();
         let answer = ping(addr).await;
@@ -224,6 +231,13 @@ pub async fn wait_until_healthy(
             Ok(200) => return Ok(listening.unwrap_or(asked)),
             Ok(status) => last_ping = format!("HTTP {status}"),
             Err(e) => last_ping = e.to_string(),
+        }
+        if let Some(meter) = &policy.meter {
+            meter.note(format!(
+                "waiting for {} to answer /ping: {last_ping} after {:.0} s",
+                guard.name,
+                waiting_since.elapsed().as_secs_f64()
+            ));
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

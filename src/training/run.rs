@@ -230,7 +230,7 @@ async fn prepare(
     }
     trainer
         .engine
-        .ensure_image(&job.image, trainer.options.pull)
+        .ensure_image(&job.image, trainer.options.pull, None)
         .await
         .map_err(|e| format!("ClientError: {e}"))?;
     Ok(Prepared {
@@ -435,7 +435,7 @@ async fn bring_code(
         .map_err(|e| fail(e.to_string()))?;
     for tree in trees {
         let (archive, dest) = (archive.clone(), tree.code());
-        tokio::task::spawn_blocking(move || unpack(&archive, &dest, &Limits::default()))
+        tokio::task::spawn_blocking(move || unpack(&archive, &dest, &Limits::default(), None))
             .await
             .map_err(|e| fail(e.to_string()))?
             .map_err(|e| fail(e.to_string()))?;
