@@ -47,6 +47,7 @@ pub mod training;
 pub mod transform;
 pub mod tuning;
 pub mod units;
+pub mod xml;
 
 pub use cli::{run, Cli};
 pub use error::{Error, Result};

@@ -11,8 +11,9 @@
 use std::fmt::Write;
 
 use super::find_max::Search;
-use super::svg::{escape, number, Chart, Style, XAxis};
+use super::svg::{number, Chart, Style, XAxis};
 use super::Report;
+use crate::xml::escape;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px auto;max-width:760px;color:#24292f}\
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}\

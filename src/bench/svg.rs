@@ -5,6 +5,8 @@
 
 use std::fmt::Write;
 
+use crate::xml::escape;
+
 /// Line colours, in order of series.
 const PALETTE: [&str; 6] = [
     "#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#57606a",
@@ -281,22 +283,6 @@ pub fn number(x: f64) -> String {
         let s = format!("{x:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
-}
-
-/// Text made safe for XML and HTML.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

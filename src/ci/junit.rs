@@ -2,6 +2,7 @@
 //! reporters and pytest's `--junitxml` share: `testsuites` > `testsuite` > `testcase`
 //! with `failure`, `skipped` and `system-out`).
 
+use crate::xml::escape;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -112,25 +113,6 @@ pub fn render(suites: &[Suite]) -> String {
     }
     xml.push_str("</testsuites>\n");
     xml
-}
-
-/// Text made safe for XML content and attribute values: the five special characters
-/// escaped, and characters XML 1.0 forbids (most control characters) replaced.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
