@@ -9,11 +9,9 @@ target/test-artifacts/dashboard/ (the README's come from there).
 """
 
 import json
-import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 

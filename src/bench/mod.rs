@@ -343,7 +343,23 @@ impl Tally {
         *self.failures.entry(kind).or_default() += 1;
     }
 
-    fn succeed(&mut self, latency: Duration, variant: Option<String>) {
+    /// A request of the measured window, timed from `from`, was answered 2xx at `done`.
+    fn succeeded(
+        &mut self,
+        shared: &Shared,
+        from: Instant,
+        done: Instant,
+        variant: Option<String>,
+    ) {
+        let latency = done.saturating_duration_since(from);
+        self.samples.record(
+            done.saturating_duration_since(shared.measure_from),
+            latency,
+            Outcome::Ok(variant.as_deref()),
+        );
+        if let Some(live) = &shared.live {
+            live.answered(latency);
+        }
         self.ok += 1;
         let us = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
@@ -473,15 +489,7 @@ async fn connection(shared: Arc<Shared>) -> Tally {
         let failure = match outcome {
             Ok(Ok(Ok(variant))) => {
                 if counted {
-                    let latency = done.duration_since(from);
-                    let end = done.duration_since(shared.measure_from);
-                    tally
-                        .samples
-                        .record(end, latency, Outcome::Ok(variant.as_deref()));
-                    if let Some(live) = &shared.live {
-                        live.answered(latency);
-                    }
-                    tally.succeed(latency, variant);
+                    tally.succeeded(&shared, from, done, variant);
                 }
                 None
             }

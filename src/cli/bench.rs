@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::ci::{check_writable, write_atomically};
 use super::progress;
+use super::report_file::{check_writable, write_atomically};
 use super::BenchArgs;
 use crate::bench::{self, html, Invocation, Live, Load, Report, Slo};
 use crate::error::{Error, Result};
@@ -26,12 +26,17 @@ pub async fn bench(args: &BenchArgs) -> Result<ExitCode> {
     if let (true, Some(slo)) = (args.find_max, &args.slo) {
         return find_max(args, load, slo).await;
     }
+    // The container is found first: a run is not spent before saying it cannot be.
+    let direct = if args.compare_direct {
+        Some(direct_load(args, &load).await?)
+    } else {
+        None
+    };
     if !args.json {
         println!("{}", describe(&load));
     }
-    let mut report = run_with_progress(load.clone(), "").await?;
-    if args.compare_direct {
-        let direct = direct_load(args, &load).await?;
+    let mut report = run_with_progress(load, "").await?;
+    if let Some(direct) = direct {
         if !args.json {
             println!("then straight to the container: POST {}", direct.url);
         }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::ci::{check_writable, write_atomically};
 use super::process::{finish, shutdown_signal};
+use super::report_file::{check_writable, write_atomically};
 use super::serve::{image_and_model, parse_env};
 use super::CheckArgs;
 use crate::artifact::Cache;

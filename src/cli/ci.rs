@@ -1,13 +1,12 @@
 //! `sagedock ci SPEC`: runs the spec's checks ([`crate::ci::runner`]), prints each as it
 //! ends, and writes the JUnit report.
 
-use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::process::{finish, listen_and_connect, shutdown_signal};
+use super::report_file::{check_writable, write_atomically};
 use super::CiArgs;
 use crate::artifact::Cache;
 use crate::ci::junit::{self, Outcome, Suite};
@@ -15,7 +14,7 @@ use crate::ci::runner::{Progress, Runner};
 use crate::ci::Spec;
 use crate::deploy::{DeployOptions, Deployer};
 use crate::endpoint::Router;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::runtime::owner;
 use crate::server::{self, App};
 use crate::storage::Storage;
@@ -88,36 +87,4 @@ fn line(name: &str, time: Duration, outcome: &Outcome) -> String {
         Outcome::Failed { message, .. } => format!("  FAIL {name}: {message}"),
         Outcome::Skipped(why) => format!("  SKIP {name}: {why}"),
     }
-}
-
-/// Fails before anything starts when the report `flag` names could not be written.
-pub(super) fn check_writable(flag: &str, path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(Error::Argument(format!(
-            "{flag} {}: the directory {} does not exist; create it first",
-            path.display(),
-            dir.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Writes beside `path` and renames into place: a reader never sees half a report.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let failed = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
-    file.write_all(bytes).map_err(failed)?;
-    file.persist(path).map_err(|e| failed(e.error))?;
-    Ok(())
 }

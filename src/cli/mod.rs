@@ -11,6 +11,7 @@ mod containers;
 mod demo;
 mod process;
 mod progress;
+mod report_file;
 mod serve;
 mod up;
 

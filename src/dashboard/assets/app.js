@@ -249,8 +249,12 @@ async function logGroupExists(group) {
   return false;
 }
 
+/** A first read of a log goes this far back, so that opening a page never reads a long,
+ * chatty log whole. */
+const FIRST_READ_MS = 30 * 60 * 1000;
+
 /** FilterLogEvents, every page of it (capped), oldest first. */
-async function filterLogEvents(input, maxPages = 100) {
+async function filterLogEvents(input, maxPages = 10) {
   const events = [];
   let token = null;
   for (let page = 0; page < maxPages; page += 1) {
@@ -264,10 +268,12 @@ async function filterLogEvents(input, maxPages = 100) {
   return events.sort((a, b) => a.timestamp - b.timestamp);
 }
 
-/** The last `count` events of a log group, all streams; null when the group does not exist. */
+/** The last `count` events of a log group, all streams; null when the group does not exist.
+ * The last half hour is read first, the whole group (capped) only when that is empty. */
 async function tailLogGroup(group, count) {
   if (!(await logGroupExists(group))) return null;
-  const events = await filterLogEvents({ logGroupName: group });
+  let events = await filterLogEvents({ logGroupName: group, startTime: Date.now() - FIRST_READ_MS });
+  if (events.length === 0) events = await filterLogEvents({ logGroupName: group });
   return events.slice(-count);
 }
 
@@ -411,8 +417,10 @@ function eventKey(event) {
  * events not returned before, oldest first.
  */
 class LogFollower {
-  constructor({ group, streamPrefix = null, stream = null }) {
+  /** since: where the first read starts (epoch ms); null reads the log from its start. */
+  constructor({ group, streamPrefix = null, stream = null, since = null }) {
     this.group = group;
+    this.since = since;
     this.stream = stream;
     // An exact stream is asked for by prefix: FilterLogEvents with logStreamNames fails on a
     // stream that does not exist yet, a prefix never does.
@@ -430,7 +438,8 @@ class LogFollower {
     const input = { logGroupName: this.group };
     if (this.streamPrefix) input.logStreamNamePrefix = this.streamPrefix;
     // Inclusive start: a line written later may share the last line's millisecond.
-    if (this.lastTimestamp !== null) input.startTime = this.lastTimestamp;
+    const start = this.lastTimestamp ?? this.since;
+    if (start !== null) input.startTime = start;
     let events = await filterLogEvents(input);
     if (this.stream) events = events.filter((e) => e.logStreamName === this.stream);
     return this.dropSeen(events);
@@ -1279,15 +1288,17 @@ function endpointLogPanel(ctx, endpointName) {
   const notice = makeNotice();
   const picker = h("select", { id: "log-container" }, h("option", { value: "" }, "all containers"));
   let containers = [];
-  let follower = new LogFollower({ group });
+  // An endpoint's log may be long and chatty: the first read goes back half an hour.
+  const since = () => Date.now() - FIRST_READ_MS;
+  let follower = new LogFollower({ group, since: since() });
   let showStream = true;
 
   const choose = () => {
     const chosen = containers.find((c) => c.name === picker.value);
     showStream = !chosen;
     follower = chosen
-      ? new LogFollower({ group: chosen.log_group || group, stream: chosen.log_stream })
-      : new LogFollower({ group });
+      ? new LogFollower({ group: chosen.log_group || group, stream: chosen.log_stream, since: since() })
+      : new LogFollower({ group, since: since() });
     view.reset(chosen ? `Waiting for lines in ${chosen.log_stream}…` : `Waiting for lines in ${group}…`);
   };
   picker.addEventListener("change", choose);
