@@ -235,14 +235,11 @@ async fn direct_load(args: &BenchArgs, load: &Load) -> Result<Load> {
         runtime::spec::SERVING_PORT,
     )?;
     let url = format!("http://{address}/invocations");
-    let headers = Invocation {
-        content_type: Some(&args.request.content_type),
-        accept: args.request.accept.as_deref(),
-        custom_attributes: args.request.custom_attributes.as_deref(),
-        ..Invocation::default()
-    }
-    .headers()
-    .map_err(|e| Error::Argument(e.to_string()))?;
+    let headers = args
+        .request
+        .invocation()
+        .headers()
+        .map_err(|e| Error::Argument(e.to_string()))?;
     Ok(Load {
         url: url
             .parse()
@@ -266,11 +263,9 @@ fn load(args: &BenchArgs) -> Result<Load> {
         .map_err(|e| Error::Argument(format!("bench URL {url}: {e}")))?;
     let bodies = bodies(args)?;
     let headers = Invocation {
-        content_type: Some(&args.request.content_type),
-        accept: args.request.accept.as_deref(),
-        custom_attributes: args.request.custom_attributes.as_deref(),
         target_variant: args.target_variant.as_deref(),
         target_model: args.target_model.as_deref(),
+        ..args.request.invocation()
     }
     .headers()
     .map_err(|e| Error::Argument(e.to_string()))?;

@@ -10,7 +10,6 @@ use super::report_file::{check_writable, write_atomically};
 use super::serve::{image_and_model, parse_env};
 use super::CheckArgs;
 use crate::artifact::Cache;
-use crate::bench::Invocation;
 use crate::ci::junit;
 use crate::contract::{self, Options, Report, Sample, Verdict};
 use crate::deploy::{DeployOptions, Deployer};
@@ -25,14 +24,11 @@ fn sample(args: &CheckArgs) -> Result<Option<Sample>> {
     };
     let body = std::fs::read(path)
         .map_err(|e| Error::Argument(format!("--request {}: {e}", path.display())))?;
-    let headers = Invocation {
-        content_type: Some(&args.request_headers.content_type),
-        accept: args.request_headers.accept.as_deref(),
-        custom_attributes: args.request_headers.custom_attributes.as_deref(),
-        ..Invocation::default()
-    }
-    .headers()
-    .map_err(|e| Error::Argument(e.to_string()))?;
+    let headers = args
+        .request_headers
+        .invocation()
+        .headers()
+        .map_err(|e| Error::Argument(e.to_string()))?;
     Ok(Some(Sample {
         headers,
         body: body.into(),

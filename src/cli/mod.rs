@@ -290,6 +290,18 @@ pub struct RequestArgs {
     pub custom_attributes: Option<String>,
 }
 
+impl RequestArgs {
+    /// The invocation these headers make (no variant or model targeted).
+    pub fn invocation(&self) -> crate::bench::Invocation<'_> {
+        crate::bench::Invocation {
+            content_type: Some(&self.content_type),
+            accept: self.accept.as_deref(),
+            custom_attributes: self.custom_attributes.as_deref(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Invocations to time for the latency summary.
