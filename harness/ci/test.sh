@@ -14,6 +14,7 @@ cd "$(dirname "$0")/../.."
 bash harness/ci/docker.sh
 bash harness/ci/browser.sh
 bash harness/images/build-all.sh
+echo "== disk: $(df -h --output=avail . | tail -1 | tr -d " ") free (images built)"
 
 # With the AWS SDK for Rust's tests (tests/aws_sdk.rs): its crates take minutes to compile,
 # once; the client suites use the binary that build made, so nothing is compiled twice.
