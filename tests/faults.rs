@@ -292,20 +292,27 @@ fn an_instance_failing_its_health_checks_is_replaced() {
     let (status, instance, _) = invoke(&up, "sickly", "");
     assert_eq!(status, 200);
     assert_ne!(instance.as_deref(), Some(before[0].1.as_str()));
-    let old: Value = serde_json::from_slice(
-        &Command::new("docker")
-            .args([
-                "ps",
-                "-a",
-                "--format",
-                "{{json .Names}}",
-                "--filter",
-                &format!("name={}", before[0].0),
-            ])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap_or(Value::Null);
-    assert!(old.is_null(), "the sick container was removed: {old}");
+    // Its removal runs in the background (stop, then remove): it ends soon after.
+    until(
+        Duration::from_secs(10),
+        "the sick container is removed",
+        || {
+            let old: Value = serde_json::from_slice(
+                &Command::new("docker")
+                    .args([
+                        "ps",
+                        "-a",
+                        "--format",
+                        "{{json .Names}}",
+                        "--filter",
+                        &format!("name={}", before[0].0),
+                    ])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap_or(Value::Null);
+            old.is_null()
+        },
+    );
 }

@@ -19,6 +19,7 @@ mod serve;
 mod serverless;
 mod shutdown;
 mod sklearn;
+mod swarm;
 mod tensorflow;
 mod training;
 mod transform;

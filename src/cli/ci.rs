@@ -26,7 +26,7 @@ pub async fn ci(args: &CiArgs) -> Result<ExitCode> {
     if let Some(junit) = &args.junit {
         check_writable("--junit", junit)?;
     }
-    let (listener, engine) = listen_and_connect("127.0.0.1", 0).await?;
+    let (listener, engine) = listen_and_connect("127.0.0.1", 0, None).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let router = Arc::new(Router::new(ACCOUNT, &args.region));
     let server = tokio::spawn(server::serve(

@@ -9,10 +9,10 @@ use super::process::shutdown_signal;
 use super::{GcArgs, LogsArgs, PsArgs};
 use crate::error::{Error, Result};
 use crate::logs::LogRecord;
-use crate::runtime::{self, gc, Engine};
+use crate::runtime::{self, gc};
 
 pub async fn ps(args: &PsArgs) -> Result<ExitCode> {
-    let engine = Engine::connect().await?;
+    let engine = args.engine.connect().await?;
     let found = gc::list(&engine).await?;
     if args.json {
         let mut out = std::io::stdout().lock();
@@ -93,7 +93,7 @@ pub async fn logs(args: &LogsArgs) -> Result<ExitCode> {
             }
         }
     }
-    let engine = Engine::connect().await?;
+    let engine = args.engine.connect().await?;
     let found = gc::list(&engine).await?;
     let chosen: Vec<_> = found
         .iter()
@@ -178,7 +178,7 @@ fn print_events(events: &[(String, crate::logs::Event)], prefixed: bool) -> Resu
 }
 
 pub async fn gc(args: &GcArgs) -> Result<ExitCode> {
-    let engine = Engine::connect().await?;
+    let engine = args.engine.connect().await?;
     let sweep = if args.all {
         gc::Sweep::All
     } else {

@@ -370,6 +370,48 @@ pub struct UpArgs {
     pub image_map: Option<PathBuf>,
     #[command(flatten)]
     pub capacity: CapacityArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Where containers run: on the engine DOCKER_HOST names, or as services of the swarm it
+/// manages.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// `swarm`: each instance runs as a service of the Docker Swarm whose manager DOCKER_HOST
+    /// names, on any of its nodes (README: "More than one machine"). `docker`: containers
+    /// on that engine itself.
+    #[arg(long, value_enum, default_value_t = EngineKind::Docker, env = "SAGEDOCK_ENGINE")]
+    pub engine: EngineKind,
+    /// With --engine swarm: the registry (HOST:PORT) every node pulls from. Serving images
+    /// are read from it as from ECR; model images are pushed to it.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        env = "SAGEDOCK_REGISTRY",
+        required_if_eq("engine", "swarm")
+    )]
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineKind {
+    Docker,
+    Swarm,
+}
+
+impl EngineArgs {
+    /// The registry when the containers run on a swarm.
+    pub fn swarm_registry(&self) -> Option<&str> {
+        match self.engine {
+            EngineKind::Swarm => self.registry.as_deref(),
+            EngineKind::Docker => None,
+        }
+    }
+
+    pub async fn connect(&self) -> Result<crate::runtime::Engine, crate::runtime::RuntimeError> {
+        crate::runtime::Engine::connect_to(self.swarm_registry()).await
+    }
 }
 
 /// The port `sagedock serve` (and later `sagedock up`) listens on unless told otherwise.
@@ -443,6 +485,8 @@ pub struct PsArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -460,6 +504,8 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -470,6 +516,8 @@ pub struct GcArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]

@@ -11,9 +11,14 @@ use crate::error::{Error, Result};
 use crate::runtime::removal::Removals;
 use crate::runtime::{gc, Engine};
 
-/// Binds the API port (failing fast when it is taken), connects to the engine and removes
-/// the containers of runs that are gone; warns when the port is open beyond this machine.
-pub async fn listen_and_connect(bind: &str, port: u16) -> Result<(TcpListener, Engine)> {
+/// Binds the API port (failing fast when it is taken), connects to the engine (with a
+/// registry: to the swarm it manages) and removes the containers of runs that are gone;
+/// warns when the port is open beyond this machine.
+pub async fn listen_and_connect(
+    bind: &str,
+    port: u16,
+    swarm_registry: Option<&str>,
+) -> Result<(TcpListener, Engine)> {
     let listener = TcpListener::bind((bind, port))
         .await
         .map_err(|source| Error::Listen {
@@ -25,7 +30,7 @@ pub async fn listen_and_connect(bind: &str, port: u16) -> Result<(TcpListener, E
             "warning: listening on {bind}, beyond this machine: the SageMaker API sagedock serves has no authentication, so anyone who reaches the port can start containers and invoke them"
         );
     }
-    let engine = Engine::connect().await?;
+    let engine = Engine::connect_to(swarm_registry).await?;
     let orphans = gc::gc(&engine, gc::Sweep::AtStart).await?;
     if !orphans.is_empty() {
         eprintln!(

@@ -145,7 +145,7 @@ fn plan(
 pub async fn serve(args: &ServeArgs) -> Result<ExitCode> {
     // Arguments first: nothing starts for a bad one.
     let (instance_type, environment) = checked_arguments(args)?;
-    let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
+    let (listener, engine) = listen_and_connect(&args.bind, args.port, None).await?;
     let local = listener.local_addr()?;
     let meter = progress::meter();
     let model = image_and_model(

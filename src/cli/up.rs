@@ -75,7 +75,8 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         source,
     })?;
     let lock = owner::claim(&data_dir)?;
-    let (listener, engine) = listen_and_connect(&args.bind, args.port).await?;
+    let (listener, engine) =
+        listen_and_connect(&args.bind, args.port, args.engine.swarm_registry()).await?;
     let local = listener.local_addr()?;
     let settings = Settings {
         region: args.region.clone(),
@@ -123,6 +124,10 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
         storage: &storage,
         region: &args.region,
         sdk_config: &sdk_config,
+        swarm: engine
+            .cluster
+            .as_ref()
+            .map(|c| (engine.host.clone(), c.registry.clone())),
     };
     let cache = Cache::from_env()?;
     let (control, router) = ControlPlane::open(
@@ -162,6 +167,8 @@ pub async fn up(args: &UpArgs) -> Result<ExitCode> {
 
 /// What `up` prints once it listens.
 struct Banner<'a> {
+    /// The swarm's manager and registry, when instances run there.
+    swarm: Option<(String, String)>,
     url: String,
     data_dir: &'a Path,
     storage: &'a Storage,
@@ -175,6 +182,12 @@ impl Banner<'_> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {url}")?;
         writeln!(out, "  the dashboard: {url}/ in a browser")?;
+        if let Some((manager, registry)) = &self.swarm {
+            writeln!(
+                out,
+                "  instances run as services of the swarm managed at {manager}, images from the registry {registry}"
+            )?;
+        }
         let s3 = match self.storage {
             Storage::Root(root) => format!("S3 (s3://BUCKET/KEY is {}/BUCKET/KEY)", root.display()),
             Storage::Remote(endpoint) => format!("S3 on {endpoint}"),

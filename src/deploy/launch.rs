@@ -70,13 +70,23 @@ impl Deployer {
         }
         let run = crate::runtime::spec::run_id();
         let mut specs = Vec::new();
+        let on_swarm = self.engine.cluster.is_some();
+        if on_swarm && variant.network_isolation {
+            return Err(RuntimeError::Cluster(format!(
+                "EnableNetworkIsolation does not run on a swarm yet (variant {}); deploy it with the default engine (no --engine swarm)",
+                variant.name
+            ))
+            .into());
+        }
         for i in first..first.saturating_add(count) {
             for (j, container) in prepared.iter().enumerate() {
-                let lease = self.lease(variant.network_isolation).await?;
-                specs.push(
-                    self.spec(plan, variant, container, &run, i, j)?
-                        .with_network(lease),
-                );
+                let spec = self.spec(plan, variant, container, &run, i, j)?;
+                // A swarm's tasks get their addresses on their nodes.
+                specs.push(if on_swarm {
+                    spec
+                } else {
+                    spec.with_network(self.lease(variant.network_isolation).await?)
+                });
             }
         }
         let policy = ReadyPolicy {

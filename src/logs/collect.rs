@@ -29,7 +29,10 @@ pub fn start(engine: Engine, owner: String, record: Arc<LogRecord>) {
         loop {
             // Subscribe first, then list: a container starting in between is seen twice
             // (and followed once), never missed.
-            let mut events = events::of_owner(&engine, &owner, &["start"]);
+            // A swarm's manager has no events of its other nodes' containers: its
+            // services are listed again each second instead.
+            let on_swarm = engine.cluster.is_some();
+            let events = (!on_swarm).then(|| events::of_owner(&engine, &owner, &["start"]));
             if let Ok(containers) = gc::list(&engine).await {
                 for c in containers {
                     let ours = c.labels.get(labels::OWNER) == Some(&owner);
@@ -38,6 +41,10 @@ pub fn start(engine: Engine, owner: String, record: Arc<LogRecord>) {
                     }
                 }
             }
+            let Some(mut events) = events else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
             while let Some(event) = events.next().await {
                 let Ok(event) = event else { break };
                 pause = Duration::from_millis(100);
@@ -111,7 +118,7 @@ pub async fn copy(
         .timestamps(true)
         .since(since)
         .build();
-    let mut output = engine.docker.logs(id, Some(options));
+    let mut output = engine.logs(id, options);
     let mut pending = String::new();
     let mut write = |events: Vec<Event>| {
         if let Err(e) = record.append(group, stream, &events) {

@@ -32,6 +32,9 @@ pub struct Engine {
     pub cpus: u32,
     pub memory_bytes: u64,
     pub nvidia_runtime: bool,
+    /// Set when instances run as services of the swarm this engine manages
+    /// ([`super::swarm`]); every container sagedock makes is then a service.
+    pub cluster: Option<std::sync::Arc<super::swarm::Cluster>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -39,6 +42,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("host", &self.host)
             .field("cpus", &self.cpus)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -84,7 +88,74 @@ impl Engine {
             cpus: u32::try_from(info.ncpu.unwrap_or(1).max(1)).unwrap_or(u32::MAX),
             memory_bytes: u64::try_from(info.mem_total.unwrap_or(0)).unwrap_or(0),
             nvidia_runtime,
+            cluster: None,
         })
+    }
+
+    /// Connects as [`Engine::connect`] does; with `registry` (`sagedock up --engine swarm`)
+    /// the engine must be a swarm manager, and instances run as its services, their images
+    /// from and to `registry`.
+    pub async fn connect_to(registry: Option<&str>) -> Result<Engine, RuntimeError> {
+        let mut engine = Engine::connect().await?;
+        let Some(registry) = registry else {
+            return Ok(engine);
+        };
+        let swarm = engine
+            .docker
+            .info()
+            .await
+            .map_err(|e| RuntimeError::EngineUnreachable {
+                host: engine.host.clone(),
+                detail: e.to_string(),
+            })?
+            .swarm
+            .unwrap_or_default();
+        if swarm.control_available != Some(true) {
+            return Err(RuntimeError::Cluster(format!(
+                "the engine at {} is not a swarm manager (swarm state: {}); point DOCKER_HOST at a manager's API, or stand a swarm up on this machine with `bash harness/swarm/up.sh`",
+                engine.host,
+                swarm
+                    .local_node_state
+                    .map_or_else(|| "unknown".to_string(), |s| s.to_string())
+            )));
+        }
+        // Limits are capped by the machine that runs sagedock no longer, but by the nodes.
+        engine.cpus = u32::try_from(
+            engine
+                .docker
+                .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+                .await
+                .map_err(|e| RuntimeError::docker("list nodes of", &engine.host, e))?
+                .iter()
+                .filter_map(|n| n.description.as_ref()?.resources.as_ref()?.nano_cpus)
+                .max()
+                .unwrap_or(1_000_000_000)
+                / 1_000_000_000,
+        )
+        .unwrap_or(1)
+        .max(1);
+        engine.cluster = Some(std::sync::Arc::new(super::swarm::Cluster {
+            registry: registry.to_string(),
+        }));
+        Ok(engine)
+    }
+
+    /// A container's output, or on a swarm a service's (every task's, from every node).
+    pub fn logs(
+        &self,
+        id: &str,
+        options: bollard::query_parameters::LogsOptions,
+    ) -> std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = Result<bollard::container::LogOutput, DockerError>>
+                + Send,
+        >,
+    > {
+        if self.cluster.is_some() {
+            Box::pin(self.docker.service_logs(id, Some(options)))
+        } else {
+            Box::pin(self.docker.logs(id, Some(options)))
+        }
     }
 
     /// A client of the engine listening on the unix socket `socket` that has asked it
@@ -101,6 +172,7 @@ impl Engine {
             cpus: 1,
             memory_bytes: 0,
             nvidia_runtime: false,
+            cluster: None,
         }
     }
 
@@ -112,12 +184,17 @@ impl Engine {
         pull: bool,
         meter: Option<&crate::progress::Meter>,
     ) -> Result<(), RuntimeError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(RuntimeError::docker("inspect image", image, e)),
+        // On a swarm the registry is the images' home, as ECR is SageMaker's: always asked.
+        let named = self.image_name(image);
+        let image = named.as_str();
+        if self.cluster.is_none() {
+            match self.docker.inspect_image(image).await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(RuntimeError::docker("inspect image", image, e)),
+            }
         }
-        if !pull {
+        if !pull && self.cluster.is_none() {
             return Err(RuntimeError::ImageMissing {
                 image: image.to_string(),
             });
@@ -136,7 +213,13 @@ impl Engine {
         while let Some(step) = progress.next().await {
             let step = step.map_err(|e| RuntimeError::Pull {
                 image: image.to_string(),
-                detail: e.to_string(),
+                detail: match &self.cluster {
+                    Some(cluster) => format!(
+                        "{e}; push the serving image to the cluster's registry first: `docker tag {short} {image} && docker push {image}` (harness/swarm/up.sh {short} does both)",
+                        short = image.strip_prefix(&format!("{}/", cluster.registry)).unwrap_or(image)
+                    ),
+                    None => e.to_string(),
+                },
             })?;
             let Some(meter) = meter else { continue };
             let detail = step.progress_detail.as_ref();
@@ -159,10 +242,18 @@ impl Engine {
         Ok(())
     }
 
+    /// The name `image` has on this engine: on a swarm, the cluster registry's copy.
+    pub fn image_name(&self, image: &str) -> String {
+        match &self.cluster {
+            Some(cluster) => format!("{}/{image}", cluster.registry),
+            None => image.to_string(),
+        }
+    }
+
     /// Labels of an image (capabilities such as `accept-bind-to-port`).
     pub async fn image_labels(&self, image: &str) -> HashMap<String, String> {
         self.docker
-            .inspect_image(image)
+            .inspect_image(&self.image_name(image))
             .await
             .ok()
             .and_then(|i| i.config)

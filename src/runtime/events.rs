@@ -26,31 +26,48 @@ pub enum Death {
 
 /// The engine's `actions` events (`start`, `die`, …) of `owner`'s containers, as they
 /// happen; the stream ends when the connection to the engine does.
+///
+/// The actions are picked here, not by the engine's `event` filter: Podman's Docker API
+/// (4.3) answers that filter with no event at all.
 pub fn of_owner(
     engine: &Engine,
     owner: &str,
     actions: &[&str],
-) -> impl Stream<Item = Result<EventMessage, bollard::errors::Error>> {
+) -> impl Stream<Item = Result<EventMessage, bollard::errors::Error>> + Unpin {
     let filters: HashMap<String, Vec<String>> = HashMap::from([
         ("type".to_string(), vec!["container".to_string()]),
-        (
-            "event".to_string(),
-            actions.iter().map(|a| (*a).to_string()).collect(),
-        ),
         (
             "label".to_string(),
             vec![format!("{}={owner}", labels::OWNER)],
         ),
     ]);
-    engine.docker.events(Some(EventsOptions {
-        filters: Some(filters),
-        ..Default::default()
-    }))
+    let actions: Vec<String> = actions.iter().map(|a| (*a).to_string()).collect();
+    engine
+        .docker
+        .events(Some(EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .filter(move |event| {
+            let wanted = match event {
+                Ok(event) => event
+                    .action
+                    .as_deref()
+                    .is_some_and(|a| actions.iter().any(|w| w == a)),
+                Err(_) => true,
+            };
+            std::future::ready(wanted)
+        })
 }
 
 /// Follows the deaths of `owner`'s containers for the life of the process.
+/// On a swarm it says nothing: the manager's stream carries none of the other nodes'
+/// containers, so a task's death is seen by its failing health checks.
 pub fn follow(engine: Engine, owner: String) -> broadcast::Sender<Death> {
     let (tx, _) = broadcast::channel(1024);
+    if engine.cluster.is_some() {
+        return tx;
+    }
     let sender = tx.clone();
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(100);

@@ -41,8 +41,18 @@ impl Managed {
     }
 }
 
-/// Every container labelled `sagedock.managed=true`, oldest first.
+/// Every container labelled `sagedock.managed=true` (on a swarm, every such service),
+/// oldest first.
 pub async fn list(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
+    if engine.cluster.is_some() {
+        let mut services = super::swarm::list(engine).await?;
+        services.sort_by(|a, b| {
+            a.created_unix
+                .cmp(&b.created_unix)
+                .then(a.name.cmp(&b.name))
+        });
+        return Ok(services);
+    }
     let filters: HashMap<&str, Vec<String>> =
         HashMap::from([("label", vec![format!("{}=true", labels::MANAGED)])]);
     let options = ListContainersOptionsBuilder::default()

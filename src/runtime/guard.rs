@@ -112,9 +112,12 @@ fn remove_blocking(id: String, name: String) {
     let _ = done.join();
 }
 
-/// Stops and removes a container; a container already gone is not an error. After a
-/// forced stop ([`Removals::force`]) it is killed at once.
+/// Stops and removes a container (on a swarm, its service); a container already gone is
+/// not an error. After a forced stop ([`Removals::force`]) it is killed at once.
 pub async fn remove_container(engine: &Engine, id: &str, name: &str) -> Result<(), RuntimeError> {
+    if engine.cluster.is_some() {
+        return super::swarm::remove_service(engine, id, name).await;
+    }
     if !Removals::global().is_forced() {
         let stop = StopContainerOptionsBuilder::default()
             .t(STOP_GRACE_SECS)

@@ -63,15 +63,25 @@ pub async fn launch(
     spec: &ContainerSpec,
     policy: ReadyPolicy,
 ) -> Result<Instance, RuntimeError> {
+    if let Some(cluster) = &engine.cluster {
+        return super::swarm::launch(engine, cluster, spec, policy).await;
+    }
     let t0 = Instant::now();
     let guard = start(engine, spec).await?;
     let started = Instant::now();
-    let info = inspect(engine, &guard).await?;
-    if !info.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
-        return Err(exit_error(engine, &guard).await);
-    }
+    let info = match engine.docker.inspect_container(&guard.id, None).await {
+        Ok(info) if info.state.as_ref().and_then(|s| s.running).unwrap_or(false) => info,
+        Ok(_) => return Err(exited(engine, &guard).await),
+        // A state the API's schema does not have (Podman's `stopped`): not running.
+        Err(
+            bollard::errors::Error::JsonDataError { .. }
+            | bollard::errors::Error::JsonSerdeError { .. },
+        ) => return Err(exited(engine, &guard).await),
+        Err(e) => return Err(RuntimeError::docker("inspect container", &guard.name, e)),
+    };
     let (addr, published) = address(engine, &info, spec.isolated(), &spec.name, spec.port)?;
-    let listening = wait_until_healthy(engine, &guard, addr, policy).await?;
+    let listening =
+        wait_until_healthy(engine, &guard, addr, policy, exited(engine, &guard)).await?;
     Ok(Instance {
         guard,
         lease: spec.network.clone(),
@@ -82,8 +92,16 @@ pub async fn launch(
     })
 }
 
-/// Creates and starts one container, owned by the guard from the moment it exists.
+/// Creates and starts one container, owned by the guard from the moment it exists. Not on
+/// a swarm, whose instances are services (a job's containers would be neither listed nor
+/// removed there).
 pub async fn start(engine: &Engine, spec: &ContainerSpec) -> Result<ContainerGuard, RuntimeError> {
+    if engine.cluster.is_some() {
+        return Err(RuntimeError::Cluster(format!(
+            "{} would run as a lone container, which a swarm does not run yet (training jobs are such); run it with the default engine (no --engine swarm)",
+            spec.name
+        )));
+    }
     let body = spec.create_body(engine.cpus, engine.nvidia_runtime)?;
     let options = CreateContainerOptionsBuilder::default()
         .name(&spec.name)
@@ -110,19 +128,39 @@ pub struct Exit {
     pub oom_killed: bool,
 }
 
-/// Waits until the container is no longer running, and says how it ended.
+/// Waits until the container is no longer running, and says how it ended: as its state
+/// says, or, where the engine's state cannot be read (Podman reports a state, `stopped`,
+/// that Docker's API does not have), as the wait's answer says.
 pub async fn wait_exit(engine: &Engine, guard: &ContainerGuard) -> Result<Exit, RuntimeError> {
     let options = WaitContainerOptionsBuilder::default()
         .condition("not-running")
         .build();
     let mut waiting = engine.docker.wait_container(&guard.id, Some(options));
-    // The engine reports a non-zero exit as an error item; the state read next is the truth.
-    let _ = waiting.next().await;
-    let state = inspect(engine, guard).await?.state;
-    Ok(Exit {
-        code: state.as_ref().and_then(|s| s.exit_code).unwrap_or(-1),
-        oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
-    })
+    // The engine reports a non-zero exit as an error item.
+    let waited = match waiting.next().await {
+        Some(Ok(answer)) => Some(answer.status_code),
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Some(code),
+        _ => None,
+    };
+    match inspect(engine, guard).await {
+        Ok(info) => {
+            let state = info.state;
+            Ok(Exit {
+                code: state
+                    .as_ref()
+                    .and_then(|s| s.exit_code)
+                    .or(waited)
+                    .unwrap_or(-1),
+                oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
+            })
+        }
+        Err(e) => waited
+            .map(|code| Exit {
+                code,
+                oom_killed: false,
+            })
+            .ok_or(e),
+    }
 }
 
 /// Asks a container to stop: SIGTERM, then SIGKILL after `grace` seconds.
@@ -198,18 +236,32 @@ pub fn address(
         })
 }
 
-/// Polls `/ping` until it answers 200, the container exits, or the deadline passes.
-/// Returns when the port first accepted a connection.
+/// Resolves when the container is no longer running, with the error that says how it
+/// ended.
+async fn exited(engine: &Engine, guard: &ContainerGuard) -> RuntimeError {
+    let exit = wait_exit(engine, guard).await.ok();
+    RuntimeError::ExitedAtStart {
+        name: guard.name.clone(),
+        exit_code: exit.map_or(-1, |e| e.code),
+        oom: if exit.is_some_and(|e| e.oom_killed) {
+            " (OOM-killed: the instance type has too little memory)"
+        } else {
+            ""
+        },
+        logs: logs::tail(engine, &guard.id, 50).await,
+    }
+}
+
+/// Polls `/ping` until it answers 200, `died` resolves (the container, or on a swarm its
+/// task, ended), or the deadline passes. Returns when the port first accepted a connection.
 pub async fn wait_until_healthy(
     engine: &Engine,
     guard: &ContainerGuard,
     addr: SocketAddr,
     policy: ReadyPolicy,
+    died: impl std::future::Future<Output = RuntimeError>,
 ) -> Result<Instant, RuntimeError> {
-    let wait_options = WaitContainerOptionsBuilder::default()
-        .condition("not-running")
-        .build();
-    let mut exited = engine.docker.wait_container(&guard.id, Some(wait_options));
+    tokio::pin!(died);
     let mut last_ping: String;
     let mut interval = policy.first_interval;
     let deadline = tokio::time::Instant::now() + policy.deadline;
@@ -241,7 +293,7 @@ pub async fn wait_until_healthy(
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = exited.next() => return Err(exit_error(engine, guard).await),
+            error = &mut died => return Err(error),
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(RuntimeError::HealthTimeout {
                     name: guard.name.clone(),
@@ -252,22 +304,6 @@ pub async fn wait_until_healthy(
             }
         }
         interval = (interval * 3 / 2).min(policy.max_interval);
-    }
-}
-
-async fn exit_error(engine: &Engine, guard: &ContainerGuard) -> RuntimeError {
-    let state = inspect(engine, guard).await.ok().and_then(|i| i.state);
-    let exit_code = state.as_ref().and_then(|s| s.exit_code).unwrap_or(-1);
-    let oom = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
-    RuntimeError::ExitedAtStart {
-        name: guard.name.clone(),
-        exit_code,
-        oom: if oom {
-            " (OOM-killed: the instance type has too little memory)"
-        } else {
-            ""
-        },
-        logs: logs::tail(engine, &guard.id, 50).await,
     }
 }
 

@@ -17,7 +17,7 @@ pub async fn tail(engine: &Engine, id: &str, lines: usize) -> String {
         .stderr(true)
         .tail(&(lines * 4).to_string())
         .build();
-    let mut stream = engine.docker.logs(id, Some(options));
+    let mut stream = engine.logs(id, options);
     let mut text = String::new();
     while let Some(Ok(item)) = stream.next().await {
         text.push_str(&String::from_utf8_lossy(item.as_ref()));
@@ -52,7 +52,7 @@ pub async fn follow(engine: Engine, id: String, prefix: String, tail: String, fo
         .follow(follow)
         .tail(&tail)
         .build();
-    let mut stream = engine.docker.logs(&id, Some(options));
+    let mut stream = engine.logs(&id, options);
     let mut out = tokio::io::stdout();
     let mut pending = String::new();
     while let Some(Ok(item)) = stream.next().await {

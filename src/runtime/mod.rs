@@ -7,7 +7,8 @@
 //! Owns: connecting to the engine ([`engine`]), turning a request into a container
 //! ([`spec`]), owning each container from the instant it exists ([`guard`]), starting
 //! and waiting for health ([`launch`]), logs ([`logs`]) and finding and removing the
-//! leftovers of runs that are gone ([`gc`]).
+//! leftovers of runs that are gone ([`gc`]); on a Docker Swarm, the same as services of
+//! one task each ([`swarm`]).
 //!
 //! Does not: know the SageMaker APIs, route requests, or unpack artifacts.
 
@@ -24,6 +25,7 @@ pub mod owner;
 pub mod removal;
 pub mod spec;
 pub mod stats;
+pub mod swarm;
 
 pub use engine::Engine;
 pub use guard::ContainerGuard;
@@ -93,6 +95,8 @@ pub enum RuntimeError {
     Network { name: String, detail: String },
     #[error("removing container {name} stopped: {detail}")]
     Removal { name: String, detail: String },
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl RuntimeError {

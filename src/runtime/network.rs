@@ -145,6 +145,17 @@ impl Network {
             .and_then(|c| c.gateway)
             .and_then(|g| g.parse::<Ipv4Addr>().ok())
             .map(u32::from);
+        // sagedock reaches an isolated container through the address this machine has on
+        // its network (the gateway's). Without it, whatever answers the container's
+        // address is somewhere else, down the default route.
+        let host_has_gateway =
+            gateway.is_some_and(|g| std::net::UdpSocket::bind((Ipv4Addr::from(g), 0)).is_ok());
+        if internal && engine.local && !host_has_gateway {
+            return Err(RuntimeError::Network {
+                name: name.to_string(),
+                detail: "this machine has no address on this internal network, so it cannot reach the containers on it (Podman makes internal networks so); network isolation needs an engine whose internal networks keep the host's address, such as Docker's".into(),
+            });
+        }
         let broadcast = base | (u32::MAX >> prefix);
         let mut taken: HashSet<u32> = info
             .containers

@@ -35,7 +35,12 @@ pub fn ready() -> bool {
 }
 
 /// Builds the test images if they are missing or stale (idempotent, serialised by a lock).
+/// Under `SAGEDOCK_TEST_IMAGES=preloaded` the engine is not the one images are built on
+/// (harness/ci/podman.sh copies them to Podman): nothing is built.
 pub fn require_images() {
+    if std::env::var("SAGEDOCK_TEST_IMAGES").is_ok_and(|v| v == "preloaded") {
+        return;
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new("flock")
         .arg("/tmp/sagedock-test-images.lock")

@@ -47,6 +47,11 @@ impl Up {
 
     /// `sagedock up` with `extra` arguments.
     pub fn start_with(sb: &Sandbox, extra: &[&str]) -> Result<Up, String> {
+        Self::start_env(sb, extra, &[])
+    }
+
+    /// `sagedock up` with `extra` arguments and `env` in its environment.
+    pub fn start_env(sb: &Sandbox, extra: &[&str], env: &[(&str, &str)]) -> Result<Up, String> {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("sagedock"));
         command
             .args(["up", "--port", "0", "--health-timeout", "60s"])
@@ -55,6 +60,7 @@ impl Up {
             .arg("--s3-root")
             .arg(sb.join("s3"))
             .args(extra)
+            .envs(env.iter().copied())
             .env("SAGEDOCK_CACHE_DIR", sb.cache_dir());
         let mut process = Running::spawn(command);
         let url = process
