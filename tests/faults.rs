@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::util::docker::{inspect, labelled_containers};
 use crate::util::http::http;
 use crate::util::serve::Served;
+use crate::util::until;
 use crate::util::up::{deploy as deploy_model, ok, setup, wait_status, Up};
 
 /// An echo endpoint of `count` instances, in service.
@@ -86,16 +87,6 @@ fn invoke_at(url: &str, endpoint: &str, attributes: &str) -> (u16, Option<String
 
 fn invoke(up: &Up, endpoint: &str, attributes: &str) -> (u16, Option<String>, String) {
     invoke_at(&up.url, endpoint, attributes)
-}
-
-/// Waits until `cond` holds (at most `limit`); returns how long it took.
-fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    t0.elapsed()
 }
 
 /// When a call started and ended, its status, and the container that answered.

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::util::docker::ready;
 use crate::util::http::http;
 use crate::util::up::{deploy, ok, wait_status, Up};
-use crate::util::Sandbox;
+use crate::util::{until, Sandbox};
 
 /// The swarm's manager API and registry, as harness/swarm/up.sh prints them.
 struct Swarm {
@@ -177,15 +177,6 @@ fn answering(url: &str, endpoint: &str, calls: usize) -> BTreeSet<String> {
             report["hostname"].as_str().unwrap().to_string()
         })
         .collect()
-}
-
-fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    t0.elapsed()
 }
 
 #[test]

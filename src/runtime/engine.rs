@@ -119,7 +119,7 @@ impl Engine {
                     .map_or_else(|| "unknown".to_string(), |s| s.to_string())
             )));
         }
-        // Limits are capped by the machine that runs sagedock no longer, but by the nodes.
+        // An instance's CPUs are capped by the largest node's, not by this machine's.
         engine.cpus = u32::try_from(
             engine
                 .docker

@@ -13,6 +13,13 @@ pub enum Accelerator {
     Inferentia(u32),
 }
 
+/// CPU and memory limits of a container, as the engine takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub nano_cpus: i64,
+    pub memory_bytes: i64,
+}
+
 /// One instance type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InstanceType {
@@ -63,6 +70,24 @@ impl InstanceType {
     /// True for `local`, which applies no limits.
     pub fn is_local(&self) -> bool {
         self.name == "local"
+    }
+
+    /// The limits a container of this type gets on a machine of `host_cpus` CPUs: its
+    /// CPUs in billionths (an instance bigger than the machine gets what the machine has)
+    /// and its memory in bytes; `None` for `local`.
+    pub fn limits(&self, host_cpus: u32) -> Option<Limits> {
+        if self.is_local() {
+            return None;
+        }
+        let cpus = self.vcpus.min(host_cpus).max(1);
+        Some(Limits {
+            nano_cpus: i64::from(cpus) * 1_000_000_000,
+            memory_bytes: self
+                .memory_mib
+                .checked_mul(1 << 20)
+                .and_then(|b| i64::try_from(b).ok())
+                .unwrap_or(i64::MAX),
+        })
     }
 
     /// The CPU architecture an image must be built for, as Docker names it (`amd64`, or

@@ -237,18 +237,10 @@ impl ContainerSpec {
             init: self.init.then_some(true),
             ..Default::default()
         };
-        if !self.instance_type.is_local() {
-            // An instance bigger than this machine gets what the machine has.
-            let cpus = self.instance_type.vcpus.min(host_cpus).max(1);
-            host.nano_cpus = Some(i64::from(cpus) * 1_000_000_000);
-            let memory = self
-                .instance_type
-                .memory_mib
-                .checked_mul(1 << 20)
-                .and_then(|b| i64::try_from(b).ok())
-                .unwrap_or(i64::MAX);
-            host.memory = Some(memory);
-            host.memory_swap = Some(memory);
+        if let Some(limits) = self.instance_type.limits(host_cpus) {
+            host.nano_cpus = Some(limits.nano_cpus);
+            host.memory = Some(limits.memory_bytes);
+            host.memory_swap = Some(limits.memory_bytes);
         }
         let mut networking_config = None;
         if let Some(lease) = &self.network {

@@ -125,21 +125,11 @@ pub async fn launch(
 
 fn service_spec(engine: &Engine, spec: &ContainerSpec, name: &str, image: &str) -> ServiceSpec {
     let labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
-    let mut limits = None;
-    if !spec.instance_type.is_local() {
-        let cpus = spec.instance_type.vcpus.min(engine.cpus).max(1);
-        let memory = spec
-            .instance_type
-            .memory_mib
-            .checked_mul(1 << 20)
-            .and_then(|b| i64::try_from(b).ok())
-            .unwrap_or(i64::MAX);
-        limits = Some(Limit {
-            nano_cpus: Some(i64::from(cpus) * 1_000_000_000),
-            memory_bytes: Some(memory),
-            pids: None,
-        });
-    }
+    let limits = spec.instance_type.limits(engine.cpus).map(|l| Limit {
+        nano_cpus: Some(l.nano_cpus),
+        memory_bytes: Some(l.memory_bytes),
+        pids: None,
+    });
     ServiceSpec {
         name: Some(name.to_string()),
         labels: Some(labels.clone()),

@@ -18,6 +18,21 @@ pub mod process;
 pub mod serve;
 pub mod up;
 
+/// Waits until `cond` holds (at most `limit`, else fails naming `what`); returns how long
+/// it took.
+pub fn until(
+    limit: std::time::Duration,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let t0 = std::time::Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    t0.elapsed()
+}
+
 /// A file or folder under `fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
