@@ -94,13 +94,9 @@ impl Deployer {
             meter: self.options.meter.clone(),
             ..Default::default()
         };
-        let launched = try_join_all(
-            specs
-                .iter()
-                .map(|s| runtime::launch(&self.engine, s, policy.clone())),
-        )
-        .await
-        .map_err(|e| explain(e, &prepared))?;
+        let launched = try_join_all(specs.iter().map(|s| self.launch_one(s, policy.clone())))
+            .await
+            .map_err(|e| explain(e, &prepared))?;
         // specs are instance-major: regroup into instances of the model's containers.
         let per_instance = prepared.len().max(1);
         let mut groups: Vec<Vec<Instance>> = Vec::new();
@@ -113,6 +109,18 @@ impl Deployer {
             }
         }
         Ok(groups)
+    }
+
+    /// One instance container: on the engine, or as a service of the swarm it manages.
+    async fn launch_one(
+        &self,
+        spec: &ContainerSpec,
+        policy: ReadyPolicy,
+    ) -> Result<Instance, RuntimeError> {
+        match &self.engine.cluster {
+            Some(cluster) => runtime::swarm::launch(&self.engine, cluster, spec, policy).await,
+            None => runtime::launch(&self.engine, spec, policy).await,
+        }
     }
 
     async fn prepare(

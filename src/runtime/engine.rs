@@ -20,6 +20,14 @@ const API_1_41: &ClientVersion = &ClientVersion {
 };
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
+/// The swarm an engine manages, when instances run as its services ([`super::swarm`]):
+/// images come from and go to `registry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// `HOST:PORT` of the registry every node pulls from.
+    pub registry: String,
+}
+
 /// A connected engine and what it offers.
 #[derive(Clone)]
 pub struct Engine {
@@ -34,7 +42,7 @@ pub struct Engine {
     pub nvidia_runtime: bool,
     /// Set when instances run as services of the swarm this engine manages
     /// ([`super::swarm`]); every container sagedock makes is then a service.
-    pub cluster: Option<std::sync::Arc<super::swarm::Cluster>>,
+    pub cluster: Option<std::sync::Arc<Cluster>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -134,7 +142,7 @@ impl Engine {
         )
         .unwrap_or(1)
         .max(1);
-        engine.cluster = Some(std::sync::Arc::new(super::swarm::Cluster {
+        engine.cluster = Some(std::sync::Arc::new(Cluster {
             registry: registry.to_string(),
         }));
         Ok(engine)

@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListServicesOptionsBuilder,
+};
 
 use super::{labels, network, owner, Engine, RuntimeError};
 
@@ -45,7 +47,7 @@ impl Managed {
 /// oldest first.
 pub async fn list(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
     if engine.cluster.is_some() {
-        let mut services = super::swarm::list(engine).await?;
+        let mut services = list_services(engine).await?;
         services.sort_by(|a, b| {
             a.created_unix
                 .cmp(&b.created_unix)
@@ -99,6 +101,58 @@ pub async fn list(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
             .cmp(&b.created_unix)
             .then(a.name.cmp(&b.name))
     });
+    Ok(out)
+}
+
+/// The services sagedock labelled (on a swarm, where its containers are services).
+async fn list_services(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
+    let filters: HashMap<&str, Vec<String>> =
+        HashMap::from([("label", vec![format!("{}=true", labels::MANAGED)])]);
+    let options = ListServicesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let services = engine
+        .docker
+        .list_services(Some(options))
+        .await
+        .map_err(|e| RuntimeError::docker("list services", "labelled sagedock.managed", e))?;
+    let mut out = Vec::new();
+    for service in services {
+        let spec = service.spec.unwrap_or_default();
+        let labels = spec.labels.unwrap_or_default();
+        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        let id = service.id.unwrap_or_default();
+        let state = super::swarm::task_state(engine, &id)
+            .await
+            .unwrap_or_default();
+        out.push(Managed {
+            name: spec.name.unwrap_or_default(),
+            image: spec
+                .task_template
+                .and_then(|t| t.container_spec)
+                .and_then(|c| c.image)
+                .unwrap_or_default(),
+            endpoint: get(labels::ENDPOINT),
+            variant: get(labels::VARIANT),
+            instance: get(labels::INSTANCE),
+            status: format!("swarm task {state}"),
+            state: if state == "running" {
+                state
+            } else {
+                "exited".into()
+            },
+            created_unix: service
+                .created_at
+                .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok())
+                .unwrap_or(0),
+            host_port: None,
+            owner_alive: owner::is_alive(&get(labels::OWNER)),
+            labels,
+            id,
+        });
+    }
     Ok(out)
 }
 

@@ -116,7 +116,7 @@ fn remove_blocking(id: String, name: String) {
 /// not an error. After a forced stop ([`Removals::force`]) it is killed at once.
 pub async fn remove_container(engine: &Engine, id: &str, name: &str) -> Result<(), RuntimeError> {
     if engine.cluster.is_some() {
-        return super::swarm::remove_service(engine, id, name).await;
+        return remove_service(engine, id, name).await;
     }
     if !Removals::global().is_forced() {
         let stop = StopContainerOptionsBuilder::default()
@@ -145,6 +145,16 @@ pub async fn remove_container(engine: &Engine, id: &str, name: &str) -> Result<(
             Ok(())
         }
         Err(e) => Err(RuntimeError::docker("remove container", name, e)),
+    }
+}
+
+/// Removes a service (its task's container goes with it); one already gone is not an
+/// error.
+async fn remove_service(engine: &Engine, id: &str, name: &str) -> Result<(), RuntimeError> {
+    match engine.docker.delete_service(id).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(RuntimeError::docker("remove service", name, e)),
     }
 }
 

@@ -58,14 +58,12 @@ pub struct Instance {
 }
 
 /// Creates, starts and waits for one container. On any failure the container is removed.
+/// (On a swarm, [`super::swarm::launch`] does the same with a service.)
 pub async fn launch(
     engine: &Engine,
     spec: &ContainerSpec,
     policy: ReadyPolicy,
 ) -> Result<Instance, RuntimeError> {
-    if let Some(cluster) = &engine.cluster {
-        return super::swarm::launch(engine, cluster, spec, policy).await;
-    }
     let t0 = Instant::now();
     let guard = start(engine, spec).await?;
     let started = Instant::now();

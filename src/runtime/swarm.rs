@@ -33,26 +33,16 @@ use bollard::models::{
     TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, ListServicesOptionsBuilder, ListTasksOptionsBuilder,
-    PushImageOptionsBuilder,
+    BuildImageOptionsBuilder, ListTasksOptionsBuilder, PushImageOptionsBuilder,
 };
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::engine::is_not_found;
-use super::gc::Managed;
+use super::engine::Cluster;
 use super::guard::ContainerGuard;
 use super::launch::{wait_until_healthy, Instance, ReadyPolicy};
 use super::spec::ContainerSpec;
-use super::{labels, logs, owner, Engine, RuntimeError};
-
-/// The cluster an engine deploys to: its manager is the engine; images come from and go
-/// to `registry`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cluster {
-    /// `HOST:PORT` of the registry every node pulls from.
-    pub registry: String,
-}
+use super::{labels, logs, Engine, RuntimeError};
 
 /// Swarm's service names are DNS labels: at most 63 characters.
 fn service_name(container_name: &str) -> String {
@@ -477,69 +467,10 @@ fn read_chunks(
     })
 }
 
-/// Removes a service (its task's container goes with it); one already gone is not an
-/// error.
-pub async fn remove_service(engine: &Engine, id: &str, name: &str) -> Result<(), RuntimeError> {
-    match engine.docker.delete_service(id).await {
-        Ok(()) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(RuntimeError::docker("remove service", name, e)),
-    }
-}
-
-/// The services sagedock labelled, as [`Managed`] entries.
-pub async fn list(engine: &Engine) -> Result<Vec<Managed>, RuntimeError> {
-    let filters: HashMap<&str, Vec<String>> =
-        HashMap::from([("label", vec![format!("{}=true", labels::MANAGED)])]);
-    let options = ListServicesOptionsBuilder::default()
-        .filters(&filters)
-        .build();
-    let services = engine
-        .docker
-        .list_services(Some(options))
-        .await
-        .map_err(|e| RuntimeError::docker("list services", "labelled sagedock.managed", e))?;
-    let mut out = Vec::new();
-    for service in services {
-        let spec = service.spec.unwrap_or_default();
-        let labels = spec.labels.unwrap_or_default();
-        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
-        let id = service.id.unwrap_or_default();
-        let task = task(engine, &id).await.ok().flatten();
-        let state = task
-            .as_ref()
-            .and_then(state)
-            .map(|s| s.to_string())
-            .unwrap_or_default();
-        out.push(Managed {
-            name: spec.name.unwrap_or_default(),
-            image: spec
-                .task_template
-                .and_then(|t| t.container_spec)
-                .and_then(|c| c.image)
-                .unwrap_or_default(),
-            endpoint: get(labels::ENDPOINT),
-            variant: get(labels::VARIANT),
-            instance: get(labels::INSTANCE),
-            status: format!("swarm task {state}"),
-            state: if state == "running" {
-                state
-            } else {
-                "exited".into()
-            },
-            created_unix: service
-                .created_at
-                .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .and_then(|d| i64::try_from(d.as_secs()).ok())
-                .unwrap_or(0),
-            host_port: None,
-            owner_alive: owner::is_alive(&get(labels::OWNER)),
-            labels,
-            id,
-        });
-    }
-    Ok(out)
+/// The state of the service's newest task (`running`, `failed`, …), if it has one.
+pub async fn task_state(engine: &Engine, service_id: &str) -> Option<String> {
+    let task = task(engine, service_id).await.ok().flatten()?;
+    state(&task).map(|s| s.to_string())
 }
 
 #[cfg(test)]
