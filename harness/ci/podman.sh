@@ -32,7 +32,8 @@ if ! command -v podman >/dev/null 2>&1; then
     log "installing podman from Debian"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends podman runc containernetworking-plugins >/dev/null
+    apt-get install -y -qq --no-install-recommends podman runc crun containernetworking-plugins \
+        golang-github-containernetworking-plugin-dnsname >/dev/null
 fi
 
 mkdir -p "$STATE"
