@@ -17,8 +17,8 @@ fi
 if ! command -v dockerd >/dev/null 2>&1; then
     log "installing docker.io from Debian"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq docker.io >/dev/null
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq docker.io >/dev/null
 fi
 
 log "starting dockerd (log: /tmp/dockerd.log)"

@@ -31,8 +31,8 @@ if ! command -v podman >/dev/null 2>&1; then
     fi
     log "installing podman from Debian"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends podman runc crun containernetworking-plugins \
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends podman runc crun containernetworking-plugins \
         golang-github-containernetworking-plugin-dnsname >/dev/null
 fi
 
