@@ -1,7 +1,9 @@
-//! Artifact throughput: sagedock pack / unpack against GNU tar on the same data, in the
-//! same run, and the cost of a second deployment through the cache.
+//! Artifact throughput: sagedock pack / unpack against GNU tar (gzip, and with pigz, the
+//! multi-core gzip, when it is installed) on the same data, in the same run, and the cost
+//! of a second deployment through the cache.
 //!
-//! Run: `cargo bench --bench artifact` (needs GNU tar and gzip on PATH).
+//! Run: `cargo bench --bench artifact` (needs GNU tar and gzip on PATH; pigz from
+//! `apt-get install -y pigz` for its rows).
 //! Size: `SAGEDOCK_BENCH_BYTES` (default 1 GiB): one incompressible file of ~90% of the
 //! size plus 4,000 small files; `SAGEDOCK_BENCH_ROUNDS` rounds each (default 3), the
 //! median is reported. The contenders alternate who goes first; before each timed step
@@ -80,22 +82,19 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(500));
 }
 
-/// Times GNU tar's step and sagedock's, alternating who goes first (on this VM the step
-/// after a large write is the slower one), each after [`settle`].
-fn race(round: usize, mut gnu: impl FnMut(), mut ours: impl FnMut()) -> (Duration, Duration) {
-    let time = |step: &mut dyn FnMut()| {
+/// Times each contender's step, each after [`settle`], the one going first turning with
+/// the round (on this VM the step after a large write is the slower one).
+fn race(round: usize, contenders: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
+    let n = contenders.len();
+    let mut times = vec![Duration::ZERO; n];
+    for i in 0..n {
+        let which = (round + i) % n;
         settle();
         let t = Instant::now();
-        step();
-        t.elapsed()
-    };
-    if round.is_multiple_of(2) {
-        let g = time(&mut gnu);
-        (g, time(&mut ours))
-    } else {
-        let o = time(&mut ours);
-        (time(&mut gnu), o)
+        contenders[which]();
+        times[which] = t.elapsed();
     }
+    times
 }
 
 fn run(cmd: &mut Command) {
@@ -121,56 +120,71 @@ fn main() {
     eprintln!("made {files} files, {bytes} bytes in {:.1?}", t.elapsed());
 
     let gnu_tgz = work.path().join("gnu.tar.gz");
+    let pigz_tgz = work.path().join("pigz.tar.gz");
     let ours_tgz = work.path().join("ours.tar.gz");
-    let (mut pack_gnu, mut pack_ours, mut unpack_gnu, mut unpack_ours) =
-        (vec![], vec![], vec![], vec![]);
+    // pigz: the multi-core gzip a user would reach for, through GNU tar.
+    let pigz = Command::new("pigz").arg("--version").output().is_ok();
+    if !pigz {
+        eprintln!("pigz is missing (apt-get install -y pigz): its rows are left out");
+    }
+    // tar -C DIR FLAGS ARCHIVE [MEMBER]
+    let tar = |dir: &Path, flags: &[&str], archive: &Path, member: Option<&str>| {
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(dir)
+            .args(flags)
+            .arg(archive)
+            .args(member));
+    };
+    // Per contender (tar, tar -I pigz, sagedock), the time of each round.
+    let (mut pack, mut unpack) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
     for round in 0..rounds {
-        let (gnu, ours) = race(
-            round,
-            || {
-                run(Command::new("tar")
-                    .arg("-C")
-                    .arg(&src)
-                    .args(["-czf"])
-                    .arg(&gnu_tgz)
-                    .arg("."));
-            },
-            || {
-                artifact::pack(&src, &ours_tgz, &PackOptions::default()).unwrap();
-            },
-        );
-        pack_gnu.push(gnu);
-        pack_ours.push(ours);
+        let mut gnu = || tar(&src, &["-czf"], &gnu_tgz, Some("."));
+        let mut with_pigz = || tar(&src, &["-I", "pigz", "-cf"], &pigz_tgz, Some("."));
+        let mut ours = || {
+            artifact::pack(&src, &ours_tgz, &PackOptions::default()).unwrap();
+        };
+        let times = if pigz {
+            race(round, &mut [&mut gnu, &mut with_pigz, &mut ours])
+        } else {
+            let t = race(round, &mut [&mut gnu, &mut ours]);
+            vec![t[0], Duration::ZERO, t[1]]
+        };
         eprintln!(
-            "round {round}: pack tar czf {:.2?}, sagedock {:.2?}",
-            pack_gnu[round], pack_ours[round]
+            "round {round}: pack tar czf {:.2?}, tar -I pigz {:.2?}, sagedock {:.2?}",
+            times[0], times[1], times[2]
         );
+        for (all, t) in pack.iter_mut().zip(times) {
+            all.push(t);
+        }
     }
     for round in 0..rounds {
-        let dest = work.path().join(format!("gnu-out-{round}"));
-        let dest_ours = work.path().join(format!("ours-out-{round}"));
-        fs::create_dir(&dest).unwrap();
-        let (gnu, ours) = race(
-            round,
-            || {
-                run(Command::new("tar")
-                    .arg("-C")
-                    .arg(&dest)
-                    .arg("-xzf")
-                    .arg(&gnu_tgz))
-            },
-            || {
-                artifact::unpack(&gnu_tgz, &dest_ours, &Limits::default(), None).unwrap();
-            },
-        );
-        unpack_gnu.push(gnu);
-        unpack_ours.push(ours);
+        let dests =
+            ["gnu", "pigz", "ours"].map(|who| work.path().join(format!("{who}-out-{round}")));
+        for dest in &dests[..2] {
+            fs::create_dir(dest).unwrap();
+        }
+        let mut gnu = || tar(&dests[0], &["-xzf"], &gnu_tgz, None);
+        let mut with_pigz = || tar(&dests[1], &["-I", "pigz", "-xf"], &gnu_tgz, None);
+        let mut ours = || {
+            artifact::unpack(&gnu_tgz, &dests[2], &Limits::default(), None).unwrap();
+        };
+        let times = if pigz {
+            race(round, &mut [&mut gnu, &mut with_pigz, &mut ours])
+        } else {
+            let t = race(round, &mut [&mut gnu, &mut ours]);
+            vec![t[0], Duration::ZERO, t[1]]
+        };
         eprintln!(
-            "round {round}: unpack tar xzf {:.2?}, sagedock {:.2?}",
-            unpack_gnu[round], unpack_ours[round]
+            "round {round}: unpack tar xzf {:.2?}, tar -I pigz {:.2?}, sagedock {:.2?}",
+            times[0], times[1], times[2]
         );
-        fs::remove_dir_all(&dest).unwrap();
-        fs::remove_dir_all(&dest_ours).unwrap();
+        for (all, t) in unpack.iter_mut().zip(times) {
+            all.push(t);
+        }
+        for dest in &dests {
+            let _ = fs::remove_dir_all(dest);
+        }
     }
     let cache = Cache::at(work.path().join("cache"));
     settle();
@@ -185,30 +199,36 @@ fn main() {
         warm.push(t.elapsed());
         assert!(hit.hit);
     }
-    let (pg, po, ug, uo, cw) = (
-        median(pack_gnu),
-        median(pack_ours),
-        median(unpack_gnu),
-        median(unpack_ours),
-        median(warm),
-    );
+    let [pg, pp, po] = pack.map(median);
+    let [ug, up, uo] = unpack.map(median);
+    let cw = median(warm);
     let mib = bytes as f64 / (1 << 20) as f64;
     let rate = |d: Duration| mib / d.as_secs_f64();
-    println!("artifact bench: {files} files, {:.0} MiB (one incompressible file + small files), median of {rounds}", mib);
-    println!("  pack    tar czf   {:>8.2?}  {:>7.1} MiB/s", pg, rate(pg));
-    println!(
-        "  pack    sagedock  {:>8.2?}  {:>7.1} MiB/s  ({:.2}x tar)",
-        po,
-        rate(po),
-        pg.as_secs_f64() / po.as_secs_f64()
-    );
-    println!("  unpack  tar xzf   {:>8.2?}  {:>7.1} MiB/s", ug, rate(ug));
-    println!(
-        "  unpack  sagedock  {:>8.2?}  {:>7.1} MiB/s  ({:.2}x tar)",
-        uo,
-        rate(uo),
-        ug.as_secs_f64() / uo.as_secs_f64()
-    );
+    let vs = |reference: Duration, d: Duration| reference.as_secs_f64() / d.as_secs_f64();
+    println!("artifact bench: {files} files, {mib:.0} MiB (one incompressible file + small files), median of {rounds}");
+    for (step, [gnu, with_pigz, ours]) in [("pack", [pg, pp, po]), ("unpack", [ug, up, uo])] {
+        println!(
+            "  {step:<7} tar (gzip)   {gnu:>8.2?}  {:>7.1} MiB/s",
+            rate(gnu)
+        );
+        if pigz {
+            println!(
+                "  {step:<7} tar -I pigz  {with_pigz:>8.2?}  {:>7.1} MiB/s  ({:.2}x tar)",
+                rate(with_pigz),
+                vs(gnu, with_pigz)
+            );
+        }
+        let against_pigz = if pigz {
+            format!(", {:.2}x pigz", vs(with_pigz, ours))
+        } else {
+            String::new()
+        };
+        println!(
+            "  {step:<7} sagedock     {ours:>8.2?}  {:>7.1} MiB/s  ({:.2}x tar{against_pigz})",
+            rate(ours),
+            vs(gnu, ours)
+        );
+    }
     println!(
         "  cache   first deployment {:.2?}, second deployment {:.3} ms",
         cache_cold,
@@ -218,8 +238,9 @@ fn main() {
         "bytes": bytes, "files": files, "rounds": rounds,
         "pack_tar_s": pg.as_secs_f64(), "pack_sagedock_s": po.as_secs_f64(),
         "unpack_tar_s": ug.as_secs_f64(), "unpack_sagedock_s": uo.as_secs_f64(),
-        "pack_speedup": pg.as_secs_f64() / po.as_secs_f64(),
-        "unpack_speedup": ug.as_secs_f64() / uo.as_secs_f64(),
+        "pack_speedup": vs(pg, po), "unpack_speedup": vs(ug, uo),
+        "pack_pigz_s": pigz.then_some(pp.as_secs_f64()), "unpack_pigz_s": pigz.then_some(up.as_secs_f64()),
+        "pack_vs_pigz": pigz.then_some(vs(pp, po)), "unpack_vs_pigz": pigz.then_some(vs(up, uo)),
         "cache_first_s": cache_cold.as_secs_f64(), "cache_second_ms": cw.as_secs_f64() * 1e3,
     });
     let _ = fs::write(

@@ -19,7 +19,9 @@
 # When nginx and HAProxy are installed (apt-get install -y nginx-light haproxy), the same
 # load also runs through each of them, as reference reverse proxies in front of the same
 # container (HTTP/1.1 keep-alive to it, one worker per core), so what sagedock adds can be
-# read against what the best-known proxies add on the same machine.
+# read against what the best-known proxies add on the same machine. The fourth reference is
+# what `docker run -p` gives without sagedock: a second echo container with its port
+# published on 127.0.0.1, called through the engine's docker-proxy.
 #
 # Needs wrk, a Docker engine and the test images. On a 2-core machine wrk, sagedock and
 # the container share the cores.
@@ -33,6 +35,7 @@ work="$(mktemp -d)"
 target/release/sagedock serve --image sagedock/echo:latest --port 0 -e ECHO_QUIET=1 --name bench >"$work/out" 2>"$work/err" &
 serve=$!
 stop_references() {
+    [ -f "$work/published.id" ] && docker rm -f "$(cat "$work/published.id")" >/dev/null 2>&1
     [ -f "$work/nginx.pid" ] && kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null
     [ -f "$work/haproxy.pid" ] && kill -TERM "$(cat "$work/haproxy.pid")" 2>/dev/null
     return 0
@@ -90,6 +93,16 @@ CONF
     haproxy -f "$work/haproxy.cfg"
     url[haproxy]="http://127.0.0.1:$port/invocations"; paths="$paths haproxy"
 fi
+if command -v docker >/dev/null; then
+    docker run -d --rm -p 127.0.0.1::8080 -e ECHO_QUIET=1 --name "sagedock-bench-published-$$" \
+        sagedock/echo:latest serve >"$work/published.id"
+    published="$(docker port "$(cat "$work/published.id")" 8080/tcp | head -n1)"
+    for _ in $(seq 1 100); do
+        curl -fs "http://$published/ping" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    url[published]="http://$published/invocations"; paths="$paths published"
+fi
 for sleep_ms in 0 5; do
     cat >"$work/post-$sleep_ms.lua" <<LUA
 wrk.method = "POST"
@@ -105,6 +118,7 @@ pids() {
         via) echo "$serve" ;;
         nginx) pgrep -P "$(cat "$work/nginx.pid")" ;;
         haproxy) cat "$work/haproxy.pid" ;;
+        published) pgrep -f "docker-proxy .*-host-port ${published##*:}( |$)" ;;
     esac
 }
 # Their CPU time so far, in clock ticks.
@@ -131,7 +145,7 @@ median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 
 echo "direct: $direct   via sagedock: $via   references: ${paths#direct via}"
 echo "wrk -t1, ${seconds}s x $rounds rounds, medians; 'added' rows compare each proxy with direct, round by round"
-printf "%-26s %-17s %10s %9s %9s %13s\n" scenario path "req/s" "p50 us" "p99 us" "CPU us/call"
+printf "%-26s %-20s %10s %9s %9s %13s\n" scenario path "req/s" "p50 us" "p99 us" "CPU us/call"
 for scenario in "1 0" "32 0" "32 5"; do
     read -r clients sleep_ms <<<"$scenario"
     for path in $paths; do : >"$work/$path"; done
@@ -147,8 +161,8 @@ for scenario in "1 0" "32 0" "32 5"; do
     for path in $paths; do
         cpu="$(cut -d' ' -f5 "$work/$path" | median)"
         [ "$path" = direct ] && cpu="-"
-        name="$path"; [ "$path" = via ] && name="sagedock"
-        printf "%-26s %-17s %10s %9s %9s %13s\n" "$label" "$name" \
+        name="$path"; [ "$path" = via ] && name="sagedock"; [ "$path" = published ] && name="docker run -p"
+        printf "%-26s %-20s %10s %9s %9s %13s\n" "$label" "$name" \
             "$(cut -d' ' -f1 "$work/$path" | median)" "$(cut -d' ' -f2 "$work/$path" | median)" \
             "$(cut -d' ' -f3 "$work/$path" | median)" "$cpu"
     done
@@ -156,8 +170,8 @@ for scenario in "1 0" "32 0" "32 5"; do
     for path in ${paths#direct}; do
         paste -d' ' "$work/direct" "$work/$path" \
             | awk '{print $6 / $1, $7 - $2, $8 - $3}' >"$work/added"
-        name="$path"; [ "$path" = via ] && name="sagedock"
-        printf "%-26s %-17s %9.2fx %+9.0f %+9.0f\n" "$label" "$name added" \
+        name="$path"; [ "$path" = via ] && name="sagedock"; [ "$path" = published ] && name="docker run -p"
+        printf "%-26s %-20s %9.2fx %+9.0f %+9.0f\n" "$label" "$name added" \
             "$(cut -d' ' -f1 "$work/added" | median)" "$(cut -d' ' -f2 "$work/added" | median)" \
             "$(cut -d' ' -f3 "$work/added" | median)"
     done

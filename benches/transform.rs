@@ -88,9 +88,10 @@ async fn direct(
     let instance = runtime::launch(engine, spec, ReadyPolicy::default())
         .await
         .unwrap();
-    let uri: hyper::Uri = format!("http://{}/invocations", instance.addr)
-        .parse()
-        .unwrap();
+    let to = sagedock::endpoint::http1::Destination::new(
+        instance.addr,
+        &hyper::http::uri::PathAndQuery::from_static("/invocations"),
+    );
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/csv"));
     let t0 = Instant::now();
@@ -99,23 +100,17 @@ async fn direct(
     let batches = records::batches(&data, &lines, strategy, Some(1 << 20), 1).unwrap();
     let answers: Vec<Bytes> = stream::iter(batches)
         .map(|batch| {
-            let (uri, headers) = (uri.clone(), headers.clone());
+            let (to, headers) = (&to, &headers);
             async move {
-                let response = sagedock::endpoint::client::post(
-                    uri,
-                    &headers,
-                    batch.payload,
+                let answer = sagedock::endpoint::client::invoke(
+                    to,
+                    headers,
+                    &batch.payload,
                     Duration::from_secs(600),
                 )
                 .await
                 .map_err(|e| e.detail())?;
-                use http_body_util::BodyExt;
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok::<Bytes, String>(body.to_bytes())
+                Ok::<Bytes, String>(answer.body)
             }
         })
         .buffered(concurrency)

@@ -153,7 +153,7 @@ impl Check<'_> {
         let Value::Array(items) = value else {
             return Err(wrong_type(at, value, "a list"));
         };
-        self.length(shape, items.len(), value, at);
+        self.length(shape, items.len(), || value.clone(), at);
         let member = shape.member.as_deref().unwrap_or_default();
         for (i, item) in items.iter().enumerate().filter(|(_, v)| !v.is_null()) {
             self.value(member, item, &format!("{at}.{}.member", i + 1))?;
@@ -165,7 +165,7 @@ impl Check<'_> {
         let Value::Object(entries) = value else {
             return Err(wrong_type(at, value, "a map"));
         };
-        self.length(shape, entries.len(), value, at);
+        self.length(shape, entries.len(), || value.clone(), at);
         let key = shape.key.as_deref().unwrap_or_default();
         let value_shape = shape.value.as_deref().unwrap_or_default();
         for (k, v) in entries {
@@ -187,21 +187,38 @@ impl Check<'_> {
         let Value::String(text) = value else {
             return Err(wrong_type(at, value, "a string"));
         };
+        self.string_rules(name, shape, text, at);
+        Ok(())
+    }
+
+    /// Checks `text` against the string shape `name` (a header's value).
+    pub(super) fn text(&mut self, name: &str, text: &str, at: &str) {
+        let shape = self.model.shape(name);
+        self.string_rules(name, shape, text, at);
+    }
+
+    /// A string's length, pattern and enum rules; the value is copied only into a
+    /// violation.
+    fn string_rules(&mut self, name: &str, shape: &Shape, text: &str, at: &str) {
+        let value = || Value::from(text);
         self.length(shape, text.chars().count(), value, at);
         if let Some((pattern, regex)) = &shape.pattern {
             if !regex.is_match(text) && !(self.exempt)(name, text) {
                 let rule = format!("Member must satisfy regular expression pattern: {pattern}");
-                self.violate(at, value, rule);
+                self.violate(at, &value(), rule);
             }
         }
-        if let Some(values) = shape.values.as_ref().filter(|v| !v.contains(text)) {
+        if let Some(values) = shape
+            .values
+            .as_ref()
+            .filter(|v| !v.iter().any(|v| v == text))
+        {
             let rule = format!(
                 "Member must satisfy enum value set: [{}]",
                 values.join(", ")
             );
-            self.violate(at, value, rule);
+            self.violate(at, &value(), rule);
         }
-        Ok(())
     }
 
     /// An integer, held to its type's range (AWS's `integer` is 32 bits) and its shape's.
@@ -286,12 +303,13 @@ impl Check<'_> {
         Ok(())
     }
 
-    fn length(&mut self, shape: &Shape, len: usize, value: &Value, at: &str) {
+    /// The length rules; `value` makes the value a violation quotes.
+    fn length(&mut self, shape: &Shape, len: usize, value: impl Fn() -> Value, at: &str) {
         let len = len as f64;
         if let Some(min) = shape.min.filter(|&m| len < m) {
             self.violate(
                 at,
-                value,
+                &value(),
                 format!(
                     "Member must have length greater than or equal to {}",
                     bound(min)
@@ -301,7 +319,7 @@ impl Check<'_> {
         if let Some(max) = shape.max.filter(|&m| len > m) {
             self.violate(
                 at,
-                value,
+                &value(),
                 format!(
                     "Member must have length less than or equal to {}",
                     bound(max)

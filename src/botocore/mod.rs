@@ -106,8 +106,8 @@ struct Shape {
 pub struct Model {
     operations: HashMap<String, String>,
     shapes: HashMap<String, Shape>,
-    /// Per operation: the members bound to headers, by lower-case header name → (member,
-    /// shape).
+    /// Per operation: the members bound to headers, by lower-case header name → (the
+    /// member as error messages name it, shape).
     headers: HashMap<String, HashMap<String, (String, String)>>,
 }
 
@@ -166,7 +166,7 @@ impl Model {
                             .iter()
                             .filter_map(|(member, (member_shape, location))| {
                                 let header = location.as_ref()?.to_ascii_lowercase();
-                                Some((header, (member.clone(), member_shape.clone())))
+                                Some((header, (lower_first(member), member_shape.clone())))
                             })
                             .collect()
                     })
@@ -238,26 +238,23 @@ impl Model {
             exempt: |_, _| false,
         };
         for (name, raw) in headers {
-            let Some((member, shape)) = table.get(name) else {
+            let Some((at, shape)) = table.get(name) else {
                 continue;
             };
             let text = String::from_utf8_lossy(raw);
-            let at = lower_first(member);
-            let value = match self.shape(shape).kind {
+            match self.shape(shape).kind {
                 Kind::Integer | Kind::Long => match text.trim().parse::<i64>() {
-                    Ok(n) => Value::from(n),
-                    Err(_) => {
-                        check.violations.push(Violation {
-                            at,
-                            value: Some(text.into_owned()),
-                            rule: "Member must be an integer".into(),
-                        });
-                        continue;
-                    }
+                    Ok(n) => check.value(shape, &Value::from(n), at)?,
+                    Err(_) => check.violations.push(Violation {
+                        at: at.clone(),
+                        value: Some(text.into_owned()),
+                        rule: "Member must be an integer".into(),
+                    }),
                 },
-                _ => Value::from(text.as_ref()),
-            };
-            check.value(shape, &value, &at)?;
+                // Most headers are strings: checked without a copy.
+                Kind::String => check.text(shape, &text, at),
+                _ => check.value(shape, &Value::from(text.as_ref()), at)?,
+            }
         }
         if check.violations.is_empty() {
             Ok(())

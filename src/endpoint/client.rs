@@ -1,6 +1,7 @@
-//! The HTTP client sagedock talks to containers with: pooled keep-alive connections, one
-//! pool per thread (a pooled connection is then driven by the thread that uses it), and
-//! the one function that sends a request to a container.
+//! How sagedock talks to containers: invocations through its own HTTP/1.1 client
+//! ([`invoke`], [`through`]: a whole answer, the calling task driving the connection),
+//! streamed answers and every other request through hyper's pooled client ([`client`]:
+//! one pool per thread, so a pooled connection is driven by the thread that uses it).
 
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use hyper::header::{HeaderMap, HeaderName};
 use hyper::{Request, Response};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+
+use super::http1::{self, Answer, Destination, Failed};
 
 /// The pooled client type.
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -35,7 +38,7 @@ pub fn client() -> HttpClient {
 }
 
 /// Request headers SageMaker passes to the container (CONTRACT §1.3).
-pub(super) const FORWARDED: [HeaderName; 5] = [
+pub(super) static FORWARDED: [HeaderName; 5] = [
     hyper::header::CONTENT_TYPE,
     hyper::header::ACCEPT,
     HeaderName::from_static("x-amzn-sagemaker-custom-attributes"),
@@ -51,7 +54,7 @@ pub enum Undelivered {
     NotSent(String),
     /// The request may have reached it, and no answer came.
     NoAnswer(String),
-    /// No answer head within the time limit.
+    /// No answer within the time limit.
     TimedOut(Duration),
 }
 
@@ -70,17 +73,37 @@ impl Undelivered {
     }
 }
 
-/// Sends one POST to `uri` with the forwarded headers, waiting at most `timeout` for the
-/// answer's head.
-pub async fn post(
-    uri: hyper::Uri,
+/// Sends one invocation to a container with the forwarded headers (sagedock's own
+/// HTTP/1.1 client, [`super::http1`]), waiting at most `timeout` for the whole answer.
+pub async fn invoke(
+    to: &Destination,
+    headers: &HeaderMap,
+    payload: &Bytes,
+    timeout: Duration,
+) -> Result<Answer, Undelivered> {
+    let forwarded = FORWARDED
+        .iter()
+        .filter_map(|name| headers.get(name).map(|value| (name, value)));
+    match tokio::time::timeout(timeout, http1::post(to, forwarded, payload)).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(Failed::Connect(e))) => Err(Undelivered::NotSent(e.to_string())),
+        Ok(Err(Failed::Lost(detail))) => Err(Undelivered::NoAnswer(detail)),
+        Err(_) => Err(Undelivered::TimedOut(timeout)),
+    }
+}
+
+/// Sends one POST to `/invocations` on the container at `addr` with the forwarded headers
+/// through hyper's client, waiting at most `timeout` for the answer's head; its body is
+/// read as it arrives (a streamed answer).
+pub async fn post_streaming(
+    addr: std::net::SocketAddr,
     headers: &HeaderMap,
     payload: Bytes,
     timeout: Duration,
 ) -> Result<Response<Incoming>, Undelivered> {
-    let mut out = Request::post(uri);
-    for name in FORWARDED {
-        if let Some(value) = headers.get(&name) {
+    let mut out = Request::post(format!("http://{addr}/invocations"));
+    for name in &FORWARDED {
+        if let Some(value) = headers.get(name) {
             out = out.header(name, value);
         }
     }
@@ -98,24 +121,20 @@ pub async fn post(
 /// What became of a request sent through a chain of containers (one, or a pipeline).
 pub enum Passed {
     /// Container `index` answered: the last one, or one before it that failed (not 2xx).
-    Answered {
-        index: usize,
-        response: Response<Incoming>,
-    },
+    Answered { index: usize, answer: Answer },
     /// Container `index` gave no answer (at index 0 with [`Undelivered::NotSent`],
     /// nothing was delivered).
     Undelivered { index: usize, why: Undelivered },
 }
 
 /// Sends `payload` through `chain` (not empty): each answer becomes the next request, with
-/// its Content-Type; each container has `timeout` for its answer's head.
+/// its Content-Type; each container has `timeout` for its answer.
 pub async fn through(
     chain: &[std::sync::Arc<super::Backend>],
     headers: &HeaderMap,
     payload: Bytes,
     timeout: Duration,
 ) -> Passed {
-    use http_body_util::BodyExt;
     // Only a pipeline changes the headers between containers.
     let mut headers = std::borrow::Cow::Borrowed(headers);
     let mut payload = payload;
@@ -127,27 +146,19 @@ pub async fn through(
                 why: Undelivered::NotSent("no container to send to".into()),
             };
         };
-        let response = match post(backend.invocations.clone(), &headers, payload, timeout).await {
-            Ok(response) => response,
+        let answer = match invoke(&backend.invocations, &headers, &payload, timeout).await {
+            Ok(answer) => answer,
             Err(why) => return Passed::Undelivered { index, why },
         };
-        if index + 1 >= chain.len() || !response.status().is_success() {
-            return Passed::Answered { index, response };
+        if index + 1 >= chain.len() || !answer.status.is_success() {
+            return Passed::Answered { index, answer };
         }
-        if let Some(content_type) = response.headers().get(hyper::header::CONTENT_TYPE) {
+        if let Some(content_type) = answer.content_type {
             headers
                 .to_mut()
-                .insert(hyper::header::CONTENT_TYPE, content_type.clone());
+                .insert(hyper::header::CONTENT_TYPE, content_type);
         }
-        payload = match response.into_body().collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) => {
-                return Passed::Undelivered {
-                    index,
-                    why: Undelivered::NoAnswer(e.to_string()),
-                }
-            }
-        };
+        payload = answer.body;
         index += 1;
     }
 }

@@ -12,18 +12,19 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::header::HeaderMap;
+use hyper::http::uri::PathAndQuery;
 use hyper::{Request, Response};
 
 use super::capture::{Call, Capture};
 use super::client::{self, Passed, Undelivered};
 use super::error::ApiError;
+use super::http1::{Answer, Destination};
 use super::live::Backend;
 use super::multimodel::{LoadError, Ready, TargetModel};
 use super::route::Target;
 use super::serverless::Admission;
-use super::{Body, BoxError, RequestBody, Router, INVOCATION_TIMEOUT};
+use super::{Body, RequestBody, Router, INVOCATION_TIMEOUT};
 
 /// The caller's InferenceId.
 const INFERENCE_ID: &str = "x-amzn-sagemaker-inference-id";
@@ -254,19 +255,20 @@ impl Router {
                     )));
                 }
             }
-            let uri = format!("http://{}/models/{}/invoke", backend.addr, model.key)
+            let path: PathAndQuery = format!("/models/{}/invoke", model.key)
                 .parse()
                 .map_err(|_| self.not_found(name))?;
-            let response = client::post(uri, headers, payload.clone(), INVOCATION_TIMEOUT)
+            let to = Destination::new(backend.addr, &path);
+            let answer = client::invoke(&to, headers, &payload, INVOCATION_TIMEOUT)
                 .await
                 .map_err(|failed| self.model_error(name, backend, 0, failed.detail()))?;
-            let status = response.status().as_u16();
+            let status = answer.status.as_u16();
             if status == 404 && attempt == 0 {
                 // Unloaded behind sagedock's back (or the container restarted): load again.
                 table.forget(&model.key);
                 continue;
             }
-            return Ok((self.answer(name, backend, response).await, status));
+            return Ok((self.answer(name, backend, answer), status));
         }
         Err(self.not_found(name))
     }
@@ -282,9 +284,9 @@ impl Router {
         timeout: Duration,
     ) -> Outcome {
         match client::through(chain, headers, payload, timeout).await {
-            Passed::Answered { index, response } => {
-                let status = response.status().as_u16();
-                Outcome::Answered(self.answer(name, &chain[index], response).await, status)
+            Passed::Answered { index, answer } => {
+                let status = answer.status.as_u16();
+                Outcome::Answered(self.answer(name, &chain[index], answer), status)
             }
             Passed::Undelivered {
                 index: 0,
@@ -302,32 +304,22 @@ impl Router {
 
     /// The container's answer as the API's: a 2xx passes through with its Content-Type
     /// and custom attributes; anything else is a ModelError.
-    pub(super) async fn answer(
-        &self,
-        name: &str,
-        backend: &Backend,
-        response: Response<Incoming>,
-    ) -> Response<Body> {
-        let status = response.status();
-        if status.is_success() {
-            let (parts, body) = response.into_parts();
-            let mut out = Response::new(body.map_err(BoxError::from).boxed());
-            for header in ["content-type", "x-amzn-sagemaker-custom-attributes"] {
-                if let Some(value) = parts.headers.get(header) {
-                    out.headers_mut().insert(header, value.clone());
-                }
-            }
-            return out;
+    pub(super) fn answer(&self, name: &str, backend: &Backend, answer: Answer) -> Response<Body> {
+        if !answer.status.is_success() {
+            let text = String::from_utf8_lossy(&answer.body).into_owned();
+            return self
+                .model_error(name, backend, answer.status.as_u16(), text)
+                .into_response();
         }
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&body).into_owned();
-        self.model_error(name, backend, status.as_u16(), text)
-            .into_response()
+        let mut out = Response::new(super::full(answer.body));
+        let headers = out.headers_mut();
+        if let Some(value) = answer.content_type {
+            headers.insert(hyper::header::CONTENT_TYPE, value);
+        }
+        if let Some(value) = answer.custom_attributes {
+            headers.insert("x-amzn-sagemaker-custom-attributes", value);
+        }
+        out
     }
 
     /// ModelError (424), as SageMaker reports a container's failure; its LogStreamArn

@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hyper::header::HeaderValue;
+use hyper::http::uri::PathAndQuery;
 
 use super::asynchronous::queue::AsyncOutput;
 use super::capture::Capture;
+use super::http1::Destination;
 use super::metrics::Series;
 use super::multimodel::{ModelRepository, ModelTable};
 use super::serverless::Serverless;
@@ -20,8 +22,8 @@ pub struct Backend {
     /// ContainerHostname (multi-container models).
     pub hostname: String,
     pub addr: SocketAddr,
-    /// `http://<addr>/invocations`, parsed once.
-    pub(super) invocations: hyper::Uri,
+    /// `POST /invocations` on `addr`, its request head's start encoded once.
+    pub(super) invocations: Destination,
     /// `name` as a header value, made once.
     pub(super) name_header: HeaderValue,
     pub(super) outstanding: AtomicUsize,
@@ -94,9 +96,7 @@ impl Backend {
             name,
             hostname,
             addr,
-            invocations: format!("http://{addr}/invocations")
-                .parse()
-                .unwrap_or_else(|_| hyper::Uri::from_static("http://127.0.0.1/invocations")),
+            invocations: Destination::new(addr, &PathAndQuery::from_static("/invocations")),
             outstanding: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             models,

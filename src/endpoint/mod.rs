@@ -5,7 +5,7 @@
 //! Owns: the live table ([`live`]; replaced whole on every change, copy on write, so the
 //! request path takes a read lock only long enough to clone one `Arc` and never holds a
 //! lock across an await), routing ([`route`]), forwarding over pooled connections
-//! ([`client`], [`invoke`]), the API's errors in their AWS shape ([`error`]) and the
+//! ([`client`], its own HTTP/1.1 client [`http1`], [`invoke`]), the API's errors in their AWS shape ([`error`]) and the
 //! CloudWatch-named metrics ([`metrics`]).
 //!
 //! Does not: own container lifecycles (deployments publish and withdraw), or serve a port
@@ -15,6 +15,7 @@ pub mod asynchronous;
 pub mod capture;
 pub mod client;
 pub mod error;
+pub mod http1;
 mod invoke;
 pub mod live;
 pub mod metrics;
@@ -38,17 +39,31 @@ pub use live::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Routing};
 pub(crate) use crate::http::{full, Body, BoxError, RequestBody};
 use crate::storage::Storage;
 
-/// An id in AWS's UUID form (version-4 layout) from a counter or random number.
+/// An id in AWS's UUID form (version-4 layout) from a counter or random number: made on
+/// every request, so written out digit by digit rather than through `format!`.
 pub fn uuid_like(n: u64) -> String {
     let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-        h >> 32,
-        (h >> 16) & 0xffff,
-        h & 0xfff,
-        (n >> 4) & 0xfff,
-        n & 0xffff_ffff_ffff
-    )
+    // (value, hex digits) of each group; the third and fourth carry the version and
+    // variant digits in front.
+    let groups: [(u64, usize); 5] = [
+        (h >> 32, 8),
+        ((h >> 16) & 0xffff, 4),
+        (0x4000 | (h & 0xfff), 4),
+        (0xa000 | ((n >> 4) & 0xfff), 4),
+        (n & 0xffff_ffff_ffff, 12),
+    ];
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, (value, digits)) in groups.into_iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        for d in (0..digits).rev() {
+            let digit = (value >> (4 * d)) & 0xf;
+            out.push(char::from(HEX[usize::try_from(digit).unwrap_or(0)]));
+        }
+    }
+    out
 }
 
 /// How long an invocation waits for a multi-model load before ModelNotReadyException.
@@ -213,6 +228,20 @@ mod tests {
 
     #[test]
     fn ids_have_the_uuid_layout() {
+        let old = |n: u64| {
+            let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            format!(
+                "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                h >> 32,
+                (h >> 16) & 0xffff,
+                h & 0xfff,
+                (n >> 4) & 0xfff,
+                n & 0xffff_ffff_ffff
+            )
+        };
+        for n in [0, 1, 42, u64::MAX, 0x9e37_79b9_7f4a_7c15, 1 << 48] {
+            assert_eq!(uuid_like(n), old(n));
+        }
         let id = uuid_like(42);
         let parts: Vec<&str> = id.split('-').collect();
         assert_eq!(

@@ -23,6 +23,7 @@ use hyper::{Request, Response};
 
 use super::client;
 use super::error::ApiError;
+use super::http1::Answer;
 use super::{Body, BoxError, RequestBody, Router, INVOCATION_TIMEOUT};
 
 fn string(value: &'static str) -> HeaderValue {
@@ -137,13 +138,8 @@ impl Router {
         let backend = &target.chain()[0];
         target.first().outstanding.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let forwarded = client::post(
-            backend.invocations.clone(),
-            &headers,
-            payload,
-            INVOCATION_TIMEOUT,
-        )
-        .await;
+        let forwarded =
+            client::post_streaming(backend.addr, &headers, payload, INVOCATION_TIMEOUT).await;
         let model = started.elapsed();
         target.first().outstanding.fetch_sub(1, Ordering::Relaxed);
         let status = forwarded.as_ref().map_or(0, |r| r.status().as_u16());
@@ -152,7 +148,17 @@ impl Router {
             Err(failed) => self
                 .model_error(name, backend, 0, failed.detail())
                 .into_response(),
-            Ok(answer) if !answer.status().is_success() => self.answer(name, backend, answer).await,
+            Ok(answer) if !answer.status().is_success() => {
+                let status = answer.status();
+                let body = answer.into_body().collect().await.map(|b| b.to_bytes());
+                let answer = Answer {
+                    status,
+                    content_type: None,
+                    custom_attributes: None,
+                    body: body.unwrap_or_default(),
+                };
+                self.answer(name, backend, answer)
+            }
             Ok(answer) => {
                 let (container, body) = answer.into_parts();
                 let mut out = Response::new(reframe(body, INVOCATION_TIMEOUT));

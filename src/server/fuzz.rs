@@ -1,7 +1,8 @@
 //! Property tests over everything a caller's bytes reach first: path decoding, the whole
 //! request path of the one port (methods, paths, headers, bodies), the control plane's JSON
 //! dispatch, botocore-driven header checks, S3 locations, and the event-stream framing of
-//! streamed answers. None may panic; errors keep their AWS shape.
+//! streamed answers; and what a container sends back, as the invocation path's HTTP/1.1
+//! client reads it. None may panic; errors keep their AWS shape.
 //!
 //! Each target first replays its corpus, `fixtures/fuzz/<target>/` (inputs that once broke
 //! something, or reach deep), then runs generated cases: `PROPTEST_CASES` of them (256 by
@@ -301,5 +302,34 @@ fn event_stream_frames_carry_any_chunk() {
         let decoded = read_message_from(error).unwrap();
         let body: Value = serde_json::from_slice(decoded.payload()).unwrap();
         prop_assert_eq!(body["Message"].as_str(), Some(message.as_str()));
+    });
+}
+
+#[test]
+fn container_answers_never_panic_the_reader_however_they_arrive() {
+    use crate::endpoint::http1::read_in_pieces;
+    let check = |raw: &[u8], splits: &[usize]| {
+        let whole = read_in_pieces(raw, &[], 1 << 20);
+        // Where the bytes break between reads changes nothing.
+        assert_eq!(read_in_pieces(raw, splits, 1 << 20), whole);
+    };
+    for raw in corpus("answer") {
+        for at in 0..raw.len() {
+            check(&raw, &[at]);
+        }
+    }
+    let head = "HTTP/1\\.[01] [0-9]{3} [A-Za-z ]{0,10}\r\n((Content-Length: [0-9]{1,3}|Transfer-Encoding: (chunked|gzip)|Connection: (close|keep-alive)|[A-Za-z-]{1,12}: [ -~]{0,20})\r\n){0,4}\r\n";
+    let chunked_body = "([0-9a-fA-F]{1,3}(;[a-z=]{0,5})?\r\n[ -~]{0,20}\r\n){0,3}(0\r\n\r\n)?";
+    proptest!(|(
+        head in head,
+        body in prop_oneof![chunked_body.prop_map(String::into_bytes), prop::collection::vec(any::<u8>(), 0..200)],
+        splits in prop::collection::vec(0usize..300, 0..4),
+    )| {
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(&body);
+        check(&raw, &splits);
+    });
+    proptest!(|(raw in prop::collection::vec(any::<u8>(), 0..300), splits in prop::collection::vec(0usize..300, 0..4))| {
+        check(&raw, &splits);
     });
 }

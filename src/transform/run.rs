@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use http_body_util::BodyExt;
 use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use tokio::sync::{watch, Semaphore};
 
@@ -589,23 +588,18 @@ async fn call(
         let passed =
             client::through(chain, &work.headers, batch.payload.clone(), work.timeout).await;
         let (again, detail) = match passed {
-            Passed::Answered { index, response } => {
-                let status = response.status();
-                let label = || chain.get(index).map_or("primary", |b| b.label());
-                match response.into_body().collect().await {
-                    Ok(body) if status.is_success() => return Ok(body.to_bytes()),
-                    Ok(body) => (
-                        status.is_server_error(),
-                        format!(
-                            "the model container {} answered {} for {}: {}",
-                            label(),
-                            status.as_u16(),
-                            what(),
-                            String::from_utf8_lossy(&body.to_bytes()).trim()
-                        ),
+            Passed::Answered { answer, .. } if answer.status.is_success() => return Ok(answer.body),
+            Passed::Answered { index, answer } => {
+                let label = chain.get(index).map_or("primary", |b| b.label());
+                (
+                    answer.status.is_server_error(),
+                    format!(
+                        "the model container {label} answered {} for {}: {}",
+                        answer.status.as_u16(),
+                        what(),
+                        String::from_utf8_lossy(&answer.body).trim()
                     ),
-                    Err(e) => (true, format!("the answer of {} broke off: {e}", label())),
-                }
+                )
             }
             Passed::Undelivered { why, .. } => (true, format!("{} ({})", why.detail(), what())),
         };
