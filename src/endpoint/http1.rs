@@ -414,7 +414,7 @@ impl AnswerReader {
                         return Ok(Step::More);
                     }
                     let body = take(buf, n);
-                    return Ok(self.done(body, buf.is_empty()));
+                    return self.done(body, buf.is_empty());
                 }
                 Stage::ChunkSize => {
                     let Some(line) = line(buf, MAX_CHUNK_LINE, "a chunk size")? else {
@@ -469,7 +469,7 @@ impl AnswerReader {
                     }
                     if line.is_empty() {
                         let body = std::mem::take(&mut self.chunks).freeze();
-                        return Ok(self.done(body, buf.is_empty()));
+                        return self.done(body, buf.is_empty());
                     }
                 }
                 Stage::UntilClose => {
@@ -497,17 +497,20 @@ impl AnswerReader {
             });
         }
         let body = take(buf, buf.len());
-        match self.done(body, false) {
+        match self.done(body, false)? {
             Step::Done { answer, .. } => Ok(answer),
-            Step::More => unreachable!("done() always completes"),
+            Step::More => Err(Fault::Broken("it ended before its head".into())),
         }
     }
 
-    fn done(&mut self, body: Bytes, nothing_after: bool) -> Step {
-        let Some(head) = self.head.take() else {
-            unreachable!("a body stage is only reached after a head");
-        };
-        Step::Done {
+    /// The answer, its head with `body`.
+    fn done(&mut self, body: Bytes, nothing_after: bool) -> Result<Step, Fault> {
+        // A body stage is only reached after a head.
+        let head = self
+            .head
+            .take()
+            .ok_or_else(|| Fault::Broken("it has a body before its head".into()))?;
+        Ok(Step::Done {
             reusable: head.keep_alive && nothing_after && head.framing != Framing::UntilClose,
             answer: Answer {
                 status: head.status,
@@ -515,7 +518,7 @@ impl AnswerReader {
                 custom_attributes: head.custom_attributes,
                 body,
             },
-        }
+        })
     }
 
     fn too_large(&self) -> Fault {

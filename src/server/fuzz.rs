@@ -333,3 +333,27 @@ fn container_answers_never_panic_the_reader_however_they_arrive() {
         check(&raw, &splits);
     });
 }
+
+#[test]
+fn the_connection_loop_takes_only_whole_plain_invocations() {
+    use super::connection::takes;
+    let check = |raw: &[u8]| {
+        if let Some((request, length, body, _)) = takes(raw) {
+            // What it takes is one head it read whole, and a body it may wait for.
+            assert!(length <= raw.len() && body <= crate::endpoint::MAX_PAYLOAD);
+            assert_eq!(request.method(), hyper::Method::POST);
+            assert!(request.uri().path().ends_with("/invocations"));
+            assert!(!request.headers().contains_key("transfer-encoding"));
+        }
+    };
+    for raw in corpus("request") {
+        check(&raw);
+    }
+    let head = "POST /(invocations|endpoints/[a-z%0-9/?]{0,8}/invocations) HTTP/1\\.[01]\r\n((Content-Length: [0-9+-]{0,9}|Transfer-Encoding: chunked|Connection: (close|keep-alive)|Expect: 100-continue|[A-Za-z-]{1,12}: [ -~]{0,20})\r\n){0,4}\r\n";
+    proptest!(|(head in head, body in prop::collection::vec(any::<u8>(), 0..50))| {
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(&body);
+        check(&raw);
+    });
+    proptest!(|(raw in prop::collection::vec(any::<u8>(), 0..300))| check(&raw));
+}

@@ -197,20 +197,19 @@ async fn keep_timer_armed() {
     }
 }
 
+/// One connection: refused when it has no slot, else served ([`super::connection`]).
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     app: Arc<App>,
     limits: Limits,
     slot: Option<Slot>,
 ) {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
     let Some(_slot) = slot else {
         // Over the cap: answer this one request 503 in its API's shape, then close; a
         // client that sends nothing is not waited for long.
+        let mut builder = hyper::server::conn::http1::Builder::new();
         builder
+            .timer(TokioTimer::new())
             .keep_alive(false)
             .header_read_timeout(Duration::from_secs(1));
         let refuse = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| {
@@ -219,10 +218,7 @@ async fn serve_connection(
         let _ = builder.serve_connection(TokioIo::new(stream), refuse).await;
         return;
     };
-    let service = hyper::service::service_fn(move |req| app.clone().handle(req));
-    let _ = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    super::connection::serve(stream, app, limits).await;
 }
 
 /// ServiceUnavailable for a connection over the cap.

@@ -8,11 +8,13 @@
 //!
 //! [`App`] is the service: tests call [`App::handle`] with a request in hand, no socket
 //! involved; [`listener::serve`] runs it on a port (connection threads, timeouts, a
-//! connection cap). Nothing a caller sends can panic the process: a panic while answering
+//! connection cap), each connection on sagedock's own HTTP/1.1 loop for invocations and
+//! on hyper for the rest ([`connection`]). Nothing a caller sends can panic the process: a panic while answering
 //! becomes a 500 in AWS's shape and one line in the log.
 //!
 //! Does not: implement an operation (the control plane and the router do).
 
+mod connection;
 pub mod listener;
 pub mod service;
 pub mod sts;

@@ -257,6 +257,11 @@ fn to(addr: SocketAddr) -> Destination {
     Destination::new(addr, &PathAndQuery::from_static("/invocations"))
 }
 
+/// A call with no headers and no body.
+async fn call(addr: SocketAddr) -> Result<Answer, Failed> {
+    post(&to(addr), std::iter::empty(), &Bytes::new()).await
+}
+
 #[tokio::test]
 async fn a_connection_carries_call_after_call_with_the_headers_given() {
     let (addr, connections) = container(echo).await;
@@ -289,10 +294,7 @@ async fn a_connection_the_container_closes_is_not_used_again() {
     })
     .await;
     for _ in 0..3 {
-        let answer = post(&to(addr), std::iter::empty(), &Bytes::new())
-            .await
-            .unwrap();
-        assert_eq!(answer.body, "ok");
+        assert_eq!(call(addr).await.unwrap().body, "ok");
         // Let the close arrive before the next call.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -319,10 +321,7 @@ async fn a_call_on_a_connection_closing_under_it_goes_once_more_on_a_new_one() {
     })
     .await;
     for _ in 0..2 {
-        let answer = post(&to(addr), std::iter::empty(), &Bytes::new())
-            .await
-            .unwrap();
-        assert_eq!(answer.body, "ok");
+        assert_eq!(call(addr).await.unwrap().body, "ok");
     }
     assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
@@ -333,9 +332,7 @@ async fn no_answer_and_no_connection_are_told_apart() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let failed = post(&to(refused), std::iter::empty(), &Bytes::new())
-        .await
-        .unwrap_err();
+    let failed = call(refused).await.unwrap_err();
     assert!(matches!(failed, Failed::Connect(_)), "{failed:?}");
 
     let (addr, _) = container(|mut stream, _| async move {
@@ -343,9 +340,7 @@ async fn no_answer_and_no_connection_are_told_apart() {
         request(&mut stream, &mut buf).await;
     })
     .await;
-    let failed = post(&to(addr), std::iter::empty(), &Bytes::new())
-        .await
-        .unwrap_err();
+    let failed = call(addr).await.unwrap_err();
     let Failed::Lost(why) = failed else {
         panic!("{failed:?}")
     };
@@ -363,9 +358,7 @@ async fn no_answer_and_no_connection_are_told_apart() {
             .unwrap();
     })
     .await;
-    let failed = post(&to(addr), std::iter::empty(), &Bytes::new())
-        .await
-        .unwrap_err();
+    let failed = call(addr).await.unwrap_err();
     let Failed::Lost(why) = failed else {
         panic!("{failed:?}")
     };
