@@ -14,14 +14,15 @@
 //! bodies, `Expect: 100-continue`, HTTP/1.0, other paths and malformed requests get
 //! hyper's handling unchanged.
 //!
-//! The same bound as hyper's: a request's head must arrive within
-//! [`Limits::header_timeout`], which also closes a connection idle that long between
+//! The same bound as hyper's: a request's head must arrive within the header timeout
+//! (`Limits::header_timeout`), which also closes a connection idle that long between
 //! requests.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -31,7 +32,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::listener::Limits;
 use super::App;
 use crate::endpoint::MAX_PAYLOAD;
 use crate::http::Body;
@@ -45,28 +45,28 @@ const WRITE_WITH_HEAD: usize = 64 * 1024;
 
 /// Serves one connection until it closes, idles past the header timeout, or is handed to
 /// hyper.
-pub async fn serve(stream: TcpStream, app: Arc<App>, limits: Limits) {
+pub async fn serve(stream: TcpStream, app: Arc<App>, header_timeout: Duration) {
     let mut conn = Conn {
         stream,
         buf: BytesMut::with_capacity(8 * 1024),
     };
-    let deadline = tokio::time::sleep(limits.header_timeout);
+    let deadline = tokio::time::sleep(header_timeout);
     tokio::pin!(deadline);
     loop {
         deadline
             .as_mut()
-            .reset(tokio::time::Instant::now() + limits.header_timeout);
+            .reset(tokio::time::Instant::now() + header_timeout);
         let head = loop {
             match parse(&conn.buf) {
                 Parsed::Request(head) => break head,
                 Parsed::Partial => {}
-                Parsed::Other => return with_hyper(conn, app, limits).await,
+                Parsed::Other => return with_hyper(conn, app, header_timeout).await,
             }
             tokio::select! {
                 read = conn.stream.read_buf(&mut conn.buf) => match read {
                     Ok(0) if conn.buf.is_empty() => return,
                     // A head cut off by the connection's end: hyper says what it says.
-                    Ok(0) => return with_hyper(conn, app, limits).await,
+                    Ok(0) => return with_hyper(conn, app, header_timeout).await,
                     Ok(_) => {}
                     Err(_) => return,
                 },
@@ -93,7 +93,7 @@ pub async fn serve(stream: TcpStream, app: Arc<App>, limits: Limits) {
 }
 
 /// Hands the connection, and what has been read from it, to hyper.
-async fn with_hyper(conn: Conn, app: Arc<App>, limits: Limits) {
+async fn with_hyper(conn: Conn, app: Arc<App>, header_timeout: Duration) {
     let io = Rewind {
         read: conn.buf.freeze(),
         inner: conn.stream,
@@ -101,7 +101,7 @@ async fn with_hyper(conn: Conn, app: Arc<App>, limits: Limits) {
     let service = hyper::service::service_fn(move |req| app.clone().handle(req));
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(io), service)
         .await;
 }

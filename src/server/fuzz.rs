@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::{App, Services, S3};
 use crate::credentials::Credentials;
-use crate::endpoint::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router};
+use crate::endpoint::{Backend, Router};
 use crate::logs::LogRecord;
 use crate::storage::api::S3Api;
 use crate::storage::{ModelLocation, S3Location};
@@ -59,18 +59,7 @@ fn app() -> Arc<App> {
         .unwrap()
         .local_addr()
         .unwrap();
-    router.publish(LiveEndpoint {
-        name: "ep".into(),
-        async_output: None,
-        capture: None,
-        variants: vec![LiveVariant::new(
-            "AllTraffic",
-            1.0,
-            Mode::Single,
-            vec![LiveInstance::single(Backend::new("c", closed))],
-            None,
-        )],
-    });
+    router.publish(super::tests::single("ep", vec![Backend::new("c", closed)]));
     let services = Services {
         s3: S3::Served(S3Api::new(&dir.path().join("s3"), Credentials::with(None)).unwrap()),
         logs: Some(Arc::new(LogRecord::open(&dir.path().join("logs")).unwrap())),

@@ -218,7 +218,7 @@ async fn serve_connection(
         let _ = builder.serve_connection(TokioIo::new(stream), refuse).await;
         return;
     };
-    super::connection::serve(stream, app, limits).await;
+    super::connection::serve(stream, app, limits.header_timeout).await;
 }
 
 /// ServiceUnavailable for a connection over the cap.

@@ -6,7 +6,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
-use crate::endpoint::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router};
+use crate::endpoint::{Backend, Router};
 
 #[test]
 fn only_invocations_with_a_plain_body_take_the_loop() {
@@ -62,31 +62,16 @@ async fn port(header_timeout: Duration) -> (std::net::SocketAddr, MockServer) {
         .mount(&container)
         .await;
     let router = Arc::new(Router::new("123456789012", "us-east-1"));
-    router.publish(LiveEndpoint {
-        name: "ep".into(),
-        async_output: None,
-        capture: None,
-        variants: vec![LiveVariant::new(
-            "AllTraffic",
-            1.0,
-            Mode::Single,
-            vec![LiveInstance::single(Backend::new(
-                "c0",
-                *container.address(),
-            ))],
-            None,
-        )],
-    });
+    router.publish(crate::server::tests::single(
+        "ep",
+        vec![Backend::new("c0", *container.address())],
+    ));
     let app = App::new(router, None);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let limits = Limits {
-        header_timeout,
-        max_connections: 16,
-    };
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream, app.clone(), limits));
+            tokio::spawn(serve(stream, app.clone(), header_timeout));
         }
     });
     (addr, container)

@@ -20,13 +20,30 @@ use super::App;
 use crate::artifact::Cache;
 use crate::control::{ControlPlane, Settings};
 use crate::deploy::{Capacity, DeployOptions, Deployer};
-use crate::endpoint::Router;
+use crate::endpoint::{Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router};
 use crate::runtime::Engine;
 use crate::state::Store;
 use crate::storage::Storage;
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
+
+/// An endpoint `name` with one variant, AllTraffic, whose instances are one container
+/// each.
+pub(super) fn single(name: &str, backends: Vec<Arc<Backend>>) -> LiveEndpoint {
+    LiveEndpoint {
+        name: name.into(),
+        async_output: None,
+        capture: None,
+        variants: vec![LiveVariant::new(
+            "AllTraffic",
+            1.0,
+            Mode::Single,
+            backends.into_iter().map(LiveInstance::single).collect(),
+            None,
+        )],
+    }
+}
 
 /// An answer, read whole.
 struct Reply {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use wiremock::matchers::{body_bytes, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{control_plane, invoke, send, ACCOUNT, REGION};
+use super::{control_plane, invoke, send, single, ACCOUNT, REGION};
 use crate::endpoint::{
     AsyncOutput, AsyncQueue, Backend, LiveEndpoint, LiveInstance, LiveVariant, Mode, Router,
     Routing,
@@ -28,21 +28,6 @@ fn routed(endpoint: LiveEndpoint) -> Arc<App> {
     let router = Arc::new(Router::new(ACCOUNT, REGION));
     router.publish(endpoint);
     App::new(router, None)
-}
-
-fn single(name: &str, backends: Vec<Arc<Backend>>) -> LiveEndpoint {
-    LiveEndpoint {
-        name: name.into(),
-        async_output: None,
-        capture: None,
-        variants: vec![LiveVariant::new(
-            "AllTraffic",
-            1.0,
-            Mode::Single,
-            backends.into_iter().map(LiveInstance::single).collect(),
-            None,
-        )],
-    }
 }
 
 #[tokio::test]
