@@ -277,8 +277,9 @@ def test_routing_by_weight(runtime, two_variants):
         counts[invoked] += 1
     assert set(counts) == {"Heavy", "Light"}, counts
     share = counts["Heavy"] / 400
-    # weights 3:1 -> 0.75; +-0.05 is about 2.3 standard deviations at n=400.
-    assert 0.70 <= share <= 0.80, f"Heavy got {share:.3f} of 400 invocations: {dict(counts)}"
+    # weights 3:1 -> 0.75; +-0.075 is about 3.5 standard deviations at n=400 (+-0.05,
+    # 2.3, failed about one run in fifty: 0.8075 in one CI run).
+    assert 0.675 <= share <= 0.825, f"Heavy got {share:.3f} of 400 invocations: {dict(counts)}"
 
 
 def test_target_variant_pins_every_call(runtime, two_variants):
