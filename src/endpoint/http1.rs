@@ -628,8 +628,9 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Fault> {
     Ok(Some(head))
 }
 
-/// A decimal length (digits only, not past what a usize holds).
-fn decimal(text: &[u8]) -> Option<usize> {
+/// A decimal length (digits only, not past what a usize holds): a Content-Length, read
+/// the same way in answers and in the port's requests.
+pub fn decimal(text: &[u8]) -> Option<usize> {
     if text.is_empty() || text.len() > 15 || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }

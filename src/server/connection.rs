@@ -33,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::App;
+use crate::endpoint::http1::decimal;
 use crate::endpoint::MAX_PAYLOAD;
 use crate::http::Body;
 
@@ -271,16 +272,6 @@ fn is_invocation(path: &str) -> bool {
             .strip_prefix("/endpoints/")
             .and_then(|rest| rest.strip_suffix("/invocations"))
             .is_some_and(|name| !name.is_empty() && !name.contains(['/', '?', '#']))
-}
-
-/// A Content-Length: digits only, not past what a usize holds.
-fn decimal(text: &[u8]) -> Option<usize> {
-    if text.is_empty() || text.len() > 15 || !text.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    text.iter().try_fold(0usize, |n, &d| {
-        n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
-    })
 }
 
 /// A stream that reads `read` first: the bytes the loop read before handing over.
