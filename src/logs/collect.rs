@@ -17,6 +17,7 @@ use super::{
     endpoint_group, endpoint_stream, epoch_millis, transform_stream, Event, LogRecord,
     TRANSFORM_JOBS_GROUP,
 };
+use crate::runtime::removal::Removals;
 use crate::runtime::{events, gc, labels, Engine};
 use crate::sync::locked;
 
@@ -118,6 +119,8 @@ pub async fn copy(
         .timestamps(true)
         .since(since)
         .build();
+    // Registered before the first read: a removal waits for the last line.
+    let _reading = Removals::global().reading(id);
     let mut output = engine.logs(id, options);
     let mut pending = String::new();
     let mut write = |events: Vec<Event>| {

@@ -129,6 +129,7 @@ pub async fn remove_container(engine: &Engine, id: &str, name: &str) -> Result<(
                 tracing::debug!(container = name, error = %e, "stop failed; removing by force")
             }
         }
+        Removals::global().read_to_end(id).await;
     }
     let remove = RemoveContainerOptionsBuilder::default()
         .force(true)
