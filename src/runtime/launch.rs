@@ -57,7 +57,8 @@ pub struct Instance {
     pub ready_after: Duration,
 }
 
-/// Creates, starts and waits for one container. On any failure the container is removed.
+/// Creates, starts and waits for one container. On any failure the container is removed
+/// before the error returns (a failed endpoint leaves nothing running behind it).
 /// (On a swarm, [`super::swarm::launch`] does the same with a service.)
 pub async fn launch(
     engine: &Engine,
@@ -66,28 +67,50 @@ pub async fn launch(
 ) -> Result<Instance, RuntimeError> {
     let t0 = Instant::now();
     let guard = start(engine, spec).await?;
+    match until_healthy(engine, spec, policy, &guard).await {
+        Ok((addr, published, listening_after)) => Ok(Instance {
+            guard,
+            lease: spec.network.clone(),
+            addr,
+            published,
+            listening_after: Some(listening_after),
+            ready_after: t0.elapsed(),
+        }),
+        Err(e) => {
+            if let Err(removal) = guard.remove().await {
+                tracing::warn!(error = %removal, "could not remove a container that failed to start; `sagedock gc` will");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Waits for a started container to answer `/ping`: its address, its published port and
+/// how long after its start it first accepted a connection.
+async fn until_healthy(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    policy: ReadyPolicy,
+    guard: &ContainerGuard,
+) -> Result<(SocketAddr, Option<SocketAddr>, Duration), RuntimeError> {
     let started = Instant::now();
     let info = match engine.docker.inspect_container(&guard.id, None).await {
         Ok(info) if info.state.as_ref().and_then(|s| s.running).unwrap_or(false) => info,
-        Ok(_) => return Err(exited(engine, &guard).await),
+        Ok(_) => return Err(exited(engine, guard).await),
         // A state the API's schema does not have (Podman's `stopped`): not running.
         Err(
             bollard::errors::Error::JsonDataError { .. }
             | bollard::errors::Error::JsonSerdeError { .. },
-        ) => return Err(exited(engine, &guard).await),
+        ) => return Err(exited(engine, guard).await),
         Err(e) => return Err(RuntimeError::docker("inspect container", &guard.name, e)),
     };
     let (addr, published) = address(engine, &info, spec.isolated(), &spec.name, spec.port)?;
-    let listening =
-        wait_until_healthy(engine, &guard, addr, policy, exited(engine, &guard)).await?;
-    Ok(Instance {
-        guard,
-        lease: spec.network.clone(),
+    let listening = wait_until_healthy(engine, guard, addr, policy, exited(engine, guard)).await?;
+    Ok((
         addr,
         published,
-        listening_after: Some(listening.saturating_duration_since(started)),
-        ready_after: t0.elapsed(),
-    })
+        listening.saturating_duration_since(started),
+    ))
 }
 
 /// Creates and starts one container, owned by the guard from the moment it exists. Not on
@@ -110,11 +133,10 @@ pub async fn start(engine: &Engine, spec: &ContainerSpec) -> Result<ContainerGua
         .await
         .map_err(|e| RuntimeError::docker("create container for image", &spec.image, e))?;
     let guard = ContainerGuard::new(engine.clone(), created.id, spec.name.clone());
-    engine
-        .docker
-        .start_container(&guard.id, None)
-        .await
-        .map_err(|e| RuntimeError::docker("start container", &spec.name, e))?;
+    if let Err(e) = engine.docker.start_container(&guard.id, None).await {
+        let _ = guard.remove().await;
+        return Err(RuntimeError::docker("start container", &spec.name, e));
+    }
     Ok(guard)
 }
 
